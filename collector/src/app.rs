@@ -1,0 +1,219 @@
+//! Start-up and shutdown: [`Settings`] → [`Application::build`] (binds listeners, opens the
+//! WAL, reads the riders file) → [`Application::run_until_stopped`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use velometry_core::riders::Registry;
+
+use crate::auth::Authenticator;
+use crate::http::{self, ServerLimits};
+use crate::ingest::{BodyLimits, Ingest};
+use crate::live::Live;
+use crate::metrics as m;
+use crate::sink::influx_v1::{InfluxAuth, InfluxV1};
+use crate::sink::influx_v2::InfluxV2;
+use crate::sink::{DeadLetters, Drainer, Sink};
+use crate::wal::{Wal, WalOptions, WalReader};
+
+/// Which InfluxDB API the sink speaks.
+#[derive(Debug, Clone)]
+pub enum SinkSettings {
+    /// `/write` with a database (1.x; 2.x and 3.x through their v1 API).
+    InfluxV1 {
+        /// Server URL.
+        url: String,
+        /// Database.
+        db: String,
+        /// Credentials.
+        auth: InfluxAuth,
+        /// Gzip the batches.
+        gzip: bool,
+    },
+    /// `/api/v2/write` with org, bucket and token.
+    InfluxV2 {
+        /// Server URL.
+        url: String,
+        /// Organisation.
+        org: String,
+        /// Bucket.
+        bucket: String,
+        /// API token.
+        token: String,
+    },
+}
+
+/// Everything the collector needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Ingest listener address.
+    pub listen: SocketAddr,
+    /// `/metrics` listener address.
+    pub metrics_listen: SocketAddr,
+    /// The riders file.
+    pub riders: PathBuf,
+    /// WAL directory.
+    pub wal_dir: PathBuf,
+    /// Bound on unflushed WAL bytes.
+    pub wal_max_bytes: u64,
+    /// The sink.
+    pub sink: SinkSettings,
+    /// Lines per sink batch.
+    pub batch_lines: usize,
+    /// NATS server for live readings, if any.
+    pub nats_url: Option<String>,
+    /// Readings older than this are not published live.
+    pub live_max_age: Duration,
+    /// Body limits.
+    pub body: BodyLimits,
+    /// Connection limits.
+    pub server: ServerLimits,
+    /// Requests per second per token.
+    pub rate_per_token: NonZeroU32,
+    /// Burst per token.
+    pub rate_burst: NonZeroU32,
+    /// How long shutdown waits for the WAL to drain.
+    pub flush_timeout: Duration,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Token checks and rate limits.
+    pub auth: Arc<Authenticator>,
+    /// The durable path.
+    pub ingest: Ingest,
+    /// Body limits.
+    pub limits: BodyLimits,
+}
+
+/// A built collector: listeners bound, WAL open, ready to run.
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    state: AppState,
+    reader: WalReader,
+    wal: Wal,
+    settings: Settings,
+}
+
+impl Application {
+    /// Binds the listeners, opens (recovers) the WAL and reads the riders file.
+    ///
+    /// # Errors
+    /// A message saying what to fix: an unreadable riders file, a taken port, a WAL
+    /// directory that cannot be written.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let registry = Registry::load(&settings.riders)?;
+        if registry.riders().is_empty() {
+            tracing::warn!(riders = %settings.riders.display(), "The riders file has no riders; every write will be refused.");
+        }
+        let (wal, reader) = Wal::open(&WalOptions {
+            dir: settings.wal_dir.clone(),
+            max_bytes: settings.wal_max_bytes,
+            segment_bytes: (settings.wal_max_bytes / 8).clamp(1 << 20, 64 << 20),
+        })
+        .with_context(|| format!("cannot open the WAL in {}", settings.wal_dir.display()))?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", settings.listen))?;
+        let metrics_listener = TcpListener::bind(settings.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--metrics-listen)", settings.metrics_listen))?;
+        let live = settings.nats_url.clone().map(|url| Live::start(url, 65_536));
+        let auth =
+            Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
+        let state = AppState {
+            auth,
+            ingest: Ingest::new(wal.clone(), live, settings.live_max_age),
+            limits: settings.body,
+        };
+        Ok(Application { listener, metrics_listener, state, reader, wal, settings })
+    }
+
+    /// The ingest listener's address (the real port when asked for port 0).
+    ///
+    /// # Errors
+    /// When the socket has no address.
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The metrics listener's address.
+    ///
+    /// # Errors
+    /// When the socket has no address.
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; then stops accepting, lets requests in flight
+    /// finish, flushes what it can to the sink within `--flush-timeout`, and returns.
+    ///
+    /// # Errors
+    /// When the sink cannot be built or the metrics recorder cannot be installed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = velometry_core::telemetry::install_metrics().map_err(anyhow::Error::msg)?;
+        let Application { listener, metrics_listener, state, reader, wal, settings } = self;
+        let sink = build_sink(&settings.sink)?;
+        let drainer = Drainer {
+            sink,
+            reader,
+            dead_letters: DeadLetters::new(settings.wal_dir.join("dead-letters.jsonl")),
+            batch_lines: settings.batch_lines,
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let drained = tokio::spawn(drainer.run(stop_rx.clone(), settings.flush_timeout));
+        let gauges = tokio::spawn(update_gauges(wal, stop_rx.clone()));
+        let metrics_stop = {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let metrics =
+            tokio::spawn(velometry_core::telemetry::serve_metrics(metrics_listener, handle, metrics_stop));
+        let router = http::router(state, settings.server.request_timeout);
+        http::serve(listener, router, settings.server, shutdown, Duration::from_secs(10)).await?;
+        tracing::info!("Stopped accepting readings; flushing the WAL.");
+        let _ = stop_tx.send(true);
+        let _ = drained.await;
+        let _ = gauges.await;
+        let _ = metrics.await;
+        Ok(())
+    }
+}
+
+fn build_sink(settings: &SinkSettings) -> anyhow::Result<Sink> {
+    Ok(match settings {
+        SinkSettings::InfluxV1 { url, db, auth, gzip } => Sink::InfluxV1(
+            InfluxV1::new(url, db, auth.clone(), *gzip).context("cannot build the InfluxDB client")?,
+        ),
+        SinkSettings::InfluxV2 { url, org, bucket, token } => {
+            Sink::InfluxV2(InfluxV2::new(url, org, bucket, token))
+        }
+    })
+}
+
+async fn update_gauges(wal: Wal, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                m::wal_bytes(wal.unflushed_bytes());
+                m::wal_oldest_age(wal.oldest_unflushed_age());
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

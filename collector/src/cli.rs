@@ -1,0 +1,228 @@
+//! The command line: `collector serve` and `collector token`. Every flag of `serve` is also
+//! an environment variable (`VELOMETRY_…`).
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::app::{Settings, SinkSettings};
+use crate::http::ServerLimits;
+use crate::ingest::BodyLimits;
+use crate::sink::influx_v1::InfluxAuth;
+
+/// Velometry's collector: accepts readings from devices, phone apps, Influx clients and
+/// ride files, makes them durable before it answers, and writes them to InfluxDB.
+#[derive(Debug, Parser)]
+#[command(name = "collector", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector daemon.
+    Serve(Box<ServeArgs>),
+    /// Print a fresh random device or viewer token and the SHA-256 to put in the riders file.
+    Token,
+}
+
+/// The InfluxDB API the collector writes with.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SinkKind {
+    /// `POST /write?db=…`: InfluxDB 1.x, and 2.x/3.x through their v1-compatible API.
+    InfluxV1,
+    /// `POST /api/v2/write?org=…&bucket=…` with a token: InfluxDB 1.8+, 2.x, 3.x.
+    InfluxV2,
+}
+
+/// Flags of `collector serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP ingest listener.
+    #[arg(long, env = "VELOMETRY_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Address of the listener that serves only `/metrics`.
+    #[arg(long, env = "VELOMETRY_METRICS_LISTEN", default_value = "127.0.0.1:9180")]
+    pub metrics_listen: SocketAddr,
+    /// The riders file (TOML): riders, their devices' token hashes, and viewers.
+    #[arg(long, env = "VELOMETRY_RIDERS")]
+    pub riders: PathBuf,
+    /// Which InfluxDB write API to use.
+    #[arg(long, env = "VELOMETRY_SINK", value_enum, default_value = "influx-v1")]
+    pub sink: SinkKind,
+    /// InfluxDB base URL.
+    #[arg(long, env = "VELOMETRY_INFLUX_URL", default_value = "http://127.0.0.1:8086")]
+    pub influx_url: String,
+    /// InfluxDB database (v1 API); created on InfluxDB 1.x when missing.
+    #[arg(long, env = "VELOMETRY_INFLUX_DB", default_value = "velometry")]
+    pub influx_db: String,
+    /// InfluxDB API token (`Authorization: Token …`); required by the v2 API.
+    #[arg(long, env = "VELOMETRY_INFLUX_TOKEN", hide_env_values = true)]
+    pub influx_token: Option<String>,
+    /// InfluxDB 1.x user (with --influx-password).
+    #[arg(long, env = "VELOMETRY_INFLUX_USER")]
+    pub influx_user: Option<String>,
+    /// InfluxDB 1.x password.
+    #[arg(long, env = "VELOMETRY_INFLUX_PASSWORD", hide_env_values = true)]
+    pub influx_password: Option<String>,
+    /// InfluxDB organisation (v2 API).
+    #[arg(long, env = "VELOMETRY_INFLUX_ORG", default_value = "velometry")]
+    pub influx_org: String,
+    /// InfluxDB bucket (v2 API); defaults to --influx-db.
+    #[arg(long, env = "VELOMETRY_INFLUX_BUCKET")]
+    pub influx_bucket: Option<String>,
+    /// Gzip batches sent to InfluxDB (v1 API).
+    #[arg(long, env = "VELOMETRY_INFLUX_GZIP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub influx_gzip: bool,
+    /// Lines per batch written to InfluxDB.
+    #[arg(long, env = "VELOMETRY_BATCH_LINES", default_value_t = 5000)]
+    pub batch_lines: usize,
+    /// Directory of the write-ahead log (and the dead-letter file).
+    #[arg(long, env = "VELOMETRY_WAL_DIR", default_value = "velometry-wal")]
+    pub wal_dir: PathBuf,
+    /// Bound on WAL data not yet in InfluxDB (e.g. 1GiB, 512MiB, 1000000); when full,
+    /// ingest answers 503 and accepts nothing.
+    #[arg(long, env = "VELOMETRY_WAL_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub wal_max_bytes: u64,
+    /// NATS server to publish live gps and heart_rate readings to (optional).
+    #[arg(long, env = "VELOMETRY_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Readings older than this are history, not published live.
+    #[arg(long, env = "VELOMETRY_LIVE_MAX_AGE", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub live_max_age: Duration,
+    /// Largest request body, after decompression.
+    #[arg(long, env = "VELOMETRY_MAX_BODY_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
+    pub max_body_bytes: u64,
+    /// Time allowed for a request's headers to arrive.
+    #[arg(long, env = "VELOMETRY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Time allowed for a request body to arrive.
+    #[arg(long, env = "VELOMETRY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub read_timeout: Duration,
+    /// Time allowed for a whole request.
+    #[arg(long, env = "VELOMETRY_REQUEST_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+    /// Open connections at most; more are closed at once.
+    #[arg(long, env = "VELOMETRY_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Requests per second allowed per device token (429 with Retry-After beyond).
+    #[arg(long, env = "VELOMETRY_RATE_LIMIT", default_value = "200")]
+    pub rate_limit: NonZeroU32,
+    /// Requests a token may send at once above its rate.
+    #[arg(long, env = "VELOMETRY_RATE_BURST", default_value = "1000")]
+    pub rate_burst: NonZeroU32,
+    /// On shutdown, how long to keep flushing the WAL to InfluxDB before exiting (what is
+    /// left is sent on the next start).
+    #[arg(long, env = "VELOMETRY_FLUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub flush_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// Checks flag combinations and builds the settings.
+    ///
+    /// # Errors
+    /// A message naming the flags that do not fit together.
+    pub fn into_settings(self) -> Result<Settings, String> {
+        let auth = match (self.influx_token.clone(), self.influx_user, self.influx_password) {
+            (Some(token), None, None) => InfluxAuth::Token(token),
+            (None, Some(user), Some(password)) => InfluxAuth::UserPassword(user, password),
+            (None, None, None) => InfluxAuth::None,
+            (Some(_), _, _) => {
+                return Err("give either --influx-token or --influx-user/--influx-password".into())
+            }
+            _ => return Err("--influx-user and --influx-password go together".into()),
+        };
+        let sink = match self.sink {
+            SinkKind::InfluxV1 => SinkSettings::InfluxV1 {
+                url: self.influx_url,
+                db: self.influx_db,
+                auth,
+                gzip: self.influx_gzip,
+            },
+            SinkKind::InfluxV2 => SinkSettings::InfluxV2 {
+                url: self.influx_url,
+                org: self.influx_org,
+                bucket: self.influx_bucket.unwrap_or(self.influx_db),
+                token: self.influx_token.ok_or("--sink influx-v2 needs --influx-token")?,
+            },
+        };
+        if self.batch_lines == 0 {
+            return Err("--batch-lines must be at least 1".into());
+        }
+        Ok(Settings {
+            listen: self.listen,
+            metrics_listen: self.metrics_listen,
+            riders: self.riders,
+            wal_dir: self.wal_dir,
+            wal_max_bytes: self.wal_max_bytes,
+            sink,
+            batch_lines: self.batch_lines,
+            nats_url: self.nats_url,
+            live_max_age: self.live_max_age,
+            body: BodyLimits {
+                max_bytes: usize::try_from(self.max_body_bytes)
+                    .map_err(|_| "--max-body-bytes is too large")?,
+                read_timeout: self.read_timeout,
+            },
+            server: ServerLimits {
+                max_connections: self.max_connections,
+                header_timeout: self.header_timeout,
+                request_timeout: self.request_timeout,
+            },
+            rate_per_token: self.rate_limit,
+            rate_burst: self.rate_burst,
+            flush_timeout: self.flush_timeout,
+        })
+    }
+}
+
+/// Parses a byte size: a plain number, or one with a KB/MB/GB (powers of 1000) or
+/// KiB/MiB/GiB (powers of 1024) suffix.
+///
+/// # Errors
+/// A message showing the accepted forms.
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 =
+        number.parse().map_err(|_| format!("{value:?} is not a size like 1GiB, 512MiB or 1000000"))?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return Err(format!("{value:?} has an unknown unit; use B, KB, MB, GB, KiB, MiB or GiB")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("{value:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_bytes("25000000"), Ok(25_000_000));
+        assert_eq!(parse_bytes("2 GB"), Ok(2_000_000_000));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("1PiB").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,137 @@
+//! Ingest: every protocol parses its payload into validated [`Reading`]s, then one path
+//! makes them durable (WAL), answers, and publishes the live ones.
+
+pub mod json;
+pub mod lineproto;
+pub mod osmand;
+pub mod owntracks;
+
+use std::io::Read;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap};
+use bytes::Bytes;
+use flate2::read::GzDecoder;
+use http_body_util::BodyExt;
+use velometry_core::lineproto::{encode, Origin};
+use velometry_core::reading::Reading;
+use velometry_core::riders::DeviceIdentity;
+use velometry_core::time::now_nanos;
+
+use crate::error::ApiError;
+use crate::live::{self, Live};
+use crate::metrics as m;
+use crate::wal::{AppendError, Wal};
+
+/// Limits applied to every ingest request.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body accepted, after decompression.
+    pub max_bytes: usize,
+    /// Time allowed for the whole body to arrive.
+    pub read_timeout: Duration,
+}
+
+/// Reads a request body within the limits, un-gzipping it when it says `Content-Encoding:
+/// gzip`. The limit holds for the decompressed size too (no zip bombs).
+///
+/// # Errors
+/// [`ApiError::TooLarge`], [`ApiError::Timeout`], or [`ApiError::BadRequest`] for a broken
+/// gzip stream or an unsupported encoding.
+pub async fn read_body(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, limits.max_bytes);
+    let collected = tokio::time::timeout(limits.read_timeout, limited.collect())
+        .await
+        .map_err(|_| ApiError::Timeout(limits.read_timeout))?
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                ApiError::TooLarge(limits.max_bytes)
+            } else {
+                ApiError::BadRequest(format!("cannot read the request body: {e}"))
+            }
+        })?
+        .to_bytes();
+    match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).map(str::trim) {
+        None | Some("" | "identity") => Ok(collected),
+        Some(enc) if enc.eq_ignore_ascii_case("gzip") => {
+            let mut out = Vec::with_capacity(collected.len() * 4);
+            GzDecoder::new(&collected[..])
+                .take(limits.max_bytes as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| ApiError::BadRequest(format!("body is not valid gzip: {e}")))?;
+            if out.len() > limits.max_bytes {
+                return Err(ApiError::TooLarge(limits.max_bytes));
+            }
+            Ok(Bytes::from(out))
+        }
+        Some(other) => Err(ApiError::UnsupportedMediaType(format!(
+            "Content-Encoding {other:?} is not supported; send gzip or no encoding"
+        ))),
+    }
+}
+
+/// The durable path every protocol ends in.
+#[derive(Clone)]
+pub struct Ingest {
+    wal: Wal,
+    live: Option<Live>,
+    live_max_age: Duration,
+}
+
+impl Ingest {
+    /// The path writing to `wal` and publishing to `live` when NATS is configured.
+    pub fn new(wal: Wal, live: Option<Live>, live_max_age: Duration) -> Ingest {
+        Ingest { wal, live, live_max_age }
+    }
+
+    /// The WAL, for readiness.
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    /// Makes readings durable and publishes the live ones. Returns once they are on disk.
+    ///
+    /// # Errors
+    /// [`ApiError::Full`] when the WAL is full, [`ApiError::Internal`] when it fails.
+    pub async fn commit(
+        &self,
+        protocol: &'static str,
+        identity: &DeviceIdentity,
+        readings: &[Reading],
+    ) -> Result<(), ApiError> {
+        if readings.is_empty() {
+            return Ok(());
+        }
+        let origin = Origin { rider: &identity.rider, device: &identity.device, source: protocol };
+        let mut lines = Vec::with_capacity(readings.len() * 96);
+        for reading in readings {
+            encode(reading, origin, &mut lines);
+        }
+        match self.wal.append(lines).await {
+            Ok(_) => {}
+            Err(AppendError::Full { .. }) => {
+                m::rejected(protocol, "wal_full", readings.len());
+                return Err(ApiError::Full);
+            }
+            Err(e) => {
+                m::rejected(protocol, "internal", readings.len());
+                return Err(ApiError::Internal(e.into()));
+            }
+        }
+        m::accepted(protocol, readings.len());
+        if let Some(live) = &self.live {
+            live.publish(live::messages(identity, readings, now_nanos(), self.live_max_age));
+        }
+        Ok(())
+    }
+}
+
+/// The media type of a request, lowercased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .filter(|v| !v.is_empty())
+}

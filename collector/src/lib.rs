@@ -1,0 +1,19 @@
+//! The collector: accepts readings from every client riders already use, makes them durable
+//! in its write-ahead log before it answers, and drains them to InfluxDB.
+//!
+//! ```text
+//! ingest/ (lineproto · json · osmand · owntracks) → auth → Reading → wal/ (fsync) → 2xx
+//!                                                                      ├─▶ sink/ → InfluxDB
+//!                                                                      └─▶ live  → NATS
+//! ```
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod http;
+pub mod ingest;
+pub mod live;
+pub mod metrics;
+pub mod sink;
+pub mod wal;

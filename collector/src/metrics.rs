@@ -1,0 +1,88 @@
+//! Every metric the collector exports, named in one place.
+//!
+//! Labels are bounded: protocol, reason, route, status, sink and error kind. Never a rider,
+//! device or raw path.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+/// Readings accepted, by protocol.
+pub const READINGS_ACCEPTED: &str = "collector_readings_accepted_total";
+/// Readings rejected, by protocol and reason.
+pub const READINGS_REJECTED: &str = "collector_readings_rejected_total";
+/// HTTP requests, by route and status.
+pub const HTTP_REQUESTS: &str = "collector_http_requests_total";
+/// HTTP request duration, by route.
+pub const HTTP_DURATION: &str = "collector_http_request_duration_seconds";
+/// Bytes in the WAL not yet in the sink.
+pub const WAL_BYTES: &str = "collector_wal_bytes";
+/// Age of the oldest reading in the WAL not yet in the sink.
+pub const WAL_OLDEST_AGE: &str = "collector_wal_oldest_unflushed_age_seconds";
+/// Duration of one group commit (write + fsync).
+pub const WAL_FSYNC_DURATION: &str = "collector_wal_fsync_duration_seconds";
+/// Duration of one batch written to a sink, by sink.
+pub const SINK_BATCH_DURATION: &str = "collector_sink_batch_duration_seconds";
+/// Lines stored by a sink, by sink.
+pub const SINK_LINES: &str = "collector_sink_lines_written_total";
+/// Sink errors, by sink and kind (network, server, auth, rejected).
+pub const SINK_ERRORS: &str = "collector_sink_errors_total";
+/// Lines a sink refused as invalid, written to the dead-letter file, by sink.
+pub const DEAD_LETTERS: &str = "collector_dead_letter_lines_total";
+/// Live readings published on NATS.
+pub const LIVE_PUBLISHED: &str = "collector_live_published_total";
+/// Live readings not published, by reason (queue_full, nats).
+pub const LIVE_FAILURES: &str = "collector_live_publish_failures_total";
+
+pub(crate) fn accepted(protocol: &'static str, n: usize) {
+    counter!(READINGS_ACCEPTED, "protocol" => protocol).increment(n as u64);
+}
+
+pub(crate) fn rejected(protocol: &'static str, reason: &'static str, n: usize) {
+    counter!(READINGS_REJECTED, "protocol" => protocol, "reason" => reason).increment(n as u64);
+}
+
+pub(crate) fn http_request(route: String, status: u16, elapsed: Duration) {
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "status" => status.to_string()).increment(1);
+    histogram!(HTTP_DURATION, "route" => route).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn wal_bytes(bytes: u64) {
+    gauge!(WAL_BYTES).set(bytes as f64);
+}
+
+pub(crate) fn wal_oldest_age(age: Duration) {
+    gauge!(WAL_OLDEST_AGE).set(age.as_secs_f64());
+}
+
+pub(crate) fn wal_fsync(elapsed: Duration) {
+    histogram!(WAL_FSYNC_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn sink_batch(sink: &'static str, lines: usize, elapsed: Duration) {
+    histogram!(SINK_BATCH_DURATION, "sink" => sink).record(elapsed.as_secs_f64());
+    counter!(SINK_LINES, "sink" => sink).increment(lines as u64);
+}
+
+pub(crate) fn sink_error(sink: &'static str, kind: &'static str) {
+    counter!(SINK_ERRORS, "sink" => sink, "kind" => kind).increment(1);
+}
+
+pub(crate) fn dead_letters(sink: &'static str, n: usize) {
+    counter!(DEAD_LETTERS, "sink" => sink).increment(n as u64);
+}
+
+pub(crate) fn live_published(n: usize) {
+    counter!(LIVE_PUBLISHED).increment(n as u64);
+}
+
+pub(crate) fn live_failure(reason: &'static str, n: usize) {
+    counter!(LIVE_FAILURES, "reason" => reason).increment(n as u64);
+}
+
+/// Connections closed at once because `--max-connections` were open.
+pub const CONNECTIONS_REFUSED: &str = "collector_http_connections_refused_total";
+
+pub(crate) fn connection_refused() {
+    counter!(CONNECTIONS_REFUSED).increment(1);
+}

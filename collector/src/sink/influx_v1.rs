@@ -1,0 +1,142 @@
+//! InfluxDB through its v1 write API (`POST /write`), which 1.x answers natively and 2.x and
+//! 3.x answer through their v1-compatible endpoint.
+
+use std::io::Write;
+use std::time::Duration;
+
+use flate2::write::GzEncoder;
+use reqwest::StatusCode;
+
+use super::SinkError;
+
+/// How the sink authenticates.
+#[derive(Debug, Clone)]
+pub enum InfluxAuth {
+    /// No credentials (InfluxDB 1.x with auth off).
+    None,
+    /// `Authorization: Token …` (2.x, 3.x).
+    Token(String),
+    /// User and password (1.x with auth on).
+    UserPassword(String, String),
+}
+
+/// Writes line protocol to `/write?db=…&precision=ns`.
+pub struct InfluxV1 {
+    http: reqwest::Client,
+    url: String,
+    db: String,
+    auth: InfluxAuth,
+    gzip: bool,
+}
+
+impl InfluxV1 {
+    /// A sink writing to database `db` of the server at `url`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS set-up).
+    pub fn new(url: &str, db: &str, auth: InfluxAuth, gzip: bool) -> Result<InfluxV1, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(InfluxV1 { http, url: url.trim_end_matches('/').to_owned(), db: db.to_owned(), auth, gzip })
+    }
+
+    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            InfluxAuth::None => request,
+            InfluxAuth::Token(t) => request.header(reqwest::header::AUTHORIZATION, format!("Token {t}")),
+            InfluxAuth::UserPassword(u, p) => request.basic_auth(u, Some(p)),
+        }
+    }
+
+    /// Creates the database if it is missing (InfluxDB 1.x). Servers that cannot (2.x and
+    /// 3.x map databases to buckets; a user without admin rights) are reported, not fatal.
+    pub async fn create_database(&self) {
+        let request = self
+            .http
+            .post(format!("{}/query", self.url))
+            .form(&[("q", format!("CREATE DATABASE \"{}\"", self.db.replace('"', "\\\"")))]);
+        let outcome = match self.authorize(request).send().await {
+            Ok(r) if r.status().is_success() => {
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                match body.pointer("/results/0/error").and_then(|e| e.as_str()) {
+                    None => Ok(()),
+                    Some(e) => Err(e.to_owned()),
+                }
+            }
+            Ok(r) => Err(format!("HTTP {}: {}", r.status(), r.text().await.unwrap_or_default())),
+            Err(e) => Err(e.to_string()),
+        };
+        match outcome {
+            Ok(()) => tracing::info!(db = %self.db, url = %self.url, "InfluxDB database ready."),
+            Err(e) => tracing::warn!(
+                db = %self.db,
+                url = %self.url,
+                error = %e,
+                "Cannot create the InfluxDB database; readings stay in the WAL until it exists. \
+                 Create it (or the DBRP mapping on InfluxDB 2.x), or give the collector a user with admin rights."
+            ),
+        }
+    }
+
+    /// Writes a batch of lines.
+    ///
+    /// # Errors
+    /// [`SinkError::Rejected`] for 400 and 413 (invalid lines; a smaller batch is tried),
+    /// [`SinkError::Retry`] for everything that may pass later.
+    pub async fn write(&self, body: &[u8]) -> Result<(), SinkError> {
+        let mut request = self
+            .http
+            .post(format!("{}/write", self.url))
+            .query(&[("db", self.db.as_str()), ("precision", "ns")]);
+        request = if self.gzip {
+            let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+            encoder
+                .write_all(body)
+                .and_then(|()| encoder.finish())
+                .map(|gz| request.header(reqwest::header::CONTENT_ENCODING, "gzip").body(gz))
+                .map_err(|e| SinkError::Retry { kind: "encode", message: e.to_string() })?
+        } else {
+            request.body(body.to_vec())
+        };
+        let response = self
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|e| SinkError::Retry { kind: "network", message: error_chain(&e) })?;
+        classify(response.status(), || async { response.text().await.unwrap_or_default() }).await
+    }
+}
+
+/// Maps an InfluxDB write answer to the sink's outcome. Shared by the v1 and v2 sinks.
+pub(super) async fn classify<F, Fut>(status: StatusCode, text: F) -> Result<(), SinkError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = String>,
+{
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = text().await;
+    let message = format!("HTTP {status}: {}", text.trim());
+    Err(match status.as_u16() {
+        400 | 413 | 422 => SinkError::Rejected(message),
+        401 | 403 => SinkError::Retry { kind: "auth", message },
+        404 if text.contains("database not found") => SinkError::Retry { kind: "missing_database", message },
+        _ => SinkError::Retry { kind: "server", message },
+    })
+}
+
+/// An error with its sources, for logs.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

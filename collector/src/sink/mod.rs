@@ -1,0 +1,237 @@
+//! Sinks: where the log is drained to. A [`Drainer`] reads committed batches from the WAL,
+//! writes them to its sink, retries what may succeed later for as long as it takes, splits
+//! a refused batch until it finds the lines at fault, and moves the checkpoint only once a
+//! batch is wholly stored or dead-lettered.
+
+mod dead_letter;
+pub mod influx_v1;
+pub mod influx_v2;
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::watch;
+
+pub use dead_letter::DeadLetters;
+
+use crate::metrics as m;
+use crate::wal::WalReader;
+
+/// Why a write to a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Worth retrying: network errors, 5xx, authentication (an operator may fix it).
+    #[error("{kind}: {message}")]
+    Retry {
+        /// Bounded label for metrics: `network`, `server`, `auth`, `missing_database`.
+        kind: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// The sink refused the lines as invalid; sending them again cannot help.
+    #[error("rejected: {0}")]
+    Rejected(String),
+}
+
+/// One of the configured sinks.
+pub enum Sink {
+    /// InfluxDB `/write` (1.x, and 2.x/3.x through their v1 API).
+    InfluxV1(influx_v1::InfluxV1),
+    /// InfluxDB `/api/v2/write`.
+    InfluxV2(influx_v2::InfluxV2),
+}
+
+impl Sink {
+    /// The label used in metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::InfluxV1(_) => "influx_v1",
+            Sink::InfluxV2(_) => "influx_v2",
+        }
+    }
+
+    /// Prepares the destination (creates the database where the server allows it).
+    pub async fn prepare(&self) {
+        match self {
+            Sink::InfluxV1(s) => s.create_database().await,
+            Sink::InfluxV2(_) => {}
+        }
+    }
+
+    async fn write(&self, body: &[u8]) -> Result<(), SinkError> {
+        match self {
+            Sink::InfluxV1(s) => s.write(body).await,
+            Sink::InfluxV2(s) => s.write(body).await,
+        }
+    }
+}
+
+/// Drains the WAL into one sink.
+pub struct Drainer {
+    /// The destination.
+    pub sink: Sink,
+    /// The cursor over committed records.
+    pub reader: WalReader,
+    /// Where refused lines go.
+    pub dead_letters: DeadLetters,
+    /// Lines per batch (InfluxDB suggests about 5,000).
+    pub batch_lines: usize,
+}
+
+/// The deadline passed during shutdown: the rest stays in the WAL for the next start.
+struct Abandoned;
+
+const BATCH_BYTES: usize = 8 << 20;
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+impl Drainer {
+    /// Runs until `stopping` turns true and then either the log is drained or
+    /// `flush_timeout` has passed.
+    pub async fn run(mut self, mut stopping: watch::Receiver<bool>, flush_timeout: Duration) {
+        self.sink.prepare().await;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            if *stopping.borrow() && deadline.is_none() {
+                deadline = Some(Instant::now() + flush_timeout);
+            }
+            if self.reader.caught_up() {
+                if deadline.is_some() {
+                    tracing::info!(sink = self.sink.name(), "WAL drained.");
+                    return;
+                }
+                tokio::select! {
+                    () = self.reader.wait() => {}
+                    _ = stopping.changed() => {}
+                }
+                continue;
+            }
+            let batch = match self.reader.read(self.batch_lines, BATCH_BYTES) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!(error = %e, "Cannot read the WAL; retrying in 1 s.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if self.deliver(&batch.body, deadline, &mut stopping).await.is_err() {
+                tracing::warn!(
+                    sink = self.sink.name(),
+                    unflushed_lines_in_batch = batch.lines,
+                    "Flush timeout passed at shutdown; the rest stays in the WAL and is sent on the next start."
+                );
+                return;
+            }
+            if let Err(e) = self.reader.commit(batch.end) {
+                // Not fatal: without a checkpoint the batch is sent again, which overwrites.
+                tracing::warn!(error = %e, "Cannot write the WAL checkpoint.");
+            }
+        }
+    }
+
+    /// Writes one batch; on refusal, splits it in halves until the refused lines are found.
+    async fn deliver(
+        &mut self,
+        body: &[u8],
+        mut deadline: Option<Instant>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<(), Abandoned> {
+        let mut parts: Vec<&[u8]> = vec![body];
+        while let Some(part) = parts.pop() {
+            match self.write_retrying(part, &mut deadline, stopping).await? {
+                Ok(()) => {}
+                Err(reason) => match split_lines(part) {
+                    Some((a, b)) => {
+                        parts.push(b);
+                        parts.push(a);
+                    }
+                    None => {
+                        tracing::warn!(sink = self.sink.name(), %reason, "A line was refused; dead-lettered.");
+                        m::dead_letters(self.sink.name(), 1);
+                        if let Err(e) = self.dead_letters.write(self.sink.name(), &reason, part) {
+                            tracing::error!(error = %e, line = %String::from_utf8_lossy(part), "Cannot write the dead-letter file; the refused line is only in this log.");
+                        }
+                    }
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries with capped exponential backoff and full jitter until the write succeeds or
+    /// is refused. Only a passed shutdown deadline stops it.
+    async fn write_retrying(
+        &self,
+        body: &[u8],
+        deadline: &mut Option<Instant>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<Result<(), String>, Abandoned> {
+        let name = self.sink.name();
+        let mut attempt = 0u32;
+        loop {
+            let started = Instant::now();
+            let error = match self.sink.write(body).await {
+                Ok(()) => {
+                    m::sink_batch(name, body.iter().filter(|&&b| b == b'\n').count(), started.elapsed());
+                    return Ok(Ok(()));
+                }
+                Err(SinkError::Rejected(reason)) => {
+                    m::sink_error(name, "rejected");
+                    return Ok(Err(reason));
+                }
+                Err(SinkError::Retry { kind, message }) => {
+                    m::sink_error(name, kind);
+                    if kind == "missing_database" {
+                        self.sink.prepare().await;
+                    }
+                    message
+                }
+            };
+            let cap = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
+            let wait = Duration::from_millis(rand::rng().random_range(0..=cap.as_millis() as u64));
+            attempt += 1;
+            if attempt == 1 || attempt.is_multiple_of(10) {
+                tracing::warn!(sink = name, attempt, %error, retry_in = ?wait, "Sink write failed; retrying.");
+            }
+            if *stopping.borrow() && deadline.is_none() {
+                *deadline = Some(Instant::now() + Duration::from_secs(10));
+            }
+            match *deadline {
+                Some(d) if Instant::now() + wait > d => return Err(Abandoned),
+                _ => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stopping.changed(), if deadline.is_none() => {}
+            }
+        }
+    }
+}
+
+/// Splits a multi-line body at the line boundary nearest its middle.
+fn split_lines(body: &[u8]) -> Option<(&[u8], &[u8])> {
+    let lines = body.iter().filter(|&&b| b == b'\n').count();
+    if lines < 2 {
+        return None;
+    }
+    let mut seen = 0;
+    let cut = body.iter().position(|&b| {
+        if b == b'\n' {
+            seen += 1;
+        }
+        seen == lines / 2
+    })?;
+    Some(body.split_at(cut + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_lines;
+
+    #[test]
+    fn splits_at_line_boundaries() {
+        assert_eq!(split_lines(b"a\nb\nc\nd\n"), Some((&b"a\nb\n"[..], &b"c\nd\n"[..])));
+        assert_eq!(split_lines(b"a\nb\nc\n"), Some((&b"a\n"[..], &b"b\nc\n"[..])));
+        assert_eq!(split_lines(b"a\n"), None);
+    }
+}

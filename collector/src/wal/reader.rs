@@ -1,0 +1,177 @@
+//! Reading committed records for the sink, and moving the checkpoint once they are stored.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use super::segment::{frame, list_segments, segment_path, Frame};
+use super::{lock, Shared};
+use crate::metrics as m;
+
+const CHECKPOINT: &str = "checkpoint";
+/// How much of a segment one read takes.
+const CHUNK: usize = 4 << 20;
+
+/// Reads the flushed LSN; a missing or unreadable checkpoint means "send everything again",
+/// which is safe because points are idempotent.
+pub fn read_checkpoint(dir: &std::path::Path) -> u64 {
+    std::fs::read_to_string(dir.join(CHECKPOINT)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+}
+
+/// Records read from the log, concatenated: line protocol ready to send.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// The payloads, back to back.
+    pub body: Vec<u8>,
+    /// Number of lines in `body`.
+    pub lines: usize,
+    /// LSN after the last record: the checkpoint once the batch is stored.
+    pub end: u64,
+}
+
+/// The sink's cursor over the log.
+pub struct WalReader {
+    dir: PathBuf,
+    pos: u64,
+    committed: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    current: Option<(u64, File)>,
+    buf: Vec<u8>,
+}
+
+impl WalReader {
+    pub(super) fn new(dir: PathBuf, pos: u64, committed: watch::Receiver<u64>, shared: Arc<Shared>) -> Self {
+        WalReader { dir, pos, committed, shared, current: None, buf: Vec::new() }
+    }
+
+    /// Whether every committed record has been read.
+    pub fn caught_up(&self) -> bool {
+        self.pos >= *self.committed.borrow()
+    }
+
+    /// Waits until there are committed records past the cursor.
+    pub async fn wait(&mut self) {
+        let pos = self.pos;
+        // An error means the writer is gone; then there is nothing more to wait for.
+        let _ = self.committed.wait_for(|&end| end > pos).await;
+    }
+
+    /// Reads committed records until `max_lines` lines or `max_bytes` bytes are collected,
+    /// or the committed end is reached. Returns an empty batch when caught up.
+    ///
+    /// # Errors
+    /// When a segment cannot be read.
+    pub fn read(&mut self, max_lines: usize, max_bytes: usize) -> io::Result<Batch> {
+        let committed = *self.committed.borrow();
+        let mut batch = Batch { end: self.pos, ..Batch::default() };
+        while self.pos < committed && batch.lines < max_lines && batch.body.len() < max_bytes {
+            let start = self.open_segment_for(self.pos)?;
+            let file = match &self.current {
+                Some((_, file)) => file,
+                None => return Err(io::Error::other("no WAL segment open")),
+            };
+            let offset = self.pos - start;
+            let want = (committed - self.pos).min(CHUNK as u64) as usize;
+            self.buf.resize(want, 0);
+            let got = read_at(file, &mut self.buf, offset)?;
+            self.buf.truncate(got);
+            let mut used = 0;
+            while used < self.buf.len() && batch.lines < max_lines && batch.body.len() < max_bytes {
+                match frame(&self.buf[used..]) {
+                    Frame::Record { payload, len } => {
+                        let payload = &self.buf[used + payload.start..used + payload.end];
+                        batch.lines += payload.iter().filter(|&&b| b == b'\n').count();
+                        batch.body.extend_from_slice(payload);
+                        used += len;
+                    }
+                    Frame::Incomplete(need) if used == 0 && got == want && need > want => {
+                        // A record larger than one chunk: read it whole.
+                        self.buf.resize(need, 0);
+                        let got = read_at(file, &mut self.buf, offset)?;
+                        if got < need {
+                            break;
+                        }
+                    }
+                    Frame::Incomplete(_) | Frame::Corrupt => break,
+                }
+            }
+            if used == 0 {
+                // Nothing more in this segment: the next one starts further on (after a cut).
+                match self.next_segment_start(start)? {
+                    Some(next) if next <= committed => self.pos = next,
+                    _ => break,
+                }
+            } else {
+                self.pos += used as u64;
+            }
+        }
+        batch.end = self.pos;
+        Ok(batch)
+    }
+
+    fn open_segment_for(&mut self, pos: u64) -> io::Result<u64> {
+        let holds = match &self.current {
+            Some((start, file)) => *start <= pos && pos < start + file.metadata()?.len(),
+            None => false,
+        };
+        if !holds {
+            let start = list_segments(&self.dir)?
+                .into_iter()
+                .rev()
+                .find(|&s| s <= pos)
+                .ok_or_else(|| io::Error::other(format!("no WAL segment holds LSN {pos}")))?;
+            self.current = Some((start, File::open(segment_path(&self.dir, start))?));
+        }
+        self.current.as_ref().map(|(start, _)| *start).ok_or_else(|| io::Error::other("no WAL segment open"))
+    }
+
+    fn next_segment_start(&self, after: u64) -> io::Result<Option<u64>> {
+        Ok(list_segments(&self.dir)?.into_iter().find(|&s| s > after))
+    }
+
+    /// Records that everything before `end` is stored in the sink: moves the checkpoint
+    /// and deletes the segments wholly behind it.
+    ///
+    /// # Errors
+    /// When the checkpoint cannot be written.
+    pub fn commit(&mut self, end: u64) -> io::Result<()> {
+        let tmp = self.dir.join("checkpoint.tmp");
+        std::fs::write(&tmp, end.to_string())?;
+        std::fs::rename(&tmp, self.dir.join(CHECKPOINT))?;
+        self.shared.flushed.store(end, Ordering::Release);
+        {
+            let mut pending = lock(&self.shared.pending);
+            while pending.front().is_some_and(|&(lsn, _)| lsn <= end) {
+                pending.pop_front();
+            }
+        }
+        let starts = list_segments(&self.dir)?;
+        for pair in starts.windows(2) {
+            // A segment is wholly flushed when the next one starts at or before `end`.
+            if pair[1] <= end {
+                std::fs::remove_file(segment_path(&self.dir, pair[0]))?;
+                if self.current.as_ref().is_some_and(|(s, _)| *s == pair[0]) {
+                    self.current = None;
+                }
+            }
+        }
+        m::wal_bytes(self.shared.unflushed());
+        Ok(())
+    }
+}
+
+fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    Ok(got)
+}

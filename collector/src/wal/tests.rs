@@ -1,0 +1,92 @@
+use std::io::Write;
+
+use super::*;
+
+fn options(dir: &Path, max_bytes: u64, segment_bytes: u64) -> WalOptions {
+    WalOptions { dir: dir.to_path_buf(), max_bytes, segment_bytes }
+}
+
+fn line(i: usize) -> Vec<u8> {
+    format!("m f={i} {i}\n").into_bytes()
+}
+
+#[tokio::test]
+async fn appended_records_are_read_back_in_order_across_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 64)).expect("open");
+    for i in 0..20 {
+        wal.append(line(i)).await.expect("append");
+    }
+    assert!(segments(dir.path()).expect("list").len() > 1, "small segments rotate");
+    let batch = reader.read(1000, 1 << 20).expect("read");
+    let expected: Vec<u8> = (0..20).flat_map(line).collect();
+    assert_eq!(batch.body, expected);
+    assert_eq!(batch.lines, 20);
+    assert!(reader.caught_up());
+}
+
+#[tokio::test]
+async fn batches_stop_at_the_line_limit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 1 << 20)).expect("open");
+    for i in 0..10 {
+        wal.append(line(i)).await.expect("append");
+    }
+    assert_eq!(reader.read(4, 1 << 20).expect("read").lines, 4);
+    assert_eq!(reader.read(4, 1 << 20).expect("read").lines, 4);
+    assert_eq!(reader.read(4, 1 << 20).expect("read").lines, 2);
+    assert_eq!(reader.read(4, 1 << 20).expect("read").lines, 0);
+}
+
+#[tokio::test]
+async fn a_restart_resumes_after_the_checkpoint_and_drops_flushed_segments() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 64)).expect("open");
+        for i in 0..10 {
+            wal.append(line(i)).await.expect("append");
+        }
+        let first = reader.read(6, 1 << 20).expect("read");
+        reader.commit(first.end).expect("commit");
+        assert_eq!(wal.unflushed_bytes(), (reader.read(100, 1 << 20).expect("read").end - first.end));
+    }
+    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 64)).expect("reopen");
+    let rest = reader.read(100, 1 << 20).expect("read");
+    assert_eq!(rest.body, (6..10).flat_map(line).collect::<Vec<u8>>());
+    wal.append(line(10)).await.expect("append after reopen");
+    assert_eq!(reader.read(100, 1 << 20).expect("read").body, line(10));
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_cut_at_start_up_not_fatal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let (wal, _reader) = Wal::open(&options(dir.path(), 1 << 20, 1 << 20)).expect("open");
+        for i in 0..3 {
+            wal.append(line(i)).await.expect("append");
+        }
+    }
+    let last = segments(dir.path()).expect("list").pop().expect("a segment");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&last).expect("open segment");
+    // Half a record: a header promising 100 bytes, then 5 of them.
+    file.write_all(&100u32.to_le_bytes()).expect("write");
+    file.write_all(&[0, 0, 0, 0, 1, 2, 3, 4, 5]).expect("write");
+    drop(file);
+    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 1 << 20)).expect("reopen");
+    wal.append(line(3)).await.expect("append");
+    assert_eq!(reader.read(100, 1 << 20).expect("read").body, (0..4).flat_map(line).collect::<Vec<u8>>());
+}
+
+#[tokio::test]
+async fn a_full_log_refuses_and_keeps_nothing_of_the_refused_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, mut reader) = Wal::open(&options(dir.path(), 40, 1 << 20)).expect("open");
+    wal.append(line(1)).await.expect("first fits");
+    let err = wal.append(vec![b'x'; 64]).await.expect_err("too much");
+    assert!(matches!(err, AppendError::Full { .. }), "{err}");
+    assert!(!wal.is_writable() || wal.unflushed_bytes() < 40);
+    let batch = reader.read(100, 1 << 20).expect("read");
+    assert_eq!(batch.body, line(1));
+    reader.commit(batch.end).expect("commit");
+    wal.append(line(2)).await.expect("room again after the flush");
+}

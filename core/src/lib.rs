@@ -1,0 +1,18 @@
+//! The domain model and the plumbing that every velometry service shares.
+//!
+//! A reading is parsed and validated once, at the ingest edge, into a [`reading::Reading`];
+//! past the edge nothing re-checks it. Identities (riders, devices, viewers) come from one
+//! riders file, read by [`riders::Registry`]. The rest is start-up plumbing: telemetry,
+//! the shutdown signal and time parsing, plus (behind the `testkit` feature) a harness that
+//! starts real InfluxDB and NATS processes for integration tests.
+
+pub mod ids;
+pub mod lineproto;
+pub mod reading;
+pub mod riders;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;

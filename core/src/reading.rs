@@ -1,0 +1,465 @@
+//! A reading: one timestamped measurement of one kind, validated against its schema.
+//!
+//! Known measurements ([`Metric`]) have fixed float fields with units and valid ranges, so
+//! that InfluxDB never meets a field type conflict (`bpm=142i` becomes `bpm=142`). Other
+//! measurements, which only line protocol may carry, pass through unchanged.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use crate::time::{format_rfc3339, Nanos};
+
+/// How far ahead of the server's clock a reading may be stamped.
+pub const MAX_FUTURE_NANOS: Nanos = 5 * 60 * 1_000_000_000;
+/// The earliest accepted timestamp, 1990-01-01T00:00:00Z (the FIT epoch is 1989-12-31).
+pub const MIN_TIME_NANOS: Nanos = 631_152_000 * 1_000_000_000;
+
+/// One field of a known measurement: its name, unit and valid range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FieldSpec {
+    /// Field name as stored in InfluxDB.
+    pub name: &'static str,
+    /// Unit, for documentation and error messages.
+    pub unit: &'static str,
+    /// Smallest valid value.
+    pub min: f64,
+    /// Largest valid value.
+    pub max: f64,
+    /// Whether every reading of the measurement must carry this field.
+    pub required: bool,
+}
+
+const fn field(name: &'static str, unit: &'static str, min: f64, max: f64) -> FieldSpec {
+    FieldSpec { name, unit, min, max, required: false }
+}
+
+const fn required(name: &'static str, unit: &'static str, min: f64, max: f64) -> FieldSpec {
+    FieldSpec { name, unit, min, max, required: true }
+}
+
+macro_rules! metrics {
+    ($($variant:ident = $name:literal: [$($spec:expr),+ $(,)?];)+) => {
+        /// A measurement velometry knows, with a fixed schema.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Metric {
+            $(
+                #[doc = concat!("`", $name, "`")]
+                $variant,
+            )+
+        }
+
+        impl Metric {
+            /// Every known measurement.
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant),+];
+
+            /// The measurement name in InfluxDB.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Metric::$variant => $name,)+
+                }
+            }
+
+            /// The fields this measurement may carry.
+            pub fn fields(self) -> &'static [FieldSpec] {
+                match self {
+                    $(Metric::$variant => {
+                        const FIELDS: &[FieldSpec] = &[$($spec),+];
+                        FIELDS
+                    })+
+                }
+            }
+
+            /// Looks a measurement up by its InfluxDB name.
+            pub fn from_name(name: &str) -> Option<Metric> {
+                match name {
+                    $($name => Some(Metric::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+metrics! {
+    Gps = "gps": [
+        required("lat", "degrees", -90.0, 90.0),
+        required("lon", "degrees", -180.0, 180.0),
+        field("alt", "m", -500.0, 9_000.0),
+        field("speed", "m/s", 0.0, 150.0),
+        field("heading", "degrees", 0.0, 360.0),
+        field("accuracy", "m", 0.0, 100_000.0),
+    ];
+    HeartRate = "heart_rate": [required("bpm", "beats/min", 20.0, 250.0)];
+    Power = "power": [required("watts", "W", 0.0, 3_000.0)];
+    Cadence = "cadence": [required("rpm", "rev/min", 0.0, 300.0)];
+    Temperature = "temperature": [required("celsius", "°C", -60.0, 70.0)];
+    Distance = "distance": [required("meters", "m", 0.0, 100_000_000.0)];
+    BloodPressure = "blood_pressure": [
+        required("systolic", "mmHg", 40.0, 300.0),
+        required("diastolic", "mmHg", 20.0, 200.0),
+        field("pulse", "beats/min", 20.0, 250.0),
+    ];
+    Sleep = "sleep": [
+        field("duration_s", "s", 0.0, 86_400.0),
+        field("deep_s", "s", 0.0, 86_400.0),
+        field("light_s", "s", 0.0, 86_400.0),
+        field("rem_s", "s", 0.0, 86_400.0),
+        field("awake_s", "s", 0.0, 86_400.0),
+        field("efficiency", "%", 0.0, 100.0),
+    ];
+    Nutrition = "nutrition": [
+        field("kcal", "kcal", 0.0, 20_000.0),
+        field("carbs_g", "g", 0.0, 5_000.0),
+        field("fat_g", "g", 0.0, 5_000.0),
+        field("protein_g", "g", 0.0, 5_000.0),
+    ];
+    Ecg = "ecg": [
+        field("bpm", "beats/min", 20.0, 250.0),
+        field("pr_ms", "ms", 0.0, 2_000.0),
+        field("qrs_ms", "ms", 0.0, 2_000.0),
+        field("qt_ms", "ms", 0.0, 2_000.0),
+        field("qtc_ms", "ms", 0.0, 2_000.0),
+    ];
+    Activity = "activity": [
+        field("duration_s", "s", 0.0, 10_000_000.0),
+        field("distance_m", "m", 0.0, 100_000_000.0),
+        field("kcal", "kcal", 0.0, 1_000_000.0),
+        field("elevation_gain_m", "m", 0.0, 1_000_000.0),
+        field("avg_bpm", "beats/min", 20.0, 250.0),
+        field("max_bpm", "beats/min", 20.0, 250.0),
+        field("avg_watts", "W", 0.0, 3_000.0),
+        field("steps", "steps", 0.0, 10_000_000.0),
+    ];
+    Spo2 = "spo2": [required("percent", "%", 50.0, 100.0)];
+    Hrv = "hrv": [required("rmssd_ms", "ms", 0.0, 1_000.0)];
+}
+
+impl Metric {
+    /// Whether readings of this kind are published live (the stream hub shows them).
+    pub fn is_live(self) -> bool {
+        matches!(self, Metric::Gps | Metric::HeartRate)
+    }
+
+    /// The spec of one field, if the measurement has it.
+    pub fn field(self, name: &str) -> Option<&'static FieldSpec> {
+        self.fields().iter().find(|f| f.name == name)
+    }
+
+    fn field_names(self) -> String {
+        self.fields().iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn metric_names() -> String {
+    Metric::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The measurement a reading belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Measurement {
+    /// A measurement with a fixed schema.
+    Known(Metric),
+    /// Any other measurement, passed through from line protocol unchanged.
+    Other(String),
+}
+
+impl Measurement {
+    /// The measurement name in InfluxDB.
+    pub fn name(&self) -> &str {
+        match self {
+            Measurement::Known(m) => m.name(),
+            Measurement::Other(name) => name,
+        }
+    }
+}
+
+/// A field value. Known measurements hold only [`FieldValue::Float`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// A float (`1.5`).
+    Float(f64),
+    /// A signed integer (`2i`).
+    Int(i64),
+    /// An unsigned integer (`2u`).
+    UInt(u64),
+    /// A boolean (`t`).
+    Bool(bool),
+    /// A string (`"x"`).
+    Str(String),
+}
+
+impl FieldValue {
+    /// The value as a float, for the numeric kinds.
+    pub fn as_f64(&self) -> Option<f64> {
+        match *self {
+            FieldValue::Float(v) => Some(v),
+            FieldValue::Int(v) => Some(v as f64),
+            FieldValue::UInt(v) => Some(v as f64),
+            FieldValue::Bool(_) | FieldValue::Str(_) => None,
+        }
+    }
+}
+
+/// Why a reading is invalid. Each message names the field and what to fix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReadingError {
+    /// The metric name is not one velometry knows.
+    #[error("unknown metric {0:?}: expected one of {names}", names = metric_names())]
+    UnknownMetric(String),
+    /// A field the measurement does not have.
+    #[error("unknown field {field:?} for {metric}: expected {}", metric.field_names())]
+    UnknownField {
+        /// The measurement.
+        metric: Metric,
+        /// The offending field.
+        field: String,
+    },
+    /// A required field is missing.
+    #[error("{metric} needs field {field:?}")]
+    MissingField {
+        /// The measurement.
+        metric: Metric,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// A field of a known measurement that is not a number.
+    #[error("field {field:?} of {metric} must be a number")]
+    NotANumber {
+        /// The measurement.
+        metric: Metric,
+        /// The offending field.
+        field: String,
+    },
+    /// NaN or infinity.
+    #[error("field {field:?} is not a finite number")]
+    NotFinite {
+        /// The offending field.
+        field: String,
+    },
+    /// A value outside the field's valid range.
+    #[error("{field} {value} is out of range [{min}, {max}] {unit}")]
+    OutOfRange {
+        /// The offending field.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+        /// Smallest valid value.
+        min: f64,
+        /// Largest valid value.
+        max: f64,
+        /// The field's unit.
+        unit: &'static str,
+    },
+    /// A reading without any field.
+    #[error("a reading needs at least one field")]
+    NoFields,
+    /// A timestamp more than five minutes ahead of the server's clock.
+    #[error("time {} is more than 5 minutes in the future (server time {})", format_rfc3339(*time), format_rfc3339(*now))]
+    InFuture {
+        /// The reading's time.
+        time: Nanos,
+        /// The server's time.
+        now: Nanos,
+    },
+    /// A timestamp before 1990.
+    #[error("time {} is before 1990-01-01", format_rfc3339(*.0))]
+    TooOld(Nanos),
+}
+
+/// A validated reading. The rider, device and source are not part of it: they come from the
+/// authenticated request (see [`crate::lineproto::Origin`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    measurement: Measurement,
+    time: Nanos,
+    tags: Vec<(String, String)>,
+    fields: Vec<(Cow<'static, str>, FieldValue)>,
+}
+
+impl Reading {
+    /// Builds a reading of a known measurement from its float fields.
+    ///
+    /// # Errors
+    /// [`ReadingError`] naming the first field that is unknown, missing, not finite or out
+    /// of range, or the timestamp when it is outside the accepted window.
+    pub fn known<'a>(
+        metric: Metric,
+        time: Nanos,
+        now: Nanos,
+        fields: impl IntoIterator<Item = (&'a str, f64)>,
+    ) -> Result<Reading, ReadingError> {
+        let mut valid = Vec::with_capacity(metric.fields().len());
+        for (name, value) in fields {
+            let spec = metric
+                .field(name)
+                .ok_or_else(|| ReadingError::UnknownField { metric, field: name.to_owned() })?;
+            valid.push((Cow::Borrowed(spec.name), FieldValue::Float(check_value(spec, value)?)));
+        }
+        if let Some(missing) =
+            metric.fields().iter().find(|s| s.required && !valid.iter().any(|(n, _)| n == s.name))
+        {
+            return Err(ReadingError::MissingField { metric, field: missing.name });
+        }
+        if valid.is_empty() {
+            return Err(ReadingError::NoFields);
+        }
+        check_time(time, now)?;
+        Ok(Reading { measurement: Measurement::Known(metric), time, tags: Vec::new(), fields: valid })
+    }
+
+    /// Builds a reading of a measurement velometry has no schema for, as it came.
+    ///
+    /// # Errors
+    /// [`ReadingError::NoFields`], a non-finite float, or a timestamp outside the window.
+    pub fn other(
+        measurement: String,
+        time: Nanos,
+        now: Nanos,
+        fields: Vec<(String, FieldValue)>,
+    ) -> Result<Reading, ReadingError> {
+        if fields.is_empty() {
+            return Err(ReadingError::NoFields);
+        }
+        for (name, value) in &fields {
+            if let FieldValue::Float(v) = value {
+                if !v.is_finite() {
+                    return Err(ReadingError::NotFinite { field: name.clone() });
+                }
+            }
+        }
+        check_time(time, now)?;
+        let fields = fields.into_iter().map(|(n, v)| (Cow::Owned(n), v)).collect();
+        Ok(Reading { measurement: Measurement::Other(measurement), time, tags: Vec::new(), fields })
+    }
+
+    /// Adds tags the client sent (line protocol). `rider`, `device` and `source` are
+    /// dropped: those come from the authenticated token, never from the payload.
+    #[must_use]
+    pub fn with_tags(mut self, tags: impl IntoIterator<Item = (String, String)>) -> Reading {
+        self.tags = tags
+            .into_iter()
+            .filter(|(k, _)| !crate::lineproto::RESERVED_TAGS.contains(&k.as_str()))
+            .collect();
+        self
+    }
+
+    /// The measurement.
+    pub fn measurement(&self) -> &Measurement {
+        &self.measurement
+    }
+
+    /// The known metric, if the measurement has a schema.
+    pub fn metric(&self) -> Option<Metric> {
+        match self.measurement {
+            Measurement::Known(m) => Some(m),
+            Measurement::Other(_) => None,
+        }
+    }
+
+    /// Nanoseconds since the epoch.
+    pub fn time(&self) -> Nanos {
+        self.time
+    }
+
+    /// Tags from the client, without the reserved ones.
+    pub fn tags(&self) -> &[(String, String)] {
+        &self.tags
+    }
+
+    /// The fields, in the order they came.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &FieldValue)> {
+        self.fields.iter().map(|(n, v)| (n.as_ref(), v))
+    }
+
+    /// One float field by name.
+    pub fn float(&self, name: &str) -> Option<f64> {
+        self.fields().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_f64())
+    }
+}
+
+fn check_value(spec: &FieldSpec, value: f64) -> Result<f64, ReadingError> {
+    if !value.is_finite() {
+        return Err(ReadingError::NotFinite { field: spec.name.to_owned() });
+    }
+    if value < spec.min || value > spec.max {
+        return Err(ReadingError::OutOfRange {
+            field: spec.name,
+            value,
+            min: spec.min,
+            max: spec.max,
+            unit: spec.unit,
+        });
+    }
+    Ok(value)
+}
+
+/// Checks that a timestamp lies between 1990 and five minutes after `now`.
+///
+/// # Errors
+/// [`ReadingError::InFuture`] or [`ReadingError::TooOld`].
+pub fn check_time(time: Nanos, now: Nanos) -> Result<(), ReadingError> {
+    if time > now.saturating_add(MAX_FUTURE_NANOS) {
+        return Err(ReadingError::InFuture { time, now });
+    }
+    if time < MIN_TIME_NANOS {
+        return Err(ReadingError::TooOld(time));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Nanos = 1_764_237_600_000_000_000;
+
+    #[test]
+    fn every_metric_round_trips_its_name() {
+        for m in Metric::ALL {
+            assert_eq!(Metric::from_name(m.name()), Some(*m));
+        }
+    }
+
+    #[test]
+    fn accepts_a_valid_gps_fix() {
+        let r = Reading::known(Metric::Gps, NOW, NOW, [("lat", 45.1), ("lon", 7.6), ("speed", 8.3)])
+            .expect("valid");
+        assert_eq!(r.float("lat"), Some(45.1));
+        assert_eq!(r.float("alt"), None);
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let err = Reading::known(Metric::Gps, NOW, NOW, [("lat", 95.0), ("lon", 7.6)]).unwrap_err();
+        assert_eq!(err.to_string(), "lat 95 is out of range [-90, 90] degrees");
+        let err = Reading::known(Metric::HeartRate, NOW, NOW, [("bpm", f64::NAN)]).unwrap_err();
+        assert_eq!(err.to_string(), "field \"bpm\" is not a finite number");
+        let err = Reading::known(Metric::Gps, NOW, NOW, [("lat", 45.0)]).unwrap_err();
+        assert_eq!(err.to_string(), "gps needs field \"lon\"");
+        let err = Reading::known(Metric::HeartRate, NOW, NOW, [("pulse", 60.0)]).unwrap_err();
+        assert_eq!(err.to_string(), "unknown field \"pulse\" for heart_rate: expected bpm");
+    }
+
+    #[test]
+    fn time_window_is_five_minutes_ahead_and_back_to_1990() {
+        let ok = |t| Reading::known(Metric::HeartRate, t, NOW, [("bpm", 120.0)]).is_ok();
+        assert!(ok(NOW + MAX_FUTURE_NANOS));
+        assert!(!ok(NOW + MAX_FUTURE_NANOS + 1));
+        assert!(ok(1_300_000_000 * 1_000_000_000), "a 2011 ride is fine");
+        assert!(!ok(MIN_TIME_NANOS - 1));
+    }
+
+    #[test]
+    fn reserved_tags_never_come_from_the_payload() {
+        let r = Reading::known(Metric::Power, NOW, NOW, [("watts", 250.0)])
+            .expect("valid")
+            .with_tags([("rider".into(), "mallory".into()), ("host".into(), "a".into())]);
+        assert_eq!(r.tags(), &[("host".to_owned(), "a".to_owned())]);
+    }
+}

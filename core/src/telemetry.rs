@@ -1,0 +1,64 @@
+//! Logs and metrics start-up shared by every service.
+//!
+//! Metrics go to a process-wide Prometheus recorder, served on a listener of its own
+//! (`--metrics-listen`) so that scrapes never compete with ingest or queries for limits.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// Buckets of every `_seconds` histogram: 100 µs to 30 s.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0,
+];
+
+/// Starts logging to stderr; `RUST_LOG` filters (default `info`).
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Installs the process-wide Prometheus recorder once and returns its handle.
+///
+/// # Errors
+/// When another recorder was installed by someone else.
+pub fn install_metrics() -> Result<PrometheusHandle, String> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+                .map_err(|e| e.to_string())?
+                .install_recorder()
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+}
+
+/// Serves `GET /metrics` on an already bound listener until `shutdown` resolves.
+///
+/// # Errors
+/// When accepting connections fails.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    handle: PrometheusHandle,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    handle.render(),
+                )
+            }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}

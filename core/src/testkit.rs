@@ -1,0 +1,287 @@
+//! A harness that starts real InfluxDB and NATS servers for integration tests.
+//!
+//! Each server gets free ports and a temporary directory of its own, and is killed when
+//! dropped. Servers are external programs, so their ports are found by binding port 0 and
+//! releasing it; a start that loses that race is retried on new ports.
+
+use std::net::TcpListener as StdListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+/// A result whose error is a message for the test log.
+pub type Result<T> = std::result::Result<T, String>;
+
+/// A free TCP port on 127.0.0.1 at the time of the call.
+///
+/// # Errors
+/// When no port can be bound.
+pub fn free_port() -> Result<u16> {
+    let listener = StdListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
+}
+
+fn require(program: &str) -> Result<()> {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
+        .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(format!("{program} is not installed: run deploy/local/test.sh, which installs it"))
+    }
+}
+
+/// A running InfluxDB 1.x (`influxd`) with its own data directory.
+pub struct InfluxServer {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+    rpc_port: u16,
+    /// Base URL of its HTTP API.
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl InfluxServer {
+    /// Starts `influxd` and waits until it answers `/ping`.
+    ///
+    /// # Errors
+    /// When `influxd` is missing or does not come up.
+    pub async fn start() -> Result<InfluxServer> {
+        require("influxd")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut server = InfluxServer {
+            child: None,
+            dir,
+            port: 0,
+            rpc_port: 0,
+            url: String::new(),
+            http: reqwest::Client::new(),
+        };
+        let mut last = String::new();
+        for _ in 0..3 {
+            server.port = free_port()?;
+            server.rpc_port = free_port()?;
+            server.url = format!("http://127.0.0.1:{}", server.port);
+            match server.spawn().await {
+                Ok(()) => return Ok(server),
+                Err(e) => {
+                    server.kill().await;
+                    last = e;
+                }
+            }
+        }
+        Err(format!("influxd did not start: {last}"))
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let root = self.dir.path();
+        let config = format!(
+            r#"reporting-disabled = true
+bind-address = "127.0.0.1:{rpc}"
+[meta]
+  dir = "{root}/meta"
+[data]
+  dir = "{root}/data"
+  wal-dir = "{root}/wal"
+  query-log-enabled = false
+  trace-logging-enabled = false
+[monitor]
+  store-enabled = false
+[http]
+  bind-address = "127.0.0.1:{http}"
+  log-enabled = false
+[continuous_queries]
+  enabled = false
+[logging]
+  level = "warn"
+"#,
+            rpc = self.rpc_port,
+            http = self.port,
+            root = root.display()
+        );
+        let conf_path = root.join("influxdb.conf");
+        std::fs::write(&conf_path, config).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(root.join("influxd.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("influxd")
+            .arg("-config")
+            .arg(&conf_path)
+            .env("INFLUXDB_BIND_ADDRESS", format!("127.0.0.1:{}", self.rpc_port))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start influxd: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(root.join("influxd.log")).unwrap_or_default();
+                    return Err(format!("influxd exited with {status}: {log}"));
+                }
+            }
+            if let Ok(r) = self.http.get(format!("{}/ping", self.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("influxd did not answer /ping within 30 s".into())
+    }
+
+    /// Kills the server (SIGKILL), keeping its data.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same ports and data.
+    ///
+    /// # Errors
+    /// When it does not come back.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill().await;
+        self.spawn().await
+    }
+
+    /// Runs an InfluxQL statement and returns the JSON answer.
+    ///
+    /// # Errors
+    /// When the request fails or InfluxDB reports an error.
+    pub async fn query(&self, db: &str, q: &str) -> Result<serde_json::Value> {
+        let resp = self
+            .http
+            .post(format!("{}/query", self.url))
+            .form(&[("db", db), ("q", q), ("epoch", "ns")])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let body: serde_json::Value = resp.json().await.map_err(|e| e.to_string())?;
+        if let Some(err) = body.pointer("/results/0/error").or_else(|| body.get("error")) {
+            return Err(format!("{q}: {err}"));
+        }
+        Ok(body)
+    }
+
+    /// The rows of the first series a query returns, as `[column → value]` maps.
+    ///
+    /// # Errors
+    /// As [`InfluxServer::query`].
+    pub async fn rows(&self, db: &str, q: &str) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+        let body = self.query(db, q).await?;
+        let Some(series) = body.pointer("/results/0/series/0") else {
+            return Ok(Vec::new());
+        };
+        let columns: Vec<String> = series["columns"]
+            .as_array()
+            .map(|c| c.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        Ok(series["values"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|row| row.as_array())
+                    .map(|row| columns.iter().cloned().zip(row.iter().cloned()).collect())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// `SELECT count(<field>)` over a measurement, 0 when there is none.
+    ///
+    /// # Errors
+    /// As [`InfluxServer::query`].
+    pub async fn count(&self, db: &str, measurement: &str, field: &str) -> Result<u64> {
+        let rows = self.rows(db, &format!("SELECT count(\"{field}\") FROM \"{measurement}\"")).await?;
+        Ok(rows.first().and_then(|r| r.get("count")).and_then(serde_json::Value::as_u64).unwrap_or(0))
+    }
+}
+
+impl Drop for InfluxServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+/// A running `nats-server` with JetStream enabled.
+pub struct NatsServer {
+    child: Option<Child>,
+    dir: TempDir,
+    port: u16,
+    /// `nats://127.0.0.1:<port>`.
+    pub url: String,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` and waits until it accepts connections.
+    ///
+    /// # Errors
+    /// When `nats-server` is missing or does not come up.
+    pub async fn start() -> Result<NatsServer> {
+        require("nats-server")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let mut server = NatsServer { child: None, dir, port, url: format!("nats://127.0.0.1:{port}") };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let store: PathBuf = self.dir.path().join("js");
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(&store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start nats-server: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Err("nats-server did not accept connections within 20 s".into())
+    }
+
+    /// Kills the server, keeping its JetStream store.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts the server again on the same port and store.
+    ///
+    /// # Errors
+    /// When it does not come back.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill().await;
+        self.spawn().await
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}
