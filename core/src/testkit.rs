@@ -285,3 +285,76 @@ impl Drop for NatsServer {
         }
     }
 }
+
+/// A running VictoriaMetrics, which answers InfluxDB's `/api/v2/write`.
+pub struct VictoriaMetrics {
+    child: Option<Child>,
+    _dir: TempDir,
+    /// Base URL of its HTTP API.
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl VictoriaMetrics {
+    /// Starts `victoria-metrics` and waits until it answers `/health`.
+    ///
+    /// # Errors
+    /// When it is missing or does not come up.
+    pub async fn start() -> Result<VictoriaMetrics> {
+        require("victoria-metrics")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let child = Command::new("victoria-metrics")
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .arg(format!("-storageDataPath={}", dir.path().display()))
+            .arg("-search.latencyOffset=0s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start victoria-metrics: {e}"))?;
+        let server = VictoriaMetrics {
+            child: Some(child),
+            _dir: dir,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = server.http.get(format!("{}/health", server.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err("victoria-metrics did not answer /health within 30 s".into())
+    }
+
+    /// Exports the raw samples of a series selector as JSON lines.
+    ///
+    /// # Errors
+    /// When the request fails.
+    pub async fn export(&self, selector: &str) -> Result<Vec<serde_json::Value>> {
+        let _ = self.http.get(format!("{}/internal/force_flush", self.url)).send().await;
+        let text = self
+            .http
+            .post(format!("{}/api/v1/export", self.url))
+            .form(&[("match[]", selector)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        text.lines().map(|l| serde_json::from_str(l).map_err(|e| e.to_string())).collect()
+    }
+}
+
+impl Drop for VictoriaMetrics {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+}

@@ -20,8 +20,14 @@ pub fn now_nanos() -> Nanos {
 
 /// Converts epoch milliseconds to nanoseconds; `None` past the year 2262.
 pub fn millis_to_nanos(ms: f64) -> Option<Nanos> {
-    let ns = ms * 1e6;
-    (ns.is_finite() && ns.abs() < i64::MAX as f64).then_some(ns as i64)
+    if !ms.is_finite() || ms.abs() >= (i64::MAX / 1_000_000) as f64 {
+        return None;
+    }
+    // Whole milliseconds in integer arithmetic: `ms * 1e6` in floating point would land a
+    // few hundred nanoseconds off, on either side of the millisecond.
+    let whole = ms.trunc() as i64;
+    let fraction = (ms.fract() * 1e6).round() as i64;
+    whole.checked_mul(1_000_000)?.checked_add(fraction)
 }
 
 /// Parses an RFC 3339 / ISO 8601 string (a missing offset means UTC; a space may stand for
@@ -70,5 +76,14 @@ mod tests {
         assert_eq!(parse_str_or_millis("1764237600000"), Ok(expected));
         assert!(parse_str_or_millis("yesterday").is_err());
         assert_eq!(format_rfc3339(expected), "2025-11-27T10:00:00.000Z");
+    }
+
+    #[test]
+    fn milliseconds_convert_exactly() {
+        for ms in [1_764_237_600_001_i64, 1_764_237_600_002, 1_764_237_603_333] {
+            assert_eq!(millis_to_nanos(ms as f64), Some(ms * 1_000_000));
+        }
+        assert_eq!(millis_to_nanos(1.5), Some(1_500_000));
+        assert_eq!(millis_to_nanos(f64::NAN), None);
     }
 }

@@ -74,6 +74,8 @@ struct Shared {
     committed: watch::Sender<u64>,
     flushed: AtomicU64,
     writable: AtomicBool,
+    /// An append was refused for lack of room, and nothing has been flushed since.
+    full: AtomicBool,
     /// End LSN and time of each commit not yet flushed, for the oldest-unflushed age.
     pending: Mutex<VecDeque<(u64, Instant)>>,
 }
@@ -106,6 +108,7 @@ impl Wal {
             committed,
             flushed: AtomicU64::new(recovered.start),
             writable: AtomicBool::new(true),
+            full: AtomicBool::new(false),
             pending: Mutex::new(VecDeque::new()),
         });
         if recovered.end > recovered.start {
@@ -138,9 +141,10 @@ impl Wal {
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Whether the last write succeeded and there is room for more.
+    /// Whether the last write succeeded and the log has not refused an append for lack of
+    /// room since the sink last caught up a little.
     pub fn is_writable(&self) -> bool {
-        self.shared.writable.load(Ordering::Acquire) && self.shared.unflushed() < self.shared.max_bytes
+        self.shared.writable.load(Ordering::Acquire) && !self.shared.full.load(Ordering::Acquire)
     }
 
     /// Bytes committed but not yet in the sink.
@@ -183,6 +187,7 @@ impl Writer {
                 let len = (RECORD_HEADER + payload.len()) as u64;
                 let unflushed = end.saturating_sub(flushed);
                 if unflushed + len > self.shared.max_bytes {
+                    self.shared.full.store(true, Ordering::Release);
                     let _ = reply.send(Err(AppendError::Full { unflushed, max: self.shared.max_bytes }));
                 } else {
                     segment::encode_record(&payload, &mut buf);

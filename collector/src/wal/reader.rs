@@ -144,6 +144,7 @@ impl WalReader {
         std::fs::write(&tmp, end.to_string())?;
         std::fs::rename(&tmp, self.dir.join(CHECKPOINT))?;
         self.shared.flushed.store(end, Ordering::Release);
+        self.shared.full.store(false, Ordering::Release);
         {
             let mut pending = lock(&self.shared.pending);
             while pending.front().is_some_and(|&(lsn, _)| lsn <= end) {

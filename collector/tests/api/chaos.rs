@@ -1,0 +1,142 @@
+//! Chaos: InfluxDB killed mid-ingest, and the collector SIGKILLed mid-ingest. In both, every
+//! acknowledged reading ends up in InfluxDB exactly once.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::helpers::{ms_ago, Env, ALICE_EDGE, DB};
+
+const PER_REQUEST: i64 = 20;
+
+/// Sends batches of heart rates with unique timestamps from `writers` tasks until `stop`
+/// turns true. Returns the sequence numbers sent and those acknowledged.
+struct Load {
+    sent: Arc<Mutex<BTreeSet<i64>>>,
+    acked: Arc<Mutex<BTreeSet<i64>>>,
+    base_ms: i64,
+}
+
+impl Load {
+    fn new() -> Load {
+        Load { sent: Arc::default(), acked: Arc::default(), base_ms: ms_ago(3600) }
+    }
+
+    fn spawn(
+        &self,
+        writers: i64,
+        url: watch::Receiver<String>,
+        stop: watch::Receiver<bool>,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..writers)
+            .map(|w| {
+                let (sent, acked, base, url, stop) =
+                    (self.sent.clone(), self.acked.clone(), self.base_ms, url.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let http =
+                        reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+                    let mut round = 0;
+                    while !*stop.borrow() {
+                        let first = (round * writers + w) * PER_REQUEST;
+                        round += 1;
+                        let seqs: Vec<i64> = (first..first + PER_REQUEST).collect();
+                        let body: Vec<_> = seqs
+                            .iter()
+                            .map(|s| json!({"metric": "heart_rate", "time": base + s, "bpm": 60 + s % 120}))
+                            .collect();
+                        sent.lock().expect("lock").extend(&seqs);
+                        let target = format!("{}/v1/readings", url.borrow().clone());
+                        let resp = http
+                            .post(target)
+                            .header("Authorization", format!("Token {ALICE_EDGE}"))
+                            .json(&body)
+                            .send()
+                            .await;
+                        match resp {
+                            Ok(r) if r.status() == 200 => acked.lock().expect("lock").extend(&seqs),
+                            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+
+    async fn stored(&self, env: &Env) -> Vec<i64> {
+        let rows = env.influx.rows(DB, "SELECT bpm FROM heart_rate").await.expect("query");
+        rows.iter().map(|r| r["time"].as_i64().expect("time") / 1_000_000 - self.base_ms).collect()
+    }
+
+    /// Waits until every acknowledged reading is stored, then checks exactly-once.
+    async fn assert_every_ack_stored_once(&self, env: &Env) {
+        let acked = self.acked.lock().expect("lock").clone();
+        let sent = self.sent.lock().expect("lock").clone();
+        assert!(acked.len() > 200, "the load barely ran: {} acknowledged", acked.len());
+        let (complete, stored) = crate::helpers::poll(
+            Duration::from_secs(60),
+            || self.stored(env),
+            |stored| acked.iter().all(|a| stored.contains(a)),
+        )
+        .await;
+        let set: BTreeSet<i64> = stored.iter().copied().collect();
+        let missing: Vec<i64> = acked.difference(&set).copied().collect();
+        let missing = format!("{} (first {:?}, last {:?})", missing.len(), missing.first(), missing.last());
+        assert!(
+            complete,
+            "{missing} of {} acknowledged readings are missing\n{}",
+            acked.len(),
+            env.collector.logs()
+        );
+        assert_eq!(set.len(), stored.len(), "a reading was stored twice");
+        assert!(set.is_subset(&sent), "a stored reading was never sent");
+        println!("acknowledged {}, stored {} (of {} sent)", acked.len(), stored.len(), sent.len());
+    }
+}
+
+#[tokio::test]
+async fn influxdb_killed_and_restarted_mid_ingest_loses_nothing() {
+    let mut env = Env::start(&["--rate-limit=1000000"]).await;
+    let load = Load::new();
+    let (_url_tx, url) = watch::channel(env.collector.url.clone());
+    let (stop_tx, stop) = watch::channel(false);
+    let writers = load.spawn(4, url, stop);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    env.influx.kill().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let acked_during_outage = load.acked.lock().expect("lock").len();
+    env.influx.restart().await.expect("influxd restarts");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop_tx.send(true).expect("stop");
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert!(acked_during_outage > 0);
+    let sent = load.sent.lock().expect("lock").len();
+    assert_eq!(load.acked.lock().expect("lock").len(), sent, "an InfluxDB outage never makes ingest refuse");
+    load.assert_every_ack_stored_once(&env).await;
+}
+
+#[tokio::test]
+async fn collector_sigkilled_mid_ingest_loses_nothing_acknowledged() {
+    let mut env = Env::start(&["--rate-limit=1000000"]).await;
+    let load = Load::new();
+    let (url_tx, url) = watch::channel(env.collector.url.clone());
+    let (stop_tx, stop) = watch::channel(false);
+    let writers = load.spawn(4, url, stop);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    env.collector.kill().await;
+    let acked_before_kill = load.acked.lock().expect("lock").len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.collector.restart().await;
+    url_tx.send(env.collector.url.clone()).expect("new url");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    stop_tx.send(true).expect("stop");
+    for w in writers {
+        w.await.expect("writer");
+    }
+    assert!(load.acked.lock().expect("lock").len() > acked_before_kill, "ingest resumed after the restart");
+    load.assert_every_ack_stored_once(&env).await;
+}

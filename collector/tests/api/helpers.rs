@@ -1,0 +1,241 @@
+//! Starting the collector binary against real servers, and waiting for data to land.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use velometry_core::riders::TokenHash;
+use velometry_core::testkit::InfluxServer;
+
+pub const DB: &str = "velometry";
+/// Alice is public; her bike computer and phone have tokens of their own.
+pub const ALICE_EDGE: &str = "velo_test_alice_edge530";
+pub const ALICE_PHONE: &str = "velo_test_alice_phone";
+/// Bob is private.
+pub const BOB_PHONE: &str = "velo_test_bob_phone";
+
+pub fn riders_toml() -> String {
+    let h = |t: &str| TokenHash::of(t).to_hex();
+    format!(
+        r#"
+[[rider]]
+id = "alice"
+name = "Alice"
+public = true
+  [[rider.device]]
+  id = "edge530"
+  token_sha256 = "{}"
+  [[rider.device]]
+  id = "phone"
+  token_sha256 = "{}"
+
+[[rider]]
+id = "bob"
+name = "Bob"
+  [[rider.device]]
+  id = "phone"
+  token_sha256 = "{}"
+"#,
+        h(ALICE_EDGE),
+        h(ALICE_PHONE),
+        h(BOB_PHONE)
+    )
+}
+
+/// A collector process with its WAL and riders file, restartable on the same WAL.
+pub struct Collector {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub url: String,
+    pub metrics_url: String,
+    args: Vec<String>,
+    starts: usize,
+}
+
+impl Collector {
+    /// Starts the collector writing to `influx_url`, with extra flags.
+    pub async fn start(influx_url: &str, extra: &[&str]) -> Collector {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("riders.toml"), riders_toml()).expect("riders file");
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--listen=127.0.0.1:0".into(),
+            "--metrics-listen=127.0.0.1:0".into(),
+            format!("--riders={}", dir.path().join("riders.toml").display()),
+            format!("--wal-dir={}", dir.path().join("wal").display()),
+            format!("--influx-url={influx_url}"),
+            format!("--influx-db={DB}"),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut collector =
+            Collector { child: None, dir, url: String::new(), metrics_url: String::new(), args, starts: 0 };
+        collector.spawn().await;
+        collector
+    }
+
+    pub fn wal_dir(&self) -> PathBuf {
+        self.dir.path().join("wal")
+    }
+
+    async fn spawn(&mut self) {
+        self.starts += 1;
+        let log = std::fs::File::create(self.dir.path().join(format!("collector-{}.log", self.starts)))
+            .expect("log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_collector"))
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the collector binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("collector did not start within 30 s: {}", self.logs()))
+            .expect("read stdout")
+            .unwrap_or_else(|| panic!("collector exited at start: {}", self.logs()));
+        // "collector listening on http://A (metrics on http://B/metrics)"
+        let mut urls = line.split_whitespace().filter(|w| w.contains("http://"));
+        self.url = urls.next().expect("ingest url").trim_matches(['(', ')']).to_owned();
+        self.metrics_url = urls.next().expect("metrics url").trim_matches(['(', ')']).to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+    }
+
+    /// Everything the collector logged, for failure messages.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| {
+                std::fs::read_to_string(self.dir.path().join(format!("collector-{i}.log")))
+                    .unwrap_or_default()
+            })
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("kill");
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().expect("pid");
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill -TERM");
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .expect("exits within 30 s")
+            .expect("wait")
+    }
+
+    /// Starts again on the same WAL (new ports).
+    pub async fn restart(&mut self) {
+        self.kill().await;
+        self.spawn().await;
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(&self.metrics_url).await.expect("scrape").text().await.expect("text")
+    }
+}
+
+/// The value of one metric sample in a Prometheus text exposition (0 when absent).
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name_and_labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// InfluxDB plus a collector writing to it.
+pub struct Env {
+    pub influx: InfluxServer,
+    pub collector: Collector,
+    pub http: reqwest::Client,
+}
+
+impl Env {
+    pub async fn start(extra: &[&str]) -> Env {
+        let influx = InfluxServer::start().await.expect("influxd");
+        let collector = Collector::start(&influx.url, extra).await;
+        Env { influx, collector, http: reqwest::Client::new() }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.collector.url)
+    }
+
+    /// POSTs JSON readings with a token.
+    pub async fn post_json(&self, token: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/readings"))
+            .header("Authorization", format!("Token {token}"))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Rows of a query, waiting until there are `n` of them (or panicking after 30 s).
+    pub async fn wait_rows(&self, q: &str, n: usize) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        let (found, last) = poll(
+            Duration::from_secs(30),
+            || async { self.influx.rows(DB, q).await.unwrap_or_default() },
+            |rows| rows.len() >= n,
+        )
+        .await;
+        assert!(found, "expected {n} rows for {q}, have {}: {last:?}\n{}", last.len(), self.collector.logs());
+        last
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Calls `f` until its value satisfies `done` or `timeout` passes; returns the last value.
+pub async fn poll<T, F, Fut>(timeout: Duration, mut f: F, done: impl Fn(&T) -> bool) -> (bool, T)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        let value = f().await;
+        if done(&value) {
+            return (true, value);
+        }
+        if Instant::now() > deadline {
+            return (false, value);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Now, in epoch milliseconds, minus `ago_s` seconds.
+pub fn ms_ago(ago_s: i64) -> i64 {
+    chrono::Utc::now().timestamp_millis() - ago_s * 1000
+}

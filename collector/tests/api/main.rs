@@ -1,0 +1,10 @@
+//! Integration tests of the collector: the real binary against real InfluxDB, NATS and
+//! VictoriaMetrics processes, each test with servers of its own.
+
+mod bad_inputs;
+mod chaos;
+mod clients;
+mod helpers;
+mod live;
+mod protocols;
+mod sinks;

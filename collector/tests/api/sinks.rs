@@ -1,0 +1,123 @@
+//! The sinks: the v2 API against a real server that answers it, dead letters, a full WAL,
+//! and the flush on SIGTERM.
+
+use std::time::Duration;
+
+use serde_json::json;
+use velometry_core::testkit::{free_port, VictoriaMetrics};
+
+use crate::helpers::{eventually, metric, ms_ago, poll, Collector, Env, ALICE_EDGE, DB};
+
+#[tokio::test]
+async fn the_v2_sink_writes_through_api_v2_write() {
+    let vm = VictoriaMetrics::start().await.expect("victoria-metrics");
+    let collector = Collector::start(
+        &vm.url,
+        &["--sink=influx-v2", "--influx-token=secret", "--influx-org=club", "--influx-bucket=rides"],
+    )
+    .await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/readings", collector.url))
+        .header("Authorization", format!("Token {ALICE_EDGE}"))
+        .json(&json!([{"metric": "heart_rate", "time": ms_ago(10), "bpm": 142}]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200);
+    let (found, series) = poll(
+        Duration::from_secs(30),
+        || async { vm.export("{__name__=\"heart_rate_bpm\"}").await.unwrap_or_default() },
+        |series| !series.is_empty(),
+    )
+    .await;
+    assert!(found, "nothing reached VictoriaMetrics: {}", collector.logs());
+    assert_eq!(series[0]["metric"]["rider"], json!("alice"));
+    assert_eq!(series[0]["values"], json!([142]));
+}
+
+#[tokio::test]
+async fn lines_influxdb_refuses_go_to_the_dead_letter_file_and_the_rest_flows_on() {
+    let env = Env::start(&[]).await;
+    let t = ms_ago(60) * 1_000_000;
+    let write = |body: String| {
+        env.http
+            .post(env.url("/write"))
+            .header("Authorization", format!("Token {ALICE_EDGE}"))
+            .body(body)
+            .send()
+    };
+    assert_eq!(write(format!("mood score=1i {t}")).await.expect("post").status(), 204);
+    env.wait_rows("SELECT score FROM mood", 1).await;
+    // Same field, another type: the collector passes unknown measurements through, so
+    // InfluxDB refuses it with a field type conflict.
+    let batch = format!("mood score=\"happy\" {}\nheart_rate bpm=99 {t}\n", t + 1);
+    assert_eq!(write(batch).await.expect("post").status(), 204);
+    env.wait_rows("SELECT bpm FROM heart_rate", 1).await;
+    let dead = env.collector.wal_dir().join("dead-letters.jsonl");
+    assert!(
+        eventually(Duration::from_secs(10), || async { dead.exists() }).await,
+        "no dead-letter file: {}",
+        env.collector.logs()
+    );
+    let entries: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
+        .expect("read")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]["line"].as_str().expect("line").starts_with("mood,"), "{entries:?}");
+    assert!(entries[0]["reason"].as_str().expect("reason").contains("field type conflict"), "{entries:?}");
+    let metrics = env.collector.metrics().await;
+    assert_eq!(metric(&metrics, "collector_dead_letter_lines_total"), 1.0, "{metrics}");
+}
+
+#[tokio::test]
+async fn a_full_wal_answers_503_and_accepts_nothing_it_cannot_keep() {
+    let nowhere = format!("http://127.0.0.1:{}", free_port().expect("port"));
+    let collector = Collector::start(&nowhere, &["--wal-max-bytes=4KiB"]).await;
+    let http = reqwest::Client::new();
+    let mut accepted = 0;
+    let mut full = None;
+    for i in 0..200 {
+        let resp = http
+            .post(format!("{}/v1/readings", collector.url))
+            .header("Authorization", format!("Token {ALICE_EDGE}"))
+            .json(&json!([{"metric": "heart_rate", "time": ms_ago(i), "bpm": 100}]))
+            .send()
+            .await
+            .expect("post");
+        match resp.status().as_u16() {
+            200 => accepted += 1,
+            503 => {
+                full = Some(resp);
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let full = full.expect("the WAL fills up");
+    assert!(accepted > 10, "4 KiB holds a few dozen readings, took {accepted}");
+    assert_eq!(full.headers()["retry-after"], "5");
+    let body: serde_json::Value = full.json().await.expect("json");
+    assert!(body["error"].as_str().expect("error").contains("write-ahead log is full"), "{body}");
+    let ready = http.get(format!("{}/readyz", collector.url)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 503);
+    let metrics = collector.metrics().await;
+    assert!(metric(&metrics, "collector_wal_bytes") > 0.0, "{metrics}");
+    assert!(
+        metric(&metrics, "collector_sink_errors_total{sink=\"influx_v1\",kind=\"network\"}") >= 1.0,
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_flushes_what_was_accepted_then_exits() {
+    let mut env = Env::start(&[]).await;
+    let readings: Vec<_> = (0..500)
+        .map(|i| json!({"metric": "heart_rate", "time": ms_ago(1000) + i, "bpm": 60 + i % 100}))
+        .collect();
+    assert_eq!(env.post_json(ALICE_EDGE, &json!(readings)).await.status(), 200);
+    let status = env.collector.terminate().await;
+    assert!(status.success(), "{status}: {}", env.collector.logs());
+    assert_eq!(env.influx.count(DB, "heart_rate", "bpm").await.expect("count"), 500);
+}
