@@ -86,3 +86,20 @@ pub const CONNECTIONS_REFUSED: &str = "collector_http_connections_refused_total"
 pub(crate) fn connection_refused() {
     counter!(CONNECTIONS_REFUSED).increment(1);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../../docs/metrics.md");
+        let source = include_str!("metrics.rs");
+        let names: Vec<&str> = source
+            .split('"')
+            .filter(|s| s.starts_with("collector_") && s.len() > 10 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .collect();
+        assert!(names.len() >= 14, "{names:?}");
+        for name in names {
+            assert!(doc.contains(&format!("| `{name}` |")), "docs/metrics.md does not list {name}");
+        }
+    }
+}

@@ -462,4 +462,27 @@ mod tests {
             .with_tags([("rider".into(), "mallory".into()), ("host".into(), "a".into())]);
         assert_eq!(r.tags(), &[("host".to_owned(), "a".to_owned())]);
     }
+
+    #[test]
+    fn the_schema_document_matches_the_code() {
+        let doc = include_str!("../../docs/schema.md");
+        let number = |v: f64| format!("{v}");
+        for metric in Metric::ALL {
+            for f in metric.fields() {
+                let row = format!(
+                    "| `{}` | `{}` | {} | {} | {} | {} |",
+                    metric.name(),
+                    f.name,
+                    f.unit,
+                    number(f.min),
+                    number(f.max),
+                    if f.required { "yes" } else { "" }
+                );
+                assert!(doc.contains(&row), "docs/schema.md lacks or misstates: {row}");
+            }
+        }
+        let rows = doc.lines().filter(|l| l.starts_with("| `")).count();
+        let fields: usize = Metric::ALL.iter().map(|m| m.fields().len()).sum();
+        assert_eq!(rows, fields, "docs/schema.md lists a field the code does not have");
+    }
 }
