@@ -20,8 +20,9 @@ use crate::live::Live;
 use crate::metrics as m;
 use crate::sink::influx_v1::{InfluxAuth, InfluxV1};
 use crate::sink::influx_v2::InfluxV2;
+use crate::sink::questdb::QuestDb;
 use crate::sink::{DeadLetters, Drainer, Sink};
-use crate::wal::{Wal, WalOptions, WalReader};
+use crate::wal::{Wal, WalOptions};
 
 /// Which InfluxDB API the sink speaks.
 #[derive(Debug, Clone)]
@@ -65,6 +66,8 @@ pub struct Settings {
     pub wal_max_bytes: u64,
     /// The sink.
     pub sink: SinkSettings,
+    /// QuestDB client configuration string of an optional second sink.
+    pub questdb: Option<String>,
     /// Lines per sink batch.
     pub batch_lines: usize,
     /// NATS server for live readings, if any.
@@ -99,7 +102,7 @@ pub struct Application {
     listener: TcpListener,
     metrics_listener: TcpListener,
     state: AppState,
-    reader: WalReader,
+    drainers: Vec<Drainer>,
     wal: Wal,
     settings: Settings,
 }
@@ -115,12 +118,32 @@ impl Application {
         if registry.riders().is_empty() {
             tracing::warn!(riders = %settings.riders.display(), "The riders file has no riders; every write will be refused.");
         }
-        let (wal, reader) = Wal::open(&WalOptions {
-            dir: settings.wal_dir.clone(),
-            max_bytes: settings.wal_max_bytes,
-            segment_bytes: (settings.wal_max_bytes / 8).clamp(1 << 20, 64 << 20),
-        })
+        let mut sinks = vec![build_sink(&settings.sink)?];
+        if let Some(conf) = &settings.questdb {
+            sinks.push(Sink::QuestDb(Box::new(QuestDb::new(conf).map_err(anyhow::Error::msg)?)));
+        }
+        let names: Vec<&'static str> = sinks.iter().map(Sink::name).collect();
+        let (wal, readers) = Wal::open(
+            &WalOptions {
+                dir: settings.wal_dir.clone(),
+                max_bytes: settings.wal_max_bytes,
+                segment_bytes: (settings.wal_max_bytes / 8).clamp(1 << 20, 64 << 20),
+            },
+            &names,
+        )
         .with_context(|| format!("cannot open the WAL in {}", settings.wal_dir.display()))?;
+        let drainers = sinks
+            .into_iter()
+            .zip(readers)
+            .map(|(sink, reader)| Drainer {
+                dead_letters: DeadLetters::new(
+                    settings.wal_dir.join(format!("dead-letters.{}.jsonl", sink.name())),
+                ),
+                sink,
+                reader,
+                batch_lines: settings.batch_lines,
+            })
+            .collect();
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", settings.listen))?;
@@ -135,7 +158,7 @@ impl Application {
             ingest: Ingest::new(wal.clone(), live, settings.live_max_age),
             limits: settings.body,
         };
-        Ok(Application { listener, metrics_listener, state, reader, wal, settings })
+        Ok(Application { listener, metrics_listener, state, drainers, wal, settings })
     }
 
     /// The ingest listener's address (the real port when asked for port 0).
@@ -158,22 +181,18 @@ impl Application {
     /// finish, flushes what it can to the sink within `--flush-timeout`, and returns.
     ///
     /// # Errors
-    /// When the sink cannot be built or the metrics recorder cannot be installed.
+    /// When the metrics recorder cannot be installed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let handle = velometry_core::telemetry::install_metrics().map_err(anyhow::Error::msg)?;
-        let Application { listener, metrics_listener, state, reader, wal, settings } = self;
-        let sink = build_sink(&settings.sink)?;
-        let drainer = Drainer {
-            sink,
-            reader,
-            dead_letters: DeadLetters::new(settings.wal_dir.join("dead-letters.jsonl")),
-            batch_lines: settings.batch_lines,
-        };
+        let Application { listener, metrics_listener, state, drainers, wal, settings } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let drained = tokio::spawn(drainer.run(stop_rx.clone(), settings.flush_timeout));
+        let drained: Vec<_> = drainers
+            .into_iter()
+            .map(|d| tokio::spawn(d.run(stop_rx.clone(), settings.flush_timeout)))
+            .collect();
         let gauges = tokio::spawn(update_gauges(wal, stop_rx.clone()));
         let metrics_stop = {
             let mut rx = stop_rx.clone();
@@ -187,7 +206,9 @@ impl Application {
         http::serve(listener, router, settings.server, shutdown, Duration::from_secs(10)).await?;
         tracing::info!("Stopped accepting readings; flushing the WAL.");
         let _ = stop_tx.send(true);
-        let _ = drained.await;
+        for drainer in drained {
+            let _ = drainer.await;
+        }
         let _ = gauges.await;
         let _ = metrics.await;
         Ok(())

@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// Gzip batches sent to InfluxDB (v1 API).
     #[arg(long, env = "VELOMETRY_INFLUX_GZIP", default_value_t = true, action = clap::ArgAction::Set)]
     pub influx_gzip: bool,
+    /// Also write every reading to QuestDB, configured by a QuestDB client configuration
+    /// string (e.g. `http::addr=127.0.0.1:9000;`).
+    #[arg(long, env = "VELOMETRY_QUESTDB", hide_env_values = true)]
+    pub questdb: Option<String>,
     /// Lines per batch written to InfluxDB.
     #[arg(long, env = "VELOMETRY_BATCH_LINES", default_value_t = 5000)]
     pub batch_lines: usize,
@@ -162,6 +166,7 @@ impl ServeArgs {
             wal_dir: self.wal_dir,
             wal_max_bytes: self.wal_max_bytes,
             sink,
+            questdb: self.questdb,
             batch_lines: self.batch_lines,
             nats_url: self.nats_url,
             live_max_age: self.live_max_age,

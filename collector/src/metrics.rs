@@ -95,7 +95,11 @@ mod tests {
         let source = include_str!("metrics.rs");
         let names: Vec<&str> = source
             .split('"')
-            .filter(|s| s.starts_with("collector_") && s.len() > 10 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .filter(|s| {
+                s.starts_with("collector_")
+                    && s.len() > 10
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
             .collect();
         assert!(names.len() >= 14, "{names:?}");
         for name in names {

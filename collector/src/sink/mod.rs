@@ -6,6 +6,7 @@
 mod dead_letter;
 pub mod influx_v1;
 pub mod influx_v2;
+pub mod questdb;
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub enum Sink {
     InfluxV1(influx_v1::InfluxV1),
     /// InfluxDB `/api/v2/write`.
     InfluxV2(influx_v2::InfluxV2),
+    /// QuestDB, through `questdb-rs`.
+    QuestDb(Box<questdb::QuestDb>),
 }
 
 impl Sink {
@@ -47,6 +50,7 @@ impl Sink {
         match self {
             Sink::InfluxV1(_) => "influx_v1",
             Sink::InfluxV2(_) => "influx_v2",
+            Sink::QuestDb(_) => "questdb",
         }
     }
 
@@ -54,7 +58,7 @@ impl Sink {
     pub async fn prepare(&self) {
         match self {
             Sink::InfluxV1(s) => s.create_database().await,
-            Sink::InfluxV2(_) => {}
+            Sink::InfluxV2(_) | Sink::QuestDb(_) => {}
         }
     }
 
@@ -62,6 +66,7 @@ impl Sink {
         match self {
             Sink::InfluxV1(s) => s.write(body).await,
             Sink::InfluxV2(s) => s.write(body).await,
+            Sink::QuestDb(s) => s.write(body).await,
         }
     }
 }

@@ -7,8 +7,9 @@
 //!   after the log sequence number (LSN, a byte offset across all segments) they start at.
 //! - One writer thread takes every append that is waiting, writes them all, fsyncs once
 //!   (group commit) and then answers them all. Only then does the committed LSN move.
-//! - The sink reads committed records ([`WalReader`]) and, once a batch is in InfluxDB,
-//!   moves the checkpoint; segments wholly behind it are deleted.
+//! - Each sink reads committed records with a [`WalReader`] of its own and, once a batch is
+//!   stored, moves its own checkpoint; segments wholly behind every sink's checkpoint are
+//!   deleted.
 //! - At start-up every segment after the checkpoint is scanned; a torn or corrupt tail is
 //!   cut off, not fatal. Everything after the checkpoint is sent again: the points carry
 //!   the timestamps fixed at ingest, so InfluxDB overwrites them rather than duplicating.
@@ -72,7 +73,10 @@ struct Append {
 struct Shared {
     max_bytes: u64,
     committed: watch::Sender<u64>,
+    /// The lowest checkpoint of all sinks: everything before it is stored everywhere.
     flushed: AtomicU64,
+    /// Each reader's checkpoint, by reader index.
+    checkpoints: Mutex<Vec<u64>>,
     writable: AtomicBool,
     /// An append was refused for lack of room, and nothing has been flushed since.
     full: AtomicBool,
@@ -94,19 +98,25 @@ pub struct Wal {
 }
 
 impl Wal {
-    /// Opens (recovering) or creates the log and starts its writer thread.
+    /// Opens (recovering) or creates the log and starts its writer thread. Returns one
+    /// reader per sink, in the order the names are given, each resuming after its own
+    /// checkpoint.
     ///
     /// # Errors
     /// When the directory cannot be created, listed or written.
-    pub fn open(options: &WalOptions) -> io::Result<(Wal, WalReader)> {
+    pub fn open(options: &WalOptions, sinks: &[&'static str]) -> io::Result<(Wal, Vec<WalReader>)> {
         std::fs::create_dir_all(&options.dir)?;
-        let checkpoint = reader::read_checkpoint(&options.dir);
-        let recovered = segment::recover(&options.dir, checkpoint)?;
+        let checkpoints: Vec<u64> = sinks.iter().map(|s| reader::read_checkpoint(&options.dir, s)).collect();
+        let lowest = checkpoints.iter().copied().min().unwrap_or(0);
+        let recovered = segment::recover(&options.dir, lowest)?;
+        let first = recovered.start;
+        let positions: Vec<u64> = checkpoints.iter().map(|c| (*c).clamp(first, recovered.end)).collect();
         let (committed, committed_rx) = watch::channel(recovered.end);
         let shared = Arc::new(Shared {
             max_bytes: options.max_bytes,
             committed,
             flushed: AtomicU64::new(recovered.start),
+            checkpoints: Mutex::new(positions.clone()),
             writable: AtomicBool::new(true),
             full: AtomicBool::new(false),
             pending: Mutex::new(VecDeque::new()),
@@ -125,9 +135,16 @@ impl Wal {
             shared: shared.clone(),
         };
         std::thread::Builder::new().name("wal-writer".into()).spawn(move || writer.run(rx))?;
-        let reader = WalReader::new(options.dir.clone(), recovered.start, committed_rx, shared.clone());
+        let readers = sinks
+            .iter()
+            .zip(positions)
+            .enumerate()
+            .map(|(index, (sink, pos))| {
+                WalReader::new(options.dir.clone(), sink, index, pos, committed_rx.clone(), shared.clone())
+            })
+            .collect();
         m::wal_bytes(shared.unflushed());
-        Ok((Wal { tx, shared }, reader))
+        Ok((Wal { tx, shared }, readers))
     }
 
     /// Appends one record and waits until it is on disk. Returns its end LSN.

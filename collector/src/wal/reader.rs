@@ -13,14 +13,17 @@ use super::segment::{frame, list_segments, segment_path, Frame};
 use super::{lock, Shared};
 use crate::metrics as m;
 
-const CHECKPOINT: &str = "checkpoint";
 /// How much of a segment one read takes.
 const CHUNK: usize = 4 << 20;
 
-/// Reads the flushed LSN; a missing or unreadable checkpoint means "send everything again",
-/// which is safe because points are idempotent.
-pub fn read_checkpoint(dir: &std::path::Path) -> u64 {
-    std::fs::read_to_string(dir.join(CHECKPOINT)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+fn checkpoint_path(dir: &std::path::Path, sink: &str) -> PathBuf {
+    dir.join(format!("checkpoint.{sink}"))
+}
+
+/// Reads a sink's checkpoint; a missing or unreadable one means "send everything the log
+/// still holds", which is safe because points are idempotent.
+pub fn read_checkpoint(dir: &std::path::Path, sink: &str) -> u64 {
+    std::fs::read_to_string(checkpoint_path(dir, sink)).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Records read from the log, concatenated: line protocol ready to send.
@@ -37,6 +40,8 @@ pub struct Batch {
 /// The sink's cursor over the log.
 pub struct WalReader {
     dir: PathBuf,
+    sink: &'static str,
+    index: usize,
     pos: u64,
     committed: watch::Receiver<u64>,
     shared: Arc<Shared>,
@@ -45,8 +50,15 @@ pub struct WalReader {
 }
 
 impl WalReader {
-    pub(super) fn new(dir: PathBuf, pos: u64, committed: watch::Receiver<u64>, shared: Arc<Shared>) -> Self {
-        WalReader { dir, pos, committed, shared, current: None, buf: Vec::new() }
+    pub(super) fn new(
+        dir: PathBuf,
+        sink: &'static str,
+        index: usize,
+        pos: u64,
+        committed: watch::Receiver<u64>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        WalReader { dir, sink, index, pos, committed, shared, current: None, buf: Vec::new() }
     }
 
     /// Whether every committed record has been read.
@@ -134,32 +146,42 @@ impl WalReader {
         Ok(list_segments(&self.dir)?.into_iter().find(|&s| s > after))
     }
 
-    /// Records that everything before `end` is stored in the sink: moves the checkpoint
-    /// and deletes the segments wholly behind it.
+    /// Records that everything before `end` is stored in this reader's sink: moves its
+    /// checkpoint, and deletes the segments wholly behind every sink's checkpoint.
     ///
     /// # Errors
     /// When the checkpoint cannot be written.
     pub fn commit(&mut self, end: u64) -> io::Result<()> {
-        let tmp = self.dir.join("checkpoint.tmp");
+        let tmp = self.dir.join(format!("checkpoint.{}.tmp", self.sink));
         std::fs::write(&tmp, end.to_string())?;
-        std::fs::rename(&tmp, self.dir.join(CHECKPOINT))?;
-        self.shared.flushed.store(end, Ordering::Release);
+        std::fs::rename(&tmp, checkpoint_path(&self.dir, self.sink))?;
+        let lowest = {
+            let mut checkpoints = lock(&self.shared.checkpoints);
+            checkpoints[self.index] = end;
+            checkpoints.iter().copied().min().unwrap_or(end)
+        };
+        if lowest <= self.shared.flushed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.shared.flushed.store(lowest, Ordering::Release);
         self.shared.full.store(false, Ordering::Release);
         {
             let mut pending = lock(&self.shared.pending);
-            while pending.front().is_some_and(|&(lsn, _)| lsn <= end) {
+            while pending.front().is_some_and(|&(lsn, _)| lsn <= lowest) {
                 pending.pop_front();
             }
         }
         let starts = list_segments(&self.dir)?;
         for pair in starts.windows(2) {
-            // A segment is wholly flushed when the next one starts at or before `end`.
-            if pair[1] <= end {
+            // A segment is wholly flushed when the next one starts at or before `lowest`.
+            if pair[1] <= lowest {
                 std::fs::remove_file(segment_path(&self.dir, pair[0]))?;
-                if self.current.as_ref().is_some_and(|(s, _)| *s == pair[0]) {
-                    self.current = None;
-                }
             }
+        }
+        // Another reader may have deleted the segment this one holds open: reopen lazily.
+        if self.current.as_ref().is_some_and(|(s, _)| starts.windows(2).any(|p| p[0] == *s && p[1] <= lowest))
+        {
+            self.current = None;
         }
         m::wal_bytes(self.shared.unflushed());
         Ok(())

@@ -6,6 +6,11 @@ fn options(dir: &Path, max_bytes: u64, segment_bytes: u64) -> WalOptions {
     WalOptions { dir: dir.to_path_buf(), max_bytes, segment_bytes }
 }
 
+fn open(options: &WalOptions) -> (Wal, WalReader) {
+    let (wal, mut readers) = Wal::open(options, &["test"]).expect("open");
+    (wal, readers.remove(0))
+}
+
 fn line(i: usize) -> Vec<u8> {
     format!("m f={i} {i}\n").into_bytes()
 }
@@ -13,7 +18,7 @@ fn line(i: usize) -> Vec<u8> {
 #[tokio::test]
 async fn appended_records_are_read_back_in_order_across_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 64)).expect("open");
+    let (wal, mut reader) = open(&options(dir.path(), 1 << 20, 64));
     for i in 0..20 {
         wal.append(line(i)).await.expect("append");
     }
@@ -28,7 +33,7 @@ async fn appended_records_are_read_back_in_order_across_segments() {
 #[tokio::test]
 async fn batches_stop_at_the_line_limit() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 1 << 20)).expect("open");
+    let (wal, mut reader) = open(&options(dir.path(), 1 << 20, 1 << 20));
     for i in 0..10 {
         wal.append(line(i)).await.expect("append");
     }
@@ -42,7 +47,7 @@ async fn batches_stop_at_the_line_limit() {
 async fn a_restart_resumes_after_the_checkpoint_and_drops_flushed_segments() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 64)).expect("open");
+        let (wal, mut reader) = open(&options(dir.path(), 1 << 20, 64));
         for i in 0..10 {
             wal.append(line(i)).await.expect("append");
         }
@@ -50,7 +55,7 @@ async fn a_restart_resumes_after_the_checkpoint_and_drops_flushed_segments() {
         reader.commit(first.end).expect("commit");
         assert_eq!(wal.unflushed_bytes(), (reader.read(100, 1 << 20).expect("read").end - first.end));
     }
-    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 64)).expect("reopen");
+    let (wal, mut reader) = open(&options(dir.path(), 1 << 20, 64));
     let rest = reader.read(100, 1 << 20).expect("read");
     assert_eq!(rest.body, (6..10).flat_map(line).collect::<Vec<u8>>());
     wal.append(line(10)).await.expect("append after reopen");
@@ -61,7 +66,7 @@ async fn a_restart_resumes_after_the_checkpoint_and_drops_flushed_segments() {
 async fn a_torn_tail_is_cut_at_start_up_not_fatal() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let (wal, _reader) = Wal::open(&options(dir.path(), 1 << 20, 1 << 20)).expect("open");
+        let (wal, _reader) = open(&options(dir.path(), 1 << 20, 1 << 20));
         for i in 0..3 {
             wal.append(line(i)).await.expect("append");
         }
@@ -72,7 +77,7 @@ async fn a_torn_tail_is_cut_at_start_up_not_fatal() {
     file.write_all(&100u32.to_le_bytes()).expect("write");
     file.write_all(&[0, 0, 0, 0, 1, 2, 3, 4, 5]).expect("write");
     drop(file);
-    let (wal, mut reader) = Wal::open(&options(dir.path(), 1 << 20, 1 << 20)).expect("reopen");
+    let (wal, mut reader) = open(&options(dir.path(), 1 << 20, 1 << 20));
     wal.append(line(3)).await.expect("append");
     assert_eq!(reader.read(100, 1 << 20).expect("read").body, (0..4).flat_map(line).collect::<Vec<u8>>());
 }
@@ -80,7 +85,7 @@ async fn a_torn_tail_is_cut_at_start_up_not_fatal() {
 #[tokio::test]
 async fn a_full_log_refuses_and_keeps_nothing_of_the_refused_record() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wal, mut reader) = Wal::open(&options(dir.path(), 40, 1 << 20)).expect("open");
+    let (wal, mut reader) = open(&options(dir.path(), 40, 1 << 20));
     wal.append(line(1)).await.expect("first fits");
     let err = wal.append(vec![b'x'; 64]).await.expect_err("too much");
     assert!(matches!(err, AppendError::Full { .. }), "{err}");
@@ -90,4 +95,27 @@ async fn a_full_log_refuses_and_keeps_nothing_of_the_refused_record() {
     reader.commit(batch.end).expect("commit");
     assert!(wal.is_writable());
     wal.append(line(2)).await.expect("room again after the flush");
+}
+
+#[tokio::test]
+async fn segments_are_kept_until_every_sink_has_stored_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path(), 1 << 20, 64);
+    {
+        let (wal, mut readers) = Wal::open(&opts, &["fast", "slow"]).expect("open");
+        for i in 0..10 {
+            wal.append(line(i)).await.expect("append");
+        }
+        let all = readers[0].read(100, 1 << 20).expect("read");
+        readers[0].commit(all.end).expect("commit");
+        assert!(wal.unflushed_bytes() > 0, "the slow sink has stored nothing yet");
+        let part = readers[1].read(3, 1 << 20).expect("read");
+        readers[1].commit(part.end).expect("commit");
+    }
+    let (_wal, mut readers) = Wal::open(&opts, &["fast", "slow"]).expect("reopen");
+    assert_eq!(readers[0].read(100, 1 << 20).expect("read").lines, 0, "fast resumes at its own checkpoint");
+    assert_eq!(
+        readers[1].read(100, 1 << 20).expect("read").body,
+        (3..10).flat_map(line).collect::<Vec<u8>>()
+    );
 }

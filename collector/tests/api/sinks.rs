@@ -36,6 +36,29 @@ async fn the_v2_sink_writes_through_api_v2_write() {
 }
 
 #[tokio::test]
+async fn the_questdb_sink_writes_alongside_influxdb() {
+    // No QuestDB server is packaged here; VictoriaMetrics answers the same ILP-over-HTTP
+    // `/write` that questdb-rs speaks, so the client is exercised end to end for real.
+    let vm = VictoriaMetrics::start().await.expect("victoria-metrics");
+    let addr = vm.url.trim_start_matches("http://");
+    let env = Env::start(&[&format!("--questdb=http::addr={addr};protocol_version=1;")]).await;
+    let resp =
+        env.post_json(ALICE_EDGE, &json!([{"metric": "power", "time": ms_ago(5), "watts": 250}])).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(env.wait_rows("SELECT watts FROM power", 1).await.len(), 1, "InfluxDB still gets it");
+    let (found, series) = poll(
+        Duration::from_secs(30),
+        || async { vm.export("{__name__=\"power_watts\"}").await.unwrap_or_default() },
+        |series| !series.is_empty(),
+    )
+    .await;
+    assert!(found, "nothing reached the QuestDB sink: {}", env.collector.logs());
+    assert_eq!(series[0]["metric"]["rider"], json!("alice"));
+    assert_eq!(series[0]["metric"]["source"], json!("json"));
+    assert_eq!(series[0]["values"], json!([250]));
+}
+
+#[tokio::test]
 async fn lines_influxdb_refuses_go_to_the_dead_letter_file_and_the_rest_flows_on() {
     let env = Env::start(&[]).await;
     let t = ms_ago(60) * 1_000_000;
@@ -53,7 +76,7 @@ async fn lines_influxdb_refuses_go_to_the_dead_letter_file_and_the_rest_flows_on
     let batch = format!("mood score=\"happy\" {}\nheart_rate bpm=99 {t}\n", t + 1);
     assert_eq!(write(batch).await.expect("post").status(), 204);
     env.wait_rows("SELECT bpm FROM heart_rate", 1).await;
-    let dead = env.collector.wal_dir().join("dead-letters.jsonl");
+    let dead = env.collector.wal_dir().join("dead-letters.influx_v1.jsonl");
     assert!(
         eventually(Duration::from_secs(10), || async { dead.exists() }).await,
         "no dead-letter file: {}",
