@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use velometry_core::riders::Registry;
 
 use crate::auth::Authenticator;
-use crate::http::{self, ServerLimits};
+use crate::http;
 use crate::ingest::{BodyLimits, Ingest};
 use crate::live::Live;
 use crate::metrics as m;
@@ -23,6 +23,7 @@ use crate::sink::influx_v2::InfluxV2;
 use crate::sink::questdb::QuestDb;
 use crate::sink::{DeadLetters, Drainer, Sink};
 use crate::wal::{Wal, WalOptions};
+use velometry_core::server::ServerLimits;
 
 /// Which InfluxDB API the sink speaks.
 #[derive(Debug, Clone)]
@@ -203,7 +204,15 @@ impl Application {
         let metrics =
             tokio::spawn(velometry_core::telemetry::serve_metrics(metrics_listener, handle, metrics_stop));
         let router = http::router(state, settings.server.request_timeout);
-        http::serve(listener, router, settings.server, shutdown, Duration::from_secs(10)).await?;
+        velometry_core::server::serve(
+            listener,
+            router,
+            settings.server,
+            shutdown,
+            Duration::from_secs(10),
+            m::connection_refused,
+        )
+        .await?;
         tracing::info!("Stopped accepting readings; flushing the WAL.");
         let _ = stop_tx.send(true);
         for drainer in drained {

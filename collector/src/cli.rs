@@ -9,9 +9,9 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{Settings, SinkSettings};
-use crate::http::ServerLimits;
 use crate::ingest::BodyLimits;
 use crate::sink::influx_v1::InfluxAuth;
+use velometry_core::server::ServerLimits;
 
 /// Velometry's collector: accepts readings from devices, phone apps, Influx clients and
 /// ride files, makes them durable before it answers, and writes them to InfluxDB.

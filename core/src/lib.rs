@@ -10,6 +10,7 @@ pub mod ids;
 pub mod lineproto;
 pub mod reading;
 pub mod riders;
+pub mod server;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;

@@ -4,10 +4,13 @@
 //! (`--metrics-listen`) so that scrapes never compete with ingest or queries for limits.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+
+use crate::server::ServerLimits;
 
 /// Buckets of every `_seconds` histogram: 100 µs to 30 s.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -39,10 +42,11 @@ pub fn install_metrics() -> Result<PrometheusHandle, String> {
         .clone()
 }
 
-/// Serves `GET /metrics` on an already bound listener until `shutdown` resolves.
+/// Serves `GET /metrics` on an already bound listener until `shutdown` resolves, with the
+/// small limits of [`ServerLimits::METRICS`].
 ///
 /// # Errors
-/// When accepting connections fails.
+/// Never in practice: accept errors are retried.
 pub async fn serve_metrics(
     listener: TcpListener,
     handle: PrometheusHandle,
@@ -60,5 +64,9 @@ pub async fn serve_metrics(
             }
         }),
     );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    let app = app.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+        axum::http::StatusCode::REQUEST_TIMEOUT,
+        ServerLimits::METRICS.request_timeout,
+    ));
+    crate::server::serve(listener, app, ServerLimits::METRICS, shutdown, Duration::from_secs(1), || {}).await
 }

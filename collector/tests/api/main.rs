@@ -5,6 +5,7 @@ mod bad_inputs;
 mod chaos;
 mod clients;
 mod helpers;
+mod limits;
 mod live;
 mod protocols;
 mod sinks;

@@ -1,0 +1,172 @@
+//! Line-protocol batches of 5,000 lines end to end into InfluxDB through the collector,
+//! side by side with writing the same batches straight to InfluxDB.
+//!
+//! `cargo bench -p velometry-collector --bench lineproto_e2e -- [--points N] [--rounds R]`
+//!
+//! Each round starts a fresh InfluxDB for each side and alternates the order, so neither
+//! side meets a fuller database. "Direct" is timed until InfluxDB has acknowledged every
+//! batch; "collector" until InfluxDB has stored every line (the collector's sink counter),
+//! i.e. acknowledgement by the collector *and* delivery.
+
+#[path = "common.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use velometry_core::testkit::InfluxServer;
+
+const BATCH: usize = 5_000;
+const CLIENTS: usize = 4;
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One batch, sent as client `client`: without origin tags (to the collector, which adds
+/// them) and with them (straight to InfluxDB), so that InfluxDB stores the same points.
+struct Batch {
+    client: usize,
+    bare: Vec<u8>,
+    tagged: Vec<u8>,
+}
+
+type Batches = Arc<Vec<Batch>>;
+
+fn batches(points: usize) -> Vec<Batch> {
+    let base: i64 = 1_700_000_000_000_000_000;
+    (0..points / BATCH)
+        .map(|b| {
+            let client = b % CLIENTS;
+            let mut bare = Vec::with_capacity(BATCH * 80);
+            let mut tagged = Vec::with_capacity(BATCH * 120);
+            for i in 0..BATCH {
+                let n = b * BATCH + i;
+                let ts = base + n as i64 * 1_000_000;
+                let fields = match n % 3 {
+                    0 => ("heart_rate", format!("bpm={}", 100 + n % 80)),
+                    1 => ("power", format!("watts={}", 150 + n % 200)),
+                    _ => (
+                        "gps",
+                        format!(
+                            "alt={},lat={},lon={},speed={}",
+                            200 + n % 50,
+                            45.0 + (n % 1000) as f64 * 1e-5,
+                            7.0 + (n % 777) as f64 * 1e-5,
+                            8.5
+                        ),
+                    ),
+                };
+                bare.extend_from_slice(format!("{} {} {ts}\n", fields.0, fields.1).as_bytes());
+                tagged.extend_from_slice(
+                    format!("{},device=d,rider=r{client},source=lineproto {} {ts}\n", fields.0, fields.1)
+                        .as_bytes(),
+                );
+            }
+            Batch { client, bare, tagged }
+        })
+        .collect()
+}
+
+async fn send_all(url: &str, batches: &Batches, tagged: bool) -> Duration {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (url, batches, next) = (url.to_owned(), batches.clone(), next.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(batch) = batches.get(i) else { break };
+                    let body = if tagged { batch.tagged.clone() } else { batch.bare.clone() };
+                    let resp = http
+                        .post(&url)
+                        .header("Authorization", format!("Token {}", common::token(batch.client)))
+                        .body(body)
+                        .send()
+                        .await
+                        .expect("send");
+                    assert!(resp.status().is_success(), "{}", resp.text().await.unwrap_or_default());
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("client");
+    }
+    started.elapsed()
+}
+
+async fn direct(batches: &Batches) -> f64 {
+    let influx = InfluxServer::start().await.expect("influxd");
+    influx.query("velometry", "CREATE DATABASE velometry").await.expect("create");
+    let elapsed = send_all(&format!("{}/write?db=velometry", influx.url), batches, true).await;
+    (batches.len() * BATCH) as f64 / elapsed.as_secs_f64()
+}
+
+async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::write_riders(&dir.path().join("riders.toml"), CLIENTS);
+    let (_child, ingest, metrics) = common::start_collector(
+        dir.path(),
+        &influx.url,
+        &["--rate-limit=100000", "--max-body-bytes=64MiB", &format!("--influx-gzip={gzip}")],
+    )
+    .await;
+    // Let the sink create the database before the clock starts.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let total = (batches.len() * BATCH) as f64;
+    let started = Instant::now();
+    let acked = send_all(&format!("{ingest}/write"), batches, false).await;
+    while common::metric(&metrics, "collector_sink_lines_written_total").await < total {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stored = started.elapsed();
+    let count = influx.count("velometry", "heart_rate", "bpm").await.expect("count")
+        + influx.count("velometry", "power", "watts").await.expect("count")
+        + influx.count("velometry", "gps", "lat").await.expect("count");
+    assert_eq!(count as f64, total, "every line is in InfluxDB");
+    (total / stored.as_secs_f64(), total / acked.as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let points = arg("--points", 2_000_000);
+    let rounds = arg("--rounds", 3);
+    let batches = Arc::new(batches(points));
+    println!("{} batches of {BATCH} lines, {CLIENTS} clients, {rounds} rounds", batches.len());
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (d, (c, c_ack), (g, _)) = if round % 2 == 0 {
+            let d = direct(&batches).await;
+            (d, through_collector(&batches, false).await, through_collector(&batches, true).await)
+        } else {
+            let c = through_collector(&batches, false).await;
+            let g = through_collector(&batches, true).await;
+            (direct(&batches).await, c, g)
+        };
+        println!(
+            "round {round}: direct {d:.0} points/s | collector end to end {c:.0} points/s ({:.0}%), acknowledged at {c_ack:.0}/s | with gzip to InfluxDB {g:.0} points/s ({:.0}%)",
+            100.0 * c / d,
+            100.0 * g / d
+        );
+        ratios.push((c / d, g / d));
+    }
+    let mut plain: Vec<f64> = ratios.iter().map(|r| r.0).collect();
+    let mut gz: Vec<f64> = ratios.iter().map(|r| r.1).collect();
+    plain.sort_by(f64::total_cmp);
+    gz.sort_by(f64::total_cmp);
+    println!(
+        "median ratio to direct: {:.0}% (sink without gzip), {:.0}% (sink with gzip)",
+        100.0 * plain[plain.len() / 2],
+        100.0 * gz[gz.len() / 2]
+    );
+}
