@@ -3,6 +3,7 @@
 //! Metrics go to a process-wide Prometheus recorder, served on a listener of its own
 //! (`--metrics-listen`) so that scrapes never compete with ingest or queries for limits.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -22,7 +23,11 @@ pub const SECONDS_BUCKETS: &[f64] = &[
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // A second call (tests in one process) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }
 
 /// Installs the process-wide Prometheus recorder once and returns its handle.

@@ -31,7 +31,10 @@ async fn connections_past_the_cap_are_closed_and_slow_headers_time_out() {
 
     let mut third = TcpStream::connect(&addr).await.expect("the kernel accepts");
     third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.ok();
-    assert!(closed_by_server(&mut third, Duration::from_secs(2)).await, "a third connection is closed at once");
+    assert!(
+        closed_by_server(&mut third, Duration::from_secs(2)).await,
+        "a third connection is closed at once"
+    );
 
     assert!(closed_by_server(&mut slow, Duration::from_secs(5)).await, "headers that never finish time out");
     assert!(closed_by_server(&mut idle, Duration::from_secs(5)).await, "an idle connection times out");

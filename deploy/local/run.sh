@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+#
+# Runs the whole velometry platform on this machine: InfluxDB, NATS (JetStream) and the
+# collector, built in release mode, with a demo rider whose readings flow from the start.
+#
+#   deploy/local/run.sh          # Ctrl-C stops everything
+#
+# What it does, in order:
+#   1. installs what is missing (influxd, influx, nats-server, curl, a C toolchain) with
+#      apt-get; cargo must already be there (rustup);
+#   2. builds the service binaries with `cargo build --release`;
+#   3. keeps all its state in one folder at the repository root, .velometry/ (git-ignored):
+#        influxdb.conf  influxdb/  InfluxDB's config and data
+#        nats/          the JetStream store
+#        wal/           the collector's write-ahead log (and dead letters)
+#        riders.toml    rider "demo" (public) with device "phone"
+#        dev-token      that device's token, fresh at every start (mode 600; never commit it)
+#        logs/          one log per process
+#        run.lock       held while this script (or anything it started) runs
+#      Data survives restarts; `rm -rf .velometry` starts from nothing;
+#   4. starts influxd, nats-server and the collector, waits until each answers, and prints
+#      the URLs, the token and commands to post a reading and to see it in InfluxDB;
+#   5. on Ctrl-C (or SIGTERM, or the terminal closing) stops the collector first and waits
+#      while it flushes its write-ahead log to InfluxDB, then NATS, then InfluxDB. If one of
+#      them dies on its own, it shows the end of its log and stops the others.
+#
+# Ports (all on 127.0.0.1), each overridable from the environment:
+#   VELOMETRY_COLLECTOR_PORT   8080  collector ingest (HTTP)
+#   VELOMETRY_METRICS_PORT     9180  collector /metrics
+#   VELOMETRY_INFLUX_PORT      8086  InfluxDB HTTP API
+#   VELOMETRY_INFLUX_RPC_PORT  8088  InfluxDB backup/restore RPC (default: the HTTP port + 2)
+#   VELOMETRY_NATS_PORT        4222  NATS clients
+# VELOMETRY_INFLUX_DB (default velometry) names the database. The collector also reads its
+# other settings from VELOMETRY_* variables (see `collector serve --help`), so for example
+# VELOMETRY_WAL_MAX_BYTES=256MiB deploy/local/run.sh bounds the WAL.
+
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+# shellcheck source=deploy/local/lib.sh
+source "$here/lib.sh"
+cd "$root"
+
+# The binaries to build, one line per service. A service is built once its crate folder
+# (named like its binary, as the house style lays out) exists; one that should run also
+# needs a `start` line in the "Start" section below.
+SERVICES=(
+  collector
+  query
+  stream
+)
+
+state=$root/.velometry
+logs=$state/logs
+db=${VELOMETRY_INFLUX_DB:-velometry}
+
+# ---------------------------------------------------------------------------------------
+# Ports
+
+# port_var NAME DEFAULT — the value of environment variable NAME (DEFAULT when unset),
+# checked to be a TCP port.
+port_var() {
+  local value=${!1:-$2}
+  if ! [[ $value =~ ^[1-9][0-9]{0,4}$ ]] || ((value > 65535)); then
+    die "$1=$value is not a TCP port (1-65535)"
+  fi
+  printf '%s' "$value"
+}
+
+collector_port=$(port_var VELOMETRY_COLLECTOR_PORT 8080)
+metrics_port=$(port_var VELOMETRY_METRICS_PORT 9180)
+influx_port=$(port_var VELOMETRY_INFLUX_PORT 8086)
+# InfluxDB 1.x opens a second listener for backup/restore RPC, 127.0.0.1:8088 unless told
+# otherwise. Following the HTTP port means one override moves both (18086 → 18088).
+influx_rpc_port=$(port_var VELOMETRY_INFLUX_RPC_PORT $((influx_port + 2)))
+nats_port=$(port_var VELOMETRY_NATS_PORT 4222)
+
+# Each port with what uses it and the variable that moves it.
+PORTS=(
+  "$collector_port|collector ingest|VELOMETRY_COLLECTOR_PORT"
+  "$metrics_port|collector metrics|VELOMETRY_METRICS_PORT"
+  "$influx_port|InfluxDB HTTP|VELOMETRY_INFLUX_PORT"
+  "$influx_rpc_port|InfluxDB RPC|VELOMETRY_INFLUX_RPC_PORT"
+  "$nats_port|NATS|VELOMETRY_NATS_PORT"
+)
+
+# Whether anything listens on a TCP port, on any address.
+port_in_use() {
+  if command -v ss >/dev/null 2>&1; then
+    [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]
+  else
+    # Without iproute2: something answers on 127.0.0.1, where all of ours listen.
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
+
+# Who holds a port ("influxd (pid 123)"), when ss can tell; empty otherwise.
+port_holder() {
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -Hltnp "sport = :$1" 2>/dev/null |
+    sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1
+}
+
+# Stops with one message naming every port that is taken, who holds it and how to move ours.
+check_ports() {
+  local entry port what var seen=" " problems=() holder
+  for entry in "${PORTS[@]}"; do
+    IFS='|' read -r port what var <<<"$entry"
+    if [[ $seen == *" $port "* ]]; then
+      problems+=("port $port is given to two services (the second is $what); set $var to another")
+      continue
+    fi
+    seen+="$port "
+    if port_in_use "$port"; then
+      holder=$(port_holder "$port")
+      problems+=("port $port ($what) is in use${holder:+ by $holder}; free it, or choose another: $var=<port> deploy/local/run.sh")
+    fi
+  done
+  ((${#problems[@]} == 0)) && return 0
+  printf 'error: %s\n' "${problems[@]}" >&2
+  exit 1
+}
+
+# ---------------------------------------------------------------------------------------
+# Processes
+#
+# Every process is started in a session of its own (setsid), out of the terminal's
+# foreground process group. Otherwise Ctrl-C would reach InfluxDB and NATS at the same moment
+# as the collector, and the collector's final flush would find InfluxDB gone. This script
+# receives Ctrl-C alone and stops them in order.
+
+declare -A pid=()  # name → process id, of what is running now
+declare -A log=()  # name → log file
+
+# start NAME COMMAND... — runs COMMAND in the background with its output in logs/NAME.log.
+start() {
+  local name=$1
+  shift
+  log[$name]=$logs/$name.log
+  setsid "$@" </dev/null >"${log[$name]}" 2>&1 &
+  pid[$name]=$!
+}
+
+# Prints the end of a process's log, to explain why it stopped.
+show_log() {
+  printf -- '--- last lines of %s ---\n' "${log[$1]}" >&2
+  tail -n 20 "${log[$1]}" >&2 || true
+  printf -- '---\n' >&2
+}
+
+# wait_ready NAME SECONDS CHECK... — runs CHECK until it succeeds. Stops the script if NAME
+# exits first or SECONDS pass.
+wait_ready() {
+  local name=$1 deadline=$((SECONDS + $2))
+  shift 2
+  until "$@" 2>/dev/null; do
+    if ! kill -0 "${pid[$name]}" 2>/dev/null; then
+      local status=0
+      wait "${pid[$name]}" || status=$?
+      unset "pid[$name]"
+      show_log "$name"
+      die "$name exited during start-up (status $status); its log is above"
+    fi
+    if ((SECONDS >= deadline)); then
+      show_log "$name"
+      die "$name did not answer within $2 s; its log is above"
+    fi
+    sleep 0.2
+  done
+  say "$name is ready."
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 1 "$1"; }
+tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1"); }
+
+# stop NAME GRACE [SIGNAL] — sends SIGNAL (TERM by default), gives the process up to GRACE
+# seconds to exit, then SIGKILLs it; reports an unclean exit.
+stop() {
+  local name=$1 grace=$2 signal=${3:-TERM} p=${pid[$1]:-}
+  [[ -n $p ]] || return 0
+  unset "pid[$name]"
+  # Already gone (and reaped by bash): nothing to stop. Do not `wait` for it then: bash may
+  # have dropped a child that died on its own from its job table, and `wait` would block
+  # on the others.
+  kill -0 "$p" 2>/dev/null || return 0
+  say "Stopping $name (pid $p)…"
+  kill -"$signal" "$p" 2>/dev/null
+  local deadline=$((SECONDS + grace)) status=0
+  # bash reaps the child while it runs each sleep, after which kill -0 fails.
+  while kill -0 "$p" 2>/dev/null && ((SECONDS < deadline)); do
+    sleep 0.1
+  done
+  if kill -0 "$p" 2>/dev/null; then
+    warn "$name did not stop within $grace s; killing it (see ${log[$name]})"
+    kill -KILL "$p" 2>/dev/null
+  fi
+  wait "$p" 2>/dev/null || status=$?
+  ((status == 0)) || warn "$name exited with status $status (see ${log[$name]})"
+}
+
+# Runs once, on any exit: Ctrl-C, SIGTERM, a failed start, or a process that died.
+cleanup() {
+  local status=$?
+  # A second Ctrl-C must not cut the shutdown short and leave processes behind.
+  trap '' INT TERM HUP
+  set +e
+  ((${#pid[@]})) && echo && say "Shutting down."
+  stop demo-feed 5
+  # The collector first, and with time to flush: it writes what its WAL still holds to
+  # InfluxDB (up to --flush-timeout, 10 s by default, after up to 10 s of requests in
+  # flight), so InfluxDB must still be up. Whatever it could not send stays in the WAL.
+  stop collector 30
+  # SIGINT is nats-server's clean stop; on SIGTERM it exits with status 1.
+  stop nats 15 INT
+  stop influxd 15
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ---------------------------------------------------------------------------------------
+# Demo data
+#
+# TEMPORARY, until issue #5's `collector replay --synthetic` lands: the rider simulator does
+# not exist yet, so this loop posts one gps fix and one heart_rate reading per second for
+# rider demo through the collector's JSON API, as its phone would. Delete this section and
+# its start line then.
+
+# The readings of second I: laps of a 2.8 km circle in Turin at about 33 km/h, heart rate
+# drifting between 120 and 150.
+demo_readings() {
+  LC_ALL=C awk -v i="$1" 'BEGIN {
+    pi = atan2(0, -1)
+    a = 2 * pi * (i % 300) / 300
+    lat = 45.0700 + 0.004 * sin(a)
+    lon = 7.6800 + 0.004 * cos(a) / cos(45.07 * pi / 180)
+    heading = (360 - a * 180 / pi) % 360
+    printf "[{\"metric\":\"gps\",\"lat\":%.6f,\"lon\":%.6f,\"alt\":%.1f,\"speed\":9.3,\"heading\":%.0f},", lat, lon, 240 + 8 * sin(a), heading
+    printf "{\"metric\":\"heart_rate\",\"bpm\":%.0f}]\n", 135 + 15 * sin(2 * pi * i / 120)
+  }'
+}
+
+# Posts forever; runs as a background subshell. It ignores Ctrl-C, which reaches it with
+# the script, so that it stops only when cleanup says so, like everything else: SIGTERM then
+# lets the request in flight finish.
+feed_demo() {
+  trap '' INT
+  trap 'exit 0' TERM
+  local i=0
+  while :; do
+    # The token goes through curl's config on stdin, not its arguments, so it stays out of ps.
+    curl -fsS -o /dev/null --max-time 2 --config - \
+      -H 'Content-Type: application/json' --data-binary "$(demo_readings "$i")" \
+      "http://127.0.0.1:$collector_port/v1/readings" \
+      <<<"header = \"Authorization: Token $token\"" ||
+      echo "$(date -u +%FT%TZ) the reading of second $i was not accepted (see logs/collector.log)"
+    i=$((i + 1))
+    sleep 1
+  done
+}
+
+# ---------------------------------------------------------------------------------------
+# Install and build
+
+require_cargo
+ensure_commands "${BUILD_COMMANDS[@]}" \
+  influxd:influxdb \
+  influx:influxdb-client \
+  nats-server:nats-server \
+  curl:curl \
+  setsid:util-linux \
+  flock:util-linux
+
+# One copy at a time per checkout: a second would rewrite the token and share data folders.
+# The processes started below inherit the lock, so it also holds while any of them is left.
+mkdir -p "$state"
+exec {lock_fd}>"$state/run.lock"
+flock -n "$lock_fd" ||
+  die "another deploy/local/run.sh is running from $root, or left processes behind:
+       pgrep -af $(printf '%q' "$state")"
+
+# Before the build, which takes minutes: a taken port should not cost that wait.
+check_ports
+
+built=() bins=()
+for service in "${SERVICES[@]}"; do
+  if [[ -f $root/$service/Cargo.toml ]]; then
+    built+=("$service")
+    bins+=(--bin "$service")
+  fi
+done
+say "Building ${built[*]} (release)…"
+cargo build --release "${bins[@]}" || die "the build failed (see above)"
+bin_dir=${CARGO_TARGET_DIR:-$root/target}/release
+
+# ---------------------------------------------------------------------------------------
+# State: folders, InfluxDB config, riders file and token
+
+mkdir -p "$state/influxdb" "$state/nats" "$state/wal" "$logs"
+chmod 700 "$state"  # it holds the device token
+
+# Every listener on 127.0.0.1 and on our ports, including the RPC one (the top-level
+# bind-address), which would otherwise be 127.0.0.1:8088 whatever the HTTP port, and clash
+# with any other InfluxDB on this machine.
+cat >"$state/influxdb.conf" <<EOF
+# Written by deploy/local/run.sh at every start; edits are lost.
+reporting-disabled = true
+bind-address = "127.0.0.1:$influx_rpc_port"
+
+[meta]
+  dir = "$state/influxdb/meta"
+
+[data]
+  dir = "$state/influxdb/data"
+  wal-dir = "$state/influxdb/wal"
+  query-log-enabled = false
+
+[monitor]
+  store-enabled = false
+
+[http]
+  bind-address = "127.0.0.1:$influx_port"
+  log-enabled = false
+EOF
+
+tokens=$("$bin_dir/collector" token)
+token=$(awk '$1 == "token:" { print $2 }' <<<"$tokens")
+token_sha256=$(awk '$1 == "token_sha256:" { print $2 }' <<<"$tokens")
+[[ $token == velo_* && $token_sha256 =~ ^[0-9a-f]{64}$ ]] ||
+  die "\`collector token\` printed something unexpected; expected 'token: velo_…' and 'token_sha256: <64 hex>'"
+unset tokens
+
+# Created afresh, never rewritten in place: a file left with a wider mode stays that way.
+rm -f "$state/dev-token"
+(umask 077 && printf '%s\n' "$token" >"$state/dev-token")
+
+cat >"$state/riders.toml" <<EOF
+# Written by deploy/local/run.sh at every start, with a fresh token; edits are lost.
+[[rider]]
+id = "demo"
+name = "Demo rider"
+public = true
+  [[rider.device]]
+  id = "phone"
+  token_sha256 = "$token_sha256"
+EOF
+
+# ---------------------------------------------------------------------------------------
+# Start
+
+# Environment variables win over influxd's config file, so set the two addresses there too:
+# one left in the caller's environment would otherwise move a listener.
+start influxd env \
+  INFLUXDB_BIND_ADDRESS="127.0.0.1:$influx_rpc_port" \
+  INFLUXDB_HTTP_BIND_ADDRESS="127.0.0.1:$influx_port" \
+  influxd -config "$state/influxdb.conf"
+wait_ready influxd 30 http_ok "http://127.0.0.1:$influx_port/ping"
+
+start nats nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$state/nats"
+wait_ready nats 20 tcp_open "$nats_port"
+
+# NO_COLOR: its log is a file, not a terminal.
+start collector env NO_COLOR=1 "$bin_dir/collector" serve \
+  --listen "127.0.0.1:$collector_port" \
+  --metrics-listen "127.0.0.1:$metrics_port" \
+  --riders "$state/riders.toml" \
+  --influx-url "http://127.0.0.1:$influx_port" \
+  --influx-db "$db" \
+  --wal-dir "$state/wal" \
+  --nats-url "nats://127.0.0.1:$nats_port"
+wait_ready collector 30 http_ok "http://127.0.0.1:$collector_port/readyz"
+
+# TEMPORARY (issue #5): see "Demo data" above.
+log[demo-feed]=$logs/demo-feed.log
+feed_demo >"${log[demo-feed]}" 2>&1 &
+pid[demo-feed]=$!
+
+# ---------------------------------------------------------------------------------------
+# Tell the user
+
+cat <<EOF
+
+velometry is running. Ctrl-C stops everything.
+
+  Ingest    http://127.0.0.1:$collector_port
+              JSON /v1/readings · line protocol /write, /api/v2/write · /v1/osmand · /v1/owntracks
+  Metrics   http://127.0.0.1:$metrics_port/metrics
+  InfluxDB  http://127.0.0.1:$influx_port  (database $db)
+  NATS      nats://127.0.0.1:$nats_port  (JetStream)
+  Logs      $logs/
+
+  Rider "demo", device "phone". Its token, new at every start, also in $state/dev-token:
+    $token
+
+  Demo readings (gps, heart_rate) are posted once a second until issue #5's simulator lands.
+
+Post a reading:
+  TOKEN=\$(cat $(printf '%q' "$state/dev-token"))
+  curl -sS http://127.0.0.1:$collector_port/v1/readings -H "Authorization: Token \$TOKEN" -H 'Content-Type: application/json' --data '[{"metric":"heart_rate","bpm":128}]'
+
+See it in InfluxDB:
+  influx -port $influx_port -database $db -precision rfc3339 -execute 'SELECT * FROM heart_rate ORDER BY time DESC LIMIT 5'
+
+EOF
+
+# ---------------------------------------------------------------------------------------
+# Wait: until Ctrl-C (the traps above take over) or until a process dies on its own.
+
+status=0
+wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" || status=$?
+for name in influxd nats collector; do
+  if ! kill -0 "${pid[$name]}" 2>/dev/null; then
+    unset "pid[$name]"
+    show_log "$name"
+    die "$name stopped on its own (status $status); stopping the rest. Its log is above."
+  fi
+done
