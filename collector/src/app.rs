@@ -71,6 +71,8 @@ pub struct Settings {
     pub questdb: Option<String>,
     /// Lines per sink batch.
     pub batch_lines: usize,
+    /// Batches in flight to each sink at once.
+    pub sink_concurrency: usize,
     /// NATS server for live readings, if any.
     pub nats_url: Option<String>,
     /// Readings older than this are not published live.
@@ -143,6 +145,7 @@ impl Application {
                 sink,
                 reader,
                 batch_lines: settings.batch_lines,
+                concurrency: settings.sink_concurrency,
             })
             .collect();
         let listener = TcpListener::bind(settings.listen)

@@ -87,6 +87,9 @@ pub struct ServeArgs {
     /// Lines per batch written to InfluxDB.
     #[arg(long, env = "VELOMETRY_BATCH_LINES", default_value_t = 5000)]
     pub batch_lines: usize,
+    /// Batches in flight to each sink at once.
+    #[arg(long, env = "VELOMETRY_SINK_CONCURRENCY", default_value_t = 4)]
+    pub sink_concurrency: usize,
     /// Directory of the write-ahead log (and the dead-letter file).
     #[arg(long, env = "VELOMETRY_WAL_DIR", default_value = "velometry-wal")]
     pub wal_dir: PathBuf,
@@ -156,8 +159,8 @@ impl ServeArgs {
                 token: self.influx_token.ok_or("--sink influx-v2 needs --influx-token")?,
             },
         };
-        if self.batch_lines == 0 {
-            return Err("--batch-lines must be at least 1".into());
+        if self.batch_lines == 0 || self.sink_concurrency == 0 {
+            return Err("--batch-lines and --sink-concurrency must be at least 1".into());
         }
         Ok(Settings {
             listen: self.listen,
@@ -168,6 +171,7 @@ impl ServeArgs {
             sink,
             questdb: self.questdb,
             batch_lines: self.batch_lines,
+            sink_concurrency: self.sink_concurrency,
             nats_url: self.nats_url,
             live_max_age: self.live_max_age,
             body: BodyLimits {

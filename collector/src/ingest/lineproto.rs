@@ -8,8 +8,8 @@
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use influxdb_line_protocol::FieldValue as LpValue;
 use serde::Deserialize;
+use velometry_core::lineproto::parse::{parse_line as parse_lp, Value as LpValue};
 use velometry_core::reading::{FieldValue, Metric, Reading, ReadingError};
 use velometry_core::time::{now_nanos, Nanos};
 
@@ -116,57 +116,51 @@ pub fn parse(text: &str, multiplier: i64, now: Nanos) -> Parsed {
 }
 
 fn parse_line(line: &str, multiplier: i64, now: Nanos) -> Result<Reading, String> {
-    let parsed = influxdb_line_protocol::parse_lines(line)
-        .next()
-        .ok_or_else(|| "empty line".to_owned())?
-        .map_err(|e| e.to_string())?;
+    let parsed = parse_lp(line).map_err(|e| e.to_string())?;
     let time = match parsed.timestamp {
         Some(t) => t.checked_mul(multiplier).ok_or_else(|| format!("timestamp {t} is out of range"))?,
         None => now,
     };
-    let measurement = parsed.series.measurement.to_string();
-    let tags = parsed
-        .series
-        .tag_set
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect::<Vec<_>>();
-    let reading = match Metric::from_name(&measurement) {
+    let reading = match Metric::from_name(&parsed.measurement) {
         Some(metric) => {
-            let mut fields = Vec::with_capacity(parsed.field_set.len());
-            for (key, value) in &parsed.field_set {
+            let mut fields = Vec::with_capacity(parsed.fields.len());
+            for (key, value) in &parsed.fields {
                 let number = match value {
-                    LpValue::F64(v) => *v,
-                    LpValue::I64(v) => *v as f64,
-                    LpValue::U64(v) => *v as f64,
-                    LpValue::String(_) | LpValue::Boolean(_) => {
+                    LpValue::Float(v) => *v,
+                    LpValue::Int(v) => *v as f64,
+                    LpValue::UInt(v) => *v as f64,
+                    LpValue::Str(_) | LpValue::Bool(_) => {
                         return Err(ReadingError::NotANumber { metric, field: key.to_string() }.to_string())
                     }
                 };
-                fields.push((key.as_str(), number));
+                fields.push((key.as_ref(), number));
             }
-            Reading::known(metric, time, now, fields.iter().map(|(k, v)| (*k, *v)))
+            Reading::known(metric, time, now, fields)
         }
         None => {
             let fields = parsed
-                .field_set
-                .iter()
+                .fields
+                .into_iter()
                 .map(|(k, v)| {
                     let value = match v {
-                        LpValue::F64(v) => FieldValue::Float(*v),
-                        LpValue::I64(v) => FieldValue::Int(*v),
-                        LpValue::U64(v) => FieldValue::UInt(*v),
-                        LpValue::String(s) => FieldValue::Str(s.to_string()),
-                        LpValue::Boolean(b) => FieldValue::Bool(*b),
+                        LpValue::Float(v) => FieldValue::Float(v),
+                        LpValue::Int(v) => FieldValue::Int(v),
+                        LpValue::UInt(v) => FieldValue::UInt(v),
+                        LpValue::Str(s) => FieldValue::Str(s.into_owned()),
+                        LpValue::Bool(b) => FieldValue::Bool(b),
                     };
-                    (k.to_string(), value)
+                    (k.into_owned(), value)
                 })
                 .collect();
-            Reading::other(measurement, time, now, fields)
+            Reading::other(parsed.measurement.into_owned(), time, now, fields)
         }
     };
-    Ok(reading.map_err(|e| e.to_string())?.with_tags(tags))
+    let reading = reading.map_err(|e| e.to_string())?;
+    Ok(if parsed.tags.is_empty() {
+        reading
+    } else {
+        reading.with_tags(parsed.tags.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())))
+    })
 }
 
 #[cfg(test)]

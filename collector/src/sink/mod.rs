@@ -8,7 +8,10 @@ pub mod influx_v1;
 pub mod influx_v2;
 pub mod questdb;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesOrdered, StreamExt};
 
 use rand::Rng;
 use tokio::sync::watch;
@@ -81,6 +84,9 @@ pub struct Drainer {
     pub dead_letters: DeadLetters,
     /// Lines per batch (InfluxDB suggests about 5,000).
     pub batch_lines: usize,
+    /// Batches in flight at once. Their writes may finish in any order (points are
+    /// idempotent); the checkpoint only moves over batches that are all stored.
+    pub concurrency: usize,
 }
 
 /// The deadline passed during shutdown: the rest stays in the WAL for the next start.
@@ -93,74 +99,97 @@ const BACKOFF_CAP: Duration = Duration::from_secs(30);
 impl Drainer {
     /// Runs until `stopping` turns true and then either the log is drained or
     /// `flush_timeout` has passed.
-    pub async fn run(mut self, mut stopping: watch::Receiver<bool>, flush_timeout: Duration) {
-        self.sink.prepare().await;
-        let mut deadline: Option<Instant> = None;
+    pub async fn run(self, mut stopping: watch::Receiver<bool>, flush_timeout: Duration) {
+        let Drainer { sink, mut reader, dead_letters, batch_lines, concurrency } = self;
+        sink.prepare().await;
+        let delivery = Arc::new(Delivery { sink, dead_letters: Mutex::new(dead_letters), flush_timeout });
+        let name = delivery.sink.name();
+        let mut in_flight = FuturesOrdered::new();
         loop {
-            if *stopping.borrow() && deadline.is_none() {
-                deadline = Some(Instant::now() + flush_timeout);
+            while in_flight.len() < concurrency.max(1) && !reader.caught_up() {
+                match reader.read(batch_lines, BATCH_BYTES) {
+                    Ok(batch) => {
+                        let (delivery, stopping) = (delivery.clone(), stopping.clone());
+                        in_flight.push_back(async move {
+                            let outcome = delivery.deliver(&batch.body, stopping).await;
+                            (outcome, batch.end, batch.lines)
+                        });
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "Cannot read the WAL; retrying in 1 s.");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        break;
+                    }
+                }
             }
-            if self.reader.caught_up() {
-                if deadline.is_some() {
-                    tracing::info!(sink = self.sink.name(), "WAL drained.");
+            if in_flight.is_empty() {
+                if *stopping.borrow() {
+                    tracing::info!(sink = name, "WAL drained.");
                     return;
                 }
                 tokio::select! {
-                    () = self.reader.wait() => {}
+                    () = reader.wait() => {}
                     _ = stopping.changed() => {}
                 }
                 continue;
             }
-            let batch = match self.reader.read(self.batch_lines, BATCH_BYTES) {
-                Ok(batch) => batch,
-                Err(e) => {
-                    tracing::error!(error = %e, "Cannot read the WAL; retrying in 1 s.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            tokio::select! {
+                Some((outcome, end, lines)) = in_flight.next() => {
+                    if outcome.is_err() {
+                        tracing::warn!(
+                            sink = name,
+                            unflushed_lines_in_batch = lines,
+                            "Flush timeout passed at shutdown; the rest stays in the WAL and is sent on the next start."
+                        );
+                        return;
+                    }
+                    if let Err(e) = reader.commit(end) {
+                        // Not fatal: without a checkpoint the batch is sent again, which overwrites.
+                        tracing::warn!(error = %e, "Cannot write the WAL checkpoint.");
+                    }
                 }
-            };
-            if self.deliver(&batch.body, deadline, &mut stopping).await.is_err() {
-                tracing::warn!(
-                    sink = self.sink.name(),
-                    unflushed_lines_in_batch = batch.lines,
-                    "Flush timeout passed at shutdown; the rest stays in the WAL and is sent on the next start."
-                );
-                return;
-            }
-            if let Err(e) = self.reader.commit(batch.end) {
-                // Not fatal: without a checkpoint the batch is sent again, which overwrites.
-                tracing::warn!(error = %e, "Cannot write the WAL checkpoint.");
+                () = reader.wait(), if in_flight.len() < concurrency => {}
+                _ = stopping.changed() => {}
             }
         }
     }
+}
 
+/// What every batch in flight shares.
+struct Delivery {
+    sink: Sink,
+    dead_letters: Mutex<DeadLetters>,
+    flush_timeout: Duration,
+}
+
+impl Delivery {
     /// Writes one batch; on refusal, splits it in halves until the refused lines are found.
-    async fn deliver(
-        &mut self,
-        body: &[u8],
-        mut deadline: Option<Instant>,
-        stopping: &mut watch::Receiver<bool>,
-    ) -> Result<(), Abandoned> {
+    async fn deliver(&self, body: &[u8], mut stopping: watch::Receiver<bool>) -> Result<(), Abandoned> {
+        let mut deadline = None;
         let mut parts: Vec<&[u8]> = vec![body];
         while let Some(part) = parts.pop() {
-            match self.write_retrying(part, &mut deadline, stopping).await? {
+            match self.write_retrying(part, &mut deadline, &mut stopping).await? {
                 Ok(()) => {}
                 Err(reason) => match split_lines(part) {
                     Some((a, b)) => {
                         parts.push(b);
                         parts.push(a);
                     }
-                    None => {
-                        tracing::warn!(sink = self.sink.name(), %reason, "A line was refused; dead-lettered.");
-                        m::dead_letters(self.sink.name(), 1);
-                        if let Err(e) = self.dead_letters.write(self.sink.name(), &reason, part) {
-                            tracing::error!(error = %e, line = %String::from_utf8_lossy(part), "Cannot write the dead-letter file; the refused line is only in this log.");
-                        }
-                    }
+                    None => self.dead_letter(&reason, part),
                 },
             }
         }
         Ok(())
+    }
+
+    fn dead_letter(&self, reason: &str, line: &[u8]) {
+        let name = self.sink.name();
+        tracing::warn!(sink = name, %reason, "A line was refused; dead-lettered.");
+        m::dead_letters(name, 1);
+        let mut file = self.dead_letters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(e) = file.write(name, reason, line) {
+            tracing::error!(error = %e, line = %String::from_utf8_lossy(line), "Cannot write the dead-letter file; the refused line is only in this log.");
+        }
     }
 
     /// Retries with capped exponential backoff and full jitter until the write succeeds or
@@ -199,7 +228,7 @@ impl Drainer {
                 tracing::warn!(sink = name, attempt, %error, retry_in = ?wait, "Sink write failed; retrying.");
             }
             if *stopping.borrow() && deadline.is_none() {
-                *deadline = Some(Instant::now() + Duration::from_secs(10));
+                *deadline = Some(Instant::now() + self.flush_timeout);
             }
             match *deadline {
                 Some(d) if Instant::now() + wait > d => return Err(Abandoned),

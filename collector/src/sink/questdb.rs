@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use influxdb_line_protocol::{FieldValue, ParsedLine};
 use questdb::ingress::{Buffer, Sender, SenderBuilder, TimestampNanos};
 use questdb::ErrorCode;
+use velometry_core::lineproto::parse::{parse_line, Line, Value};
 
 use super::SinkError;
 
@@ -61,25 +61,25 @@ impl QuestDb {
 
 fn fill(buffer: &mut Buffer, body: &[u8]) -> Result<(), SinkError> {
     let text = std::str::from_utf8(body).map_err(|e| SinkError::Rejected(e.to_string()))?;
-    for line in influxdb_line_protocol::parse_lines(text) {
-        let line = line.map_err(|e| SinkError::Rejected(e.to_string()))?;
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let line = parse_line(line).map_err(|e| SinkError::Rejected(e.to_string()))?;
         write_row(buffer, &line).map_err(classify)?;
     }
     Ok(())
 }
 
-fn write_row(buffer: &mut Buffer, line: &ParsedLine<'_>) -> questdb::Result<()> {
-    buffer.table(line.series.measurement.as_str())?;
-    for (key, value) in line.series.tag_set.iter().flatten() {
-        buffer.symbol(key.as_str(), value.as_str())?;
+fn write_row(buffer: &mut Buffer, line: &Line<'_>) -> questdb::Result<()> {
+    buffer.table(line.measurement.as_ref())?;
+    for (key, value) in &line.tags {
+        buffer.symbol(key.as_ref(), value.as_ref())?;
     }
-    for (key, value) in &line.field_set {
+    for (key, value) in &line.fields {
         match value {
-            FieldValue::F64(v) => buffer.column_f64(key.as_str(), *v)?,
-            FieldValue::I64(v) => buffer.column_i64(key.as_str(), *v)?,
-            FieldValue::U64(v) => buffer.column_i64(key.as_str(), i64::try_from(*v).unwrap_or(i64::MAX))?,
-            FieldValue::Boolean(v) => buffer.column_bool(key.as_str(), *v)?,
-            FieldValue::String(v) => buffer.column_str(key.as_str(), v.as_str())?,
+            Value::Float(v) => buffer.column_f64(key.as_ref(), *v)?,
+            Value::Int(v) => buffer.column_i64(key.as_ref(), *v)?,
+            Value::UInt(v) => buffer.column_i64(key.as_ref(), i64::try_from(*v).unwrap_or(i64::MAX))?,
+            Value::Bool(v) => buffer.column_bool(key.as_ref(), *v)?,
+            Value::Str(v) => buffer.column_str(key.as_ref(), v.as_ref())?,
         };
     }
     // Every line in the log carries the timestamp fixed at ingest.

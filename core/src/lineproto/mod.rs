@@ -4,6 +4,8 @@
 //! and an explicit nanosecond timestamp fixed at ingest, so that writing the same line twice
 //! overwrites one point instead of adding a second.
 
+pub mod parse;
+
 use std::io::Write;
 
 use crate::ids::{DeviceId, RiderId};
@@ -50,7 +52,11 @@ pub fn encode(reading: &Reading, origin: Origin<'_>, out: &mut Vec<u8>) {
         out.push(b'=');
         // Writing into a Vec cannot fail.
         let _ = match value {
-            FieldValue::Float(v) => write!(out, "{v}"),
+            FieldValue::Float(v) => {
+                // ryu is several times faster than `{v}` and as exact; "142.0" is a float.
+                out.extend_from_slice(ryu::Buffer::new().format_finite(*v).as_bytes());
+                Ok(())
+            }
             FieldValue::Int(v) => write!(out, "{v}i"),
             FieldValue::UInt(v) => write!(out, "{v}u"),
             FieldValue::Bool(v) => write!(out, "{v}"),
@@ -92,7 +98,7 @@ mod tests {
         encode(&reading, Origin { rider: &rider, device: &device, source: "json" }, &mut out);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "heart_rate,device=edge530,host\\ name=a\\,b\\=c,rider=alice,source=json bpm=142 1764237600000000000\n"
+            "heart_rate,device=edge530,host\\ name=a\\,b\\=c,rider=alice,source=json bpm=142.0 1764237600000000000\n"
         );
     }
 
