@@ -88,7 +88,7 @@ pub struct ServeArgs {
     #[arg(long, env = "VELOMETRY_BATCH_LINES", default_value_t = 5000)]
     pub batch_lines: usize,
     /// Batches in flight to each sink at once.
-    #[arg(long, env = "VELOMETRY_SINK_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "VELOMETRY_SINK_CONCURRENCY", default_value_t = 8)]
     pub sink_concurrency: usize,
     /// Directory of the write-ahead log (and the dead-letter file).
     #[arg(long, env = "VELOMETRY_WAL_DIR", default_value = "velometry-wal")]

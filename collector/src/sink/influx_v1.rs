@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use bytes::Bytes;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
 
@@ -86,7 +87,7 @@ impl InfluxV1 {
     /// # Errors
     /// [`SinkError::Rejected`] for 400 and 413 (invalid lines; a smaller batch is tried),
     /// [`SinkError::Retry`] for everything that may pass later.
-    pub async fn write(&self, body: &[u8]) -> Result<(), SinkError> {
+    pub async fn write(&self, body: Bytes) -> Result<(), SinkError> {
         let mut request = self
             .http
             .post(format!("{}/write", self.url))
@@ -94,12 +95,12 @@ impl InfluxV1 {
         request = if self.gzip {
             let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
             encoder
-                .write_all(body)
+                .write_all(&body)
                 .and_then(|()| encoder.finish())
                 .map(|gz| request.header(reqwest::header::CONTENT_ENCODING, "gzip").body(gz))
                 .map_err(|e| SinkError::Retry { kind: "encode", message: e.to_string() })?
         } else {
-            request.body(body.to_vec())
+            request.body(body)
         };
         let response = self
             .authorize(request)

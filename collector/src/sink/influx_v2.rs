@@ -2,6 +2,8 @@
 //! spoken by the `influxdb2` crate. InfluxDB 1.8+, 2.x and 3.x answer it, and so does
 //! VictoriaMetrics, against which it is tested.
 
+use bytes::Bytes;
+
 use super::influx_v1::{classify, error_chain};
 use super::SinkError;
 
@@ -26,8 +28,8 @@ impl InfluxV2 {
     ///
     /// # Errors
     /// As the v1 sink: [`SinkError::Rejected`] for invalid lines, [`SinkError::Retry`] else.
-    pub async fn write(&self, body: &[u8]) -> Result<(), SinkError> {
-        match self.client.write_line_protocol(&self.org, &self.bucket, body.to_vec()).await {
+    pub async fn write(&self, body: Bytes) -> Result<(), SinkError> {
+        match self.client.write_line_protocol(&self.org, &self.bucket, body).await {
             Ok(()) => Ok(()),
             Err(influxdb2::RequestError::Http { status, text }) => {
                 let status = reqwest::StatusCode::from_u16(status.as_u16())

@@ -11,6 +11,7 @@ pub mod questdb;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::stream::{FuturesOrdered, StreamExt};
 
 use rand::Rng;
@@ -65,11 +66,11 @@ impl Sink {
         }
     }
 
-    async fn write(&self, body: &[u8]) -> Result<(), SinkError> {
+    async fn write(&self, body: Bytes) -> Result<(), SinkError> {
         match self {
             Sink::InfluxV1(s) => s.write(body).await,
             Sink::InfluxV2(s) => s.write(body).await,
-            Sink::QuestDb(s) => s.write(body).await,
+            Sink::QuestDb(s) => s.write(&body).await,
         }
     }
 }
@@ -111,7 +112,7 @@ impl Drainer {
                     Ok(batch) => {
                         let (delivery, stopping) = (delivery.clone(), stopping.clone());
                         in_flight.push_back(async move {
-                            let outcome = delivery.deliver(&batch.body, stopping).await;
+                            let outcome = delivery.deliver(Bytes::from(batch.body), stopping).await;
                             (outcome, batch.end, batch.lines)
                         });
                     }
@@ -164,18 +165,18 @@ struct Delivery {
 
 impl Delivery {
     /// Writes one batch; on refusal, splits it in halves until the refused lines are found.
-    async fn deliver(&self, body: &[u8], mut stopping: watch::Receiver<bool>) -> Result<(), Abandoned> {
+    async fn deliver(&self, body: Bytes, mut stopping: watch::Receiver<bool>) -> Result<(), Abandoned> {
         let mut deadline = None;
-        let mut parts: Vec<&[u8]> = vec![body];
+        let mut parts = vec![body];
         while let Some(part) = parts.pop() {
-            match self.write_retrying(part, &mut deadline, &mut stopping).await? {
+            match self.write_retrying(&part, &mut deadline, &mut stopping).await? {
                 Ok(()) => {}
-                Err(reason) => match split_lines(part) {
-                    Some((a, b)) => {
-                        parts.push(b);
-                        parts.push(a);
+                Err(reason) => match split_lines(&part) {
+                    Some(cut) => {
+                        parts.push(part.slice(cut..));
+                        parts.push(part.slice(..cut));
                     }
-                    None => self.dead_letter(&reason, part),
+                    None => self.dead_letter(&reason, &part),
                 },
             }
         }
@@ -196,7 +197,7 @@ impl Delivery {
     /// is refused. Only a passed shutdown deadline stops it.
     async fn write_retrying(
         &self,
-        body: &[u8],
+        body: &Bytes,
         deadline: &mut Option<Instant>,
         stopping: &mut watch::Receiver<bool>,
     ) -> Result<Result<(), String>, Abandoned> {
@@ -204,9 +205,9 @@ impl Delivery {
         let mut attempt = 0u32;
         loop {
             let started = Instant::now();
-            let error = match self.sink.write(body).await {
+            let error = match self.sink.write(body.clone()).await {
                 Ok(()) => {
-                    m::sink_batch(name, body.iter().filter(|&&b| b == b'\n').count(), started.elapsed());
+                    m::sink_batch(name, memchr::memchr_iter(b'\n', body).count(), started.elapsed());
                     return Ok(Ok(()));
                 }
                 Err(SinkError::Rejected(reason)) => {
@@ -242,9 +243,9 @@ impl Delivery {
     }
 }
 
-/// Splits a multi-line body at the line boundary nearest its middle.
-fn split_lines(body: &[u8]) -> Option<(&[u8], &[u8])> {
-    let lines = body.iter().filter(|&&b| b == b'\n').count();
+/// Where to split a multi-line body: after the line boundary nearest its middle.
+fn split_lines(body: &[u8]) -> Option<usize> {
+    let lines = memchr::memchr_iter(b'\n', body).count();
     if lines < 2 {
         return None;
     }
@@ -255,7 +256,7 @@ fn split_lines(body: &[u8]) -> Option<(&[u8], &[u8])> {
         }
         seen == lines / 2
     })?;
-    Some(body.split_at(cut + 1))
+    Some(cut + 1)
 }
 
 #[cfg(test)]
@@ -264,8 +265,8 @@ mod tests {
 
     #[test]
     fn splits_at_line_boundaries() {
-        assert_eq!(split_lines(b"a\nb\nc\nd\n"), Some((&b"a\nb\n"[..], &b"c\nd\n"[..])));
-        assert_eq!(split_lines(b"a\nb\nc\n"), Some((&b"a\n"[..], &b"b\nc\n"[..])));
+        assert_eq!(split_lines(b"a\nb\nc\nd\n"), Some(4));
+        assert_eq!(split_lines(b"a\nb\nc\n"), Some(2));
         assert_eq!(split_lines(b"a\n"), None);
     }
 }

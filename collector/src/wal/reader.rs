@@ -97,7 +97,7 @@ impl WalReader {
                 match frame(&self.buf[used..]) {
                     Frame::Record { payload, len } => {
                         let payload = &self.buf[used + payload.start..used + payload.end];
-                        batch.lines += payload.iter().filter(|&&b| b == b'\n').count();
+                        batch.lines += memchr::memchr_iter(b'\n', payload).count();
                         batch.body.extend_from_slice(payload);
                         used += len;
                     }
