@@ -131,6 +131,7 @@ impl Application {
                 dir: settings.wal_dir.clone(),
                 max_bytes: settings.wal_max_bytes,
                 segment_bytes: (settings.wal_max_bytes / 8).clamp(1 << 20, 64 << 20),
+                memory_bytes: (settings.wal_max_bytes / 16).clamp(1 << 20, 64 << 20) as usize,
             },
             &names,
         )

@@ -294,23 +294,15 @@ impl Reading {
         now: Nanos,
         fields: impl IntoIterator<Item = (&'a str, f64)>,
     ) -> Result<Reading, ReadingError> {
-        let mut valid = Vec::with_capacity(metric.fields().len());
-        for (name, value) in fields {
-            let spec = metric
-                .field(name)
-                .ok_or_else(|| ReadingError::UnknownField { metric, field: name.to_owned() })?;
-            valid.push((Cow::Borrowed(spec.name), FieldValue::Float(check_value(spec, value)?)));
-        }
-        if let Some(missing) =
-            metric.fields().iter().find(|s| s.required && !valid.iter().any(|(n, _)| n == s.name))
-        {
-            return Err(ReadingError::MissingField { metric, field: missing.name });
-        }
-        if valid.is_empty() {
-            return Err(ReadingError::NoFields);
-        }
-        check_time(time, now)?;
-        Ok(Reading { measurement: Measurement::Known(metric), time, tags: Vec::new(), fields: valid })
+        let fields: Vec<(&str, f64)> = fields.into_iter().collect();
+        validate_known(metric, time, now, &fields)?;
+        let fields = fields
+            .into_iter()
+            .filter_map(|(name, value)| {
+                Some((Cow::Borrowed(metric.field(name)?.name), FieldValue::Float(value)))
+            })
+            .collect();
+        Ok(Reading { measurement: Measurement::Known(metric), time, tags: Vec::new(), fields })
     }
 
     /// Builds a reading of a measurement velometry has no schema for, as it came.
@@ -383,7 +375,36 @@ impl Reading {
     }
 }
 
-fn check_value(spec: &FieldSpec, value: f64) -> Result<f64, ReadingError> {
+/// Checks the fields and time of a reading of a known measurement without building it:
+/// every field known, finite and in range, the required ones present, at least one field,
+/// the time within the accepted window.
+///
+/// # Errors
+/// [`ReadingError`] naming the first problem.
+pub fn validate_known(
+    metric: Metric,
+    time: Nanos,
+    now: Nanos,
+    fields: &[(&str, f64)],
+) -> Result<(), ReadingError> {
+    for (name, value) in fields {
+        let spec = metric
+            .field(name)
+            .ok_or_else(|| ReadingError::UnknownField { metric, field: (*name).to_owned() })?;
+        check_value(spec, *value)?;
+    }
+    if let Some(missing) =
+        metric.fields().iter().find(|s| s.required && !fields.iter().any(|(n, _)| *n == s.name))
+    {
+        return Err(ReadingError::MissingField { metric, field: missing.name });
+    }
+    if fields.is_empty() {
+        return Err(ReadingError::NoFields);
+    }
+    check_time(time, now)
+}
+
+fn check_value(spec: &FieldSpec, value: f64) -> Result<(), ReadingError> {
     if !value.is_finite() {
         return Err(ReadingError::NotFinite { field: spec.name.to_owned() });
     }
@@ -396,7 +417,7 @@ fn check_value(spec: &FieldSpec, value: f64) -> Result<f64, ReadingError> {
             unit: spec.unit,
         });
     }
-    Ok(value)
+    Ok(())
 }
 
 /// Checks that a timestamp lies between 1990 and five minutes after `now`.

@@ -10,7 +10,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use velometry_core::lineproto::parse::{parse_line as parse_lp, Value as LpValue};
-use velometry_core::reading::{FieldValue, Metric, Reading, ReadingError};
+use velometry_core::lineproto::{encode_parts, FieldRef, Origin};
+use velometry_core::reading::{validate_known, FieldValue, Metric, Reading, ReadingError};
 use velometry_core::time::{now_nanos, Nanos};
 
 use super::read_body;
@@ -43,8 +44,10 @@ pub async fn write(
     let body = read_body(&headers, body, state.limits).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8 line protocol: {e}")))?;
-    let parsed = parse(text, multiplier, now_nanos());
-    state.ingest.commit(PROTOCOL, &identity, &parsed.readings).await?;
+    let now = now_nanos();
+    let origin = Origin { rider: &identity.rider, device: &identity.device, source: PROTOCOL };
+    let parsed = parse(text, multiplier, now, origin, state.ingest.live_oldest(now));
+    state.ingest.commit_lines(PROTOCOL, &identity, parsed.lines, parsed.count, &parsed.live).await?;
     match parsed.first_error {
         None => Ok(StatusCode::NO_CONTENT),
         Some(first) => {
@@ -53,7 +56,7 @@ pub async fn write(
                 1 => String::new(),
                 n => format!(" (and {} other errors)", n - 1),
             };
-            let message = if parsed.readings.is_empty() {
+            let message = if parsed.count == 0 {
                 format!("{first}{others}")
             } else {
                 format!("partial write: {first}{others} dropped={}", parsed.bad)
@@ -80,28 +83,42 @@ fn precision(value: Option<&str>) -> Result<i64, ApiError> {
     })
 }
 
-/// The readings of a body, and what was wrong with the rest.
+/// The valid lines of a body, encoded for the log, and what was wrong with the rest.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// Valid readings.
-    pub readings: Vec<Reading>,
+    /// Valid lines, normalised and tagged with their origin.
+    pub lines: Vec<u8>,
+    /// How many lines `lines` holds.
+    pub count: usize,
+    /// The gps and heart_rate readings among them recent enough to publish live.
+    pub live: Vec<Reading>,
     /// Number of bad lines.
     pub bad: usize,
     /// The first bad line and why.
     pub first_error: Option<String>,
 }
 
-/// Parses every line; a bad line does not stop the others.
-pub fn parse(text: &str, multiplier: i64, now: Nanos) -> Parsed {
-    let mut parsed = Parsed { readings: Vec::with_capacity(text.len() / 64), ..Parsed::default() };
+/// Parses, validates and encodes every line; a bad line does not stop the others.
+///
+/// This is the ingest hot path (bulk imports, Telegraf), so lines of known measurements
+/// are checked and re-encoded straight from the parsed text, without building a
+/// [`Reading`] for each (only those that will be published live).
+pub fn parse(
+    text: &str,
+    multiplier: i64,
+    now: Nanos,
+    origin: Origin<'_>,
+    live_oldest: Option<Nanos>,
+) -> Parsed {
+    let mut parsed = Parsed { lines: Vec::with_capacity(text.len() + text.len() / 2), ..Parsed::default() };
     for (number, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        match parse_line(line, multiplier, now) {
-            Ok(reading) => parsed.readings.push(reading),
+        match encode_line(line, multiplier, now, origin, live_oldest, &mut parsed) {
+            Ok(()) => parsed.count += 1,
             Err(reason) => {
                 parsed.bad += 1;
                 if parsed.first_error.is_none() {
@@ -115,79 +132,124 @@ pub fn parse(text: &str, multiplier: i64, now: Nanos) -> Parsed {
     parsed
 }
 
-fn parse_line(line: &str, multiplier: i64, now: Nanos) -> Result<Reading, String> {
+/// The most fields a known measurement has.
+const MAX_FIELDS: usize = 8;
+
+fn encode_line(
+    line: &str,
+    multiplier: i64,
+    now: Nanos,
+    origin: Origin<'_>,
+    live_oldest: Option<Nanos>,
+    out: &mut Parsed,
+) -> Result<(), String> {
     let parsed = parse_lp(line).map_err(|e| e.to_string())?;
     let time = match parsed.timestamp {
         Some(t) => t.checked_mul(multiplier).ok_or_else(|| format!("timestamp {t} is out of range"))?,
         None => now,
     };
-    let reading = match Metric::from_name(&parsed.measurement) {
-        Some(metric) => {
-            let mut fields = Vec::with_capacity(parsed.fields.len());
-            for (key, value) in &parsed.fields {
-                let number = match value {
-                    LpValue::Float(v) => *v,
-                    LpValue::Int(v) => *v as f64,
-                    LpValue::UInt(v) => *v as f64,
-                    LpValue::Str(_) | LpValue::Bool(_) => {
-                        return Err(ReadingError::NotANumber { metric, field: key.to_string() }.to_string())
-                    }
-                };
-                fields.push((key.as_ref(), number));
-            }
-            Reading::known(metric, time, now, fields)
-        }
-        None => {
-            let fields = parsed
-                .fields
-                .into_iter()
-                .map(|(k, v)| {
-                    let value = match v {
-                        LpValue::Float(v) => FieldValue::Float(v),
-                        LpValue::Int(v) => FieldValue::Int(v),
-                        LpValue::UInt(v) => FieldValue::UInt(v),
-                        LpValue::Str(s) => FieldValue::Str(s.into_owned()),
-                        LpValue::Bool(b) => FieldValue::Bool(b),
-                    };
-                    (k.into_owned(), value)
-                })
-                .collect();
-            Reading::other(parsed.measurement.into_owned(), time, now, fields)
-        }
+    let Some(metric) = Metric::from_name(&parsed.measurement) else {
+        let reading = other_reading(parsed.measurement.into_owned(), parsed.fields, time, now)?;
+        encode_parts(
+            reading.measurement().name(),
+            &parsed.tags,
+            origin,
+            fields_of(&reading),
+            time,
+            &mut out.lines,
+        );
+        return Ok(());
     };
-    let reading = reading.map_err(|e| e.to_string())?;
-    Ok(if parsed.tags.is_empty() {
-        reading
-    } else {
-        reading.with_tags(parsed.tags.into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())))
-    })
+    let mut numbers = [("", 0.0); MAX_FIELDS];
+    if parsed.fields.len() > MAX_FIELDS {
+        return Err(format!("{metric} has at most {} fields", metric.fields().len()));
+    }
+    for (slot, (key, value)) in numbers.iter_mut().zip(&parsed.fields) {
+        let number = match value {
+            LpValue::Float(v) => *v,
+            LpValue::Int(v) => *v as f64,
+            LpValue::UInt(v) => *v as f64,
+            LpValue::Str(_) | LpValue::Bool(_) => {
+                return Err(ReadingError::NotANumber { metric, field: key.to_string() }.to_string())
+            }
+        };
+        *slot = (key.as_ref(), number);
+    }
+    let numbers = &numbers[..parsed.fields.len()];
+    validate_known(metric, time, now, numbers).map_err(|e| e.to_string())?;
+    let fields = numbers.iter().map(|(k, v)| (*k, FieldRef::Float(*v)));
+    encode_parts(metric.name(), &parsed.tags, origin, fields, time, &mut out.lines);
+    if metric.is_live() && live_oldest.is_some_and(|oldest| time >= oldest) {
+        out.live.push(Reading::known(metric, time, now, numbers.iter().copied()).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+fn other_reading(
+    measurement: String,
+    fields: Vec<(std::borrow::Cow<'_, str>, LpValue<'_>)>,
+    time: Nanos,
+    now: Nanos,
+) -> Result<Reading, String> {
+    let fields = fields
+        .into_iter()
+        .map(|(k, v)| {
+            let value = match v {
+                LpValue::Float(v) => FieldValue::Float(v),
+                LpValue::Int(v) => FieldValue::Int(v),
+                LpValue::UInt(v) => FieldValue::UInt(v),
+                LpValue::Str(s) => FieldValue::Str(s.into_owned()),
+                LpValue::Bool(b) => FieldValue::Bool(b),
+            };
+            (k.into_owned(), value)
+        })
+        .collect();
+    Reading::other(measurement, time, now, fields).map_err(|e| e.to_string())
+}
+
+fn fields_of(reading: &Reading) -> impl Iterator<Item = (&str, FieldRef<'_>)> {
+    reading.fields().map(|(k, v)| (k, FieldRef::from(v)))
 }
 
 #[cfg(test)]
 mod tests {
+    use velometry_core::ids::{DeviceId, RiderId};
+
     use super::*;
 
     const NOW: Nanos = 1_764_237_600_000_000_000;
 
+    fn run(text: &str, multiplier: i64, live_oldest: Option<Nanos>) -> Parsed {
+        let rider = RiderId::parse("alice").expect("valid");
+        let device = DeviceId::parse("edge").expect("valid");
+        parse(
+            text,
+            multiplier,
+            NOW,
+            Origin { rider: &rider, device: &device, source: "lineproto" },
+            live_oldest,
+        )
+    }
+
     #[test]
     fn normalises_known_fields_and_keeps_unknown_measurements() {
-        let text = "heart_rate bpm=142i 1764237600\n# a comment\n\ncpu,host=a usage=1i,ok=t 1764237600\n";
-        let parsed = parse(text, 1_000_000_000, NOW);
+        let text =
+            "heart_rate,rider=bob bpm=142i 1764237600\n# a comment\n\ncpu,host=a usage=1i,ok=t 1764237600\n";
+        let parsed = run(text, 1_000_000_000, None);
         assert_eq!(parsed.bad, 0, "{:?}", parsed.first_error);
-        assert_eq!(parsed.readings.len(), 2);
-        assert_eq!(parsed.readings[0].float("bpm"), Some(142.0));
-        assert_eq!(parsed.readings[0].time(), NOW);
-        let cpu: Vec<_> = parsed.readings[1].fields().map(|(k, v)| (k.to_owned(), v.clone())).collect();
-        assert_eq!(cpu, vec![("usage".into(), FieldValue::Int(1)), ("ok".into(), FieldValue::Bool(true))]);
-        assert_eq!(parsed.readings[1].tags(), &[("host".to_owned(), "a".to_owned())]);
+        assert_eq!(parsed.count, 2);
+        assert_eq!(
+            String::from_utf8(parsed.lines).expect("utf8"),
+            "heart_rate,device=edge,rider=alice,source=lineproto bpm=142 1764237600000000000\n\
+             cpu,device=edge,host=a,rider=alice,source=lineproto usage=1i,ok=true 1764237600000000000\n"
+        );
     }
 
     #[test]
     fn keeps_good_lines_and_reports_the_first_bad_one() {
         let text = "gps lat=95,lon=7 1764237600\nheart_rate bpm=120 1764237600\nnot line protocol\n";
-        let parsed = parse(text, 1_000_000_000, NOW);
-        assert_eq!(parsed.readings.len(), 1);
-        assert_eq!(parsed.bad, 2);
+        let parsed = run(text, 1_000_000_000, None);
+        assert_eq!((parsed.count, parsed.bad), (1, 2));
         let first = parsed.first_error.expect("an error");
         assert!(
             first.starts_with(
@@ -199,13 +261,30 @@ mod tests {
 
     #[test]
     fn a_missing_timestamp_is_fixed_at_ingest() {
-        let parsed = parse("power watts=250", 1, NOW);
-        assert_eq!(parsed.readings[0].time(), NOW);
+        let parsed = run("power watts=250.5", 1, None);
+        assert_eq!(
+            String::from_utf8(parsed.lines).expect("utf8"),
+            format!("power,device=edge,rider=alice,source=lineproto watts=250.5 {NOW}\n")
+        );
     }
 
     #[test]
     fn string_fields_of_known_measurements_are_refused() {
-        let parsed = parse("heart_rate bpm=\"high\"", 1, NOW);
-        assert_eq!(parsed.first_error.as_deref(), Some("unable to parse 'heart_rate bpm=\"high\"' (line 1): field \"bpm\" of heart_rate must be a number"));
+        let parsed = run("heart_rate bpm=\"high\"", 1, None);
+        assert_eq!(
+            parsed.first_error.as_deref(),
+            Some("unable to parse 'heart_rate bpm=\"high\"' (line 1): field \"bpm\" of heart_rate must be a number")
+        );
+    }
+
+    #[test]
+    fn only_recent_gps_and_heart_rate_are_kept_for_live() {
+        let text =
+            format!("gps lat=1,lon=2 {NOW}\npower watts=100 {NOW}\nheart_rate bpm=90 {}\n", NOW - 1000);
+        let parsed = run(&text, 1, Some(NOW - 10));
+        assert_eq!(parsed.count, 3);
+        assert_eq!(parsed.live.len(), 1);
+        assert_eq!(parsed.live[0].float("lat"), Some(1.0));
+        assert!(run(&text, 1, None).live.is_empty(), "no NATS, nothing kept");
     }
 }

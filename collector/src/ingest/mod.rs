@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use velometry_core::lineproto::{encode, Origin};
 use velometry_core::reading::Reading;
 use velometry_core::riders::DeviceIdentity;
-use velometry_core::time::now_nanos;
+use velometry_core::time::{now_nanos, Nanos};
 
 use crate::error::ApiError;
 use crate::live::{self, Live};
@@ -100,30 +100,53 @@ impl Ingest {
         identity: &DeviceIdentity,
         readings: &[Reading],
     ) -> Result<(), ApiError> {
-        if readings.is_empty() {
-            return Ok(());
-        }
         let origin = Origin { rider: &identity.rider, device: &identity.device, source: protocol };
         let mut lines = Vec::with_capacity(readings.len() * 96);
         for reading in readings {
             encode(reading, origin, &mut lines);
         }
+        self.commit_lines(protocol, identity, lines, readings.len(), readings).await
+    }
+
+    /// Makes already encoded, validated lines durable, then publishes `live` (the
+    /// readings among them that may be live; older ones are skipped here).
+    ///
+    /// # Errors
+    /// As [`Ingest::commit`].
+    pub async fn commit_lines(
+        &self,
+        protocol: &'static str,
+        identity: &DeviceIdentity,
+        lines: Vec<u8>,
+        count: usize,
+        live: &[Reading],
+    ) -> Result<(), ApiError> {
+        if count == 0 {
+            return Ok(());
+        }
         match self.wal.append(lines).await {
             Ok(_) => {}
             Err(AppendError::Full { .. }) => {
-                m::rejected(protocol, "wal_full", readings.len());
+                m::rejected(protocol, "wal_full", count);
                 return Err(ApiError::Full);
             }
             Err(e) => {
-                m::rejected(protocol, "internal", readings.len());
+                m::rejected(protocol, "internal", count);
                 return Err(ApiError::Internal(e.into()));
             }
         }
-        m::accepted(protocol, readings.len());
-        if let Some(live) = &self.live {
-            live.publish(live::messages(identity, readings, now_nanos(), self.live_max_age));
+        m::accepted(protocol, count);
+        if let Some(publisher) = &self.live {
+            publisher.publish(live::messages(identity, live, now_nanos(), self.live_max_age));
         }
         Ok(())
+    }
+
+    /// The oldest timestamp still published live.
+    pub fn live_oldest(&self, now: Nanos) -> Option<Nanos> {
+        self.live
+            .as_ref()
+            .map(|_| now.saturating_sub(self.live_max_age.as_nanos().min(i64::MAX as u128) as i64))
     }
 }
 

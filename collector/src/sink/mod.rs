@@ -112,7 +112,7 @@ impl Drainer {
                     Ok(batch) => {
                         let (delivery, stopping) = (delivery.clone(), stopping.clone());
                         in_flight.push_back(async move {
-                            let outcome = delivery.deliver(Bytes::from(batch.body), stopping).await;
+                            let outcome = delivery.deliver(batch.body, stopping).await;
                             (outcome, batch.end, batch.lines)
                         });
                     }
@@ -125,6 +125,7 @@ impl Drainer {
             }
             if in_flight.is_empty() {
                 if *stopping.borrow() {
+                    persist(&mut reader);
                     tracing::info!(sink = name, "WAL drained.");
                     return;
                 }
@@ -137,6 +138,7 @@ impl Drainer {
             tokio::select! {
                 Some((outcome, end, lines)) = in_flight.next() => {
                     if outcome.is_err() {
+                        persist(&mut reader);
                         tracing::warn!(
                             sink = name,
                             unflushed_lines_in_batch = lines,
@@ -153,6 +155,13 @@ impl Drainer {
                 _ = stopping.changed() => {}
             }
         }
+    }
+}
+
+fn persist(reader: &mut WalReader) {
+    if let Err(e) = reader.persist() {
+        // Not fatal: what the checkpoint misses is sent again on the next start.
+        tracing::warn!(error = %e, "Cannot write the WAL checkpoint.");
     }
 }
 

@@ -9,7 +9,8 @@
 //!   (group commit) and then answers them all. Only then does the committed LSN move.
 //! - Each sink reads committed records with a [`WalReader`] of its own and, once a batch is
 //!   stored, moves its own checkpoint; segments wholly behind every sink's checkpoint are
-//!   deleted.
+//!   deleted. The newest records are also kept in memory (a bounded tail), so a sink that
+//!   keeps up never reads the disk back; one that falls behind reads the segments.
 //! - At start-up every segment after the checkpoint is scanned; a torn or corrupt tail is
 //!   cut off, not fatal. Everything after the checkpoint is sent again: the points carry
 //!   the timestamps fixed at ingest, so InfluxDB overwrites them rather than duplicating.
@@ -21,12 +22,13 @@ mod segment;
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use reader::{Batch, WalReader};
@@ -62,10 +64,12 @@ pub struct WalOptions {
     pub max_bytes: u64,
     /// A segment is closed and a new one started past this size.
     pub segment_bytes: u64,
+    /// How much of the newest log is also kept in memory for the sinks.
+    pub memory_bytes: usize,
 }
 
 struct Append {
-    payload: Vec<u8>,
+    payload: Bytes,
     reply: oneshot::Sender<Result<u64, AppendError>>,
 }
 
@@ -82,6 +86,45 @@ struct Shared {
     full: AtomicBool,
     /// End LSN and time of each commit not yet flushed, for the oldest-unflushed age.
     pending: Mutex<VecDeque<(u64, Instant)>>,
+    /// The newest committed records: (start LSN, payload), oldest first.
+    tail: Mutex<Tail>,
+}
+
+/// Committed records kept in memory for the readers, within a byte budget.
+struct Tail {
+    records: VecDeque<(u64, Bytes)>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Tail {
+    fn push(&mut self, lsn: u64, payload: Bytes) {
+        self.bytes += payload.len();
+        self.records.push_back((lsn, payload));
+        while self.bytes > self.budget {
+            match self.records.pop_front() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Forgets records that end at or before `lsn`.
+    fn drop_before(&mut self, lsn: u64) {
+        while let Some((start, payload)) = self.records.front() {
+            if start + (RECORD_HEADER + payload.len()) as u64 > lsn {
+                break;
+            }
+            self.bytes -= payload.len();
+            self.records.pop_front();
+        }
+    }
+
+    /// The record starting at `lsn`, if it is still in memory.
+    fn get(&self, lsn: u64) -> Option<&Bytes> {
+        let i = self.records.binary_search_by_key(&lsn, |(start, _)| *start).ok()?;
+        self.records.get(i).map(|(_, payload)| payload)
+    }
 }
 
 impl Shared {
@@ -120,6 +163,7 @@ impl Wal {
             writable: AtomicBool::new(true),
             full: AtomicBool::new(false),
             pending: Mutex::new(VecDeque::new()),
+            tail: Mutex::new(Tail { records: VecDeque::new(), bytes: 0, budget: options.memory_bytes }),
         });
         if recovered.end > recovered.start {
             // Recovered data counts as pending since start-up.
@@ -154,7 +198,10 @@ impl Wal {
     /// disk fails; [`AppendError::Closed`] after shutdown.
     pub async fn append(&self, payload: Vec<u8>) -> Result<u64, AppendError> {
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Append { payload, reply }).await.map_err(|_| AppendError::Closed)?;
+        self.tx
+            .send(Append { payload: Bytes::from(payload), reply })
+            .await
+            .map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
@@ -180,6 +227,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// One record of a group commit: header, payload, who waits for it, and its end LSN.
+type Pending = ([u8; RECORD_HEADER], Bytes, oneshot::Sender<Result<u64, AppendError>>, u64);
+
 struct Writer {
     dir: PathBuf,
     segment_bytes: u64,
@@ -194,12 +244,12 @@ const GROUP_BYTES: usize = 16 << 20;
 
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<Append>) {
-        let mut buf = Vec::with_capacity(1 << 20);
-        let mut group: Vec<(oneshot::Sender<Result<u64, AppendError>>, u64)> = Vec::new();
+        let mut group: Vec<Pending> = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut next = Some(first);
             let flushed = self.shared.flushed.load(Ordering::Acquire);
             let mut end = self.end;
+            let mut bytes = 0;
             while let Some(Append { payload, reply }) = next.take() {
                 let len = (RECORD_HEADER + payload.len()) as u64;
                 let unflushed = end.saturating_sub(flushed);
@@ -207,11 +257,11 @@ impl Writer {
                     self.shared.full.store(true, Ordering::Release);
                     let _ = reply.send(Err(AppendError::Full { unflushed, max: self.shared.max_bytes }));
                 } else {
-                    segment::encode_record(&payload, &mut buf);
                     end += len;
-                    group.push((reply, end));
+                    bytes += len as usize;
+                    group.push((segment::record_header(&payload), payload, reply, end));
                 }
-                if buf.len() < GROUP_BYTES {
+                if bytes < GROUP_BYTES {
                     next = rx.try_recv().ok();
                 }
             }
@@ -219,27 +269,39 @@ impl Writer {
                 continue;
             }
             let started = Instant::now();
-            match self.write_group(&buf) {
+            let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(group.len() * 2);
+            for (header, payload, _, _) in &group {
+                slices.push(IoSlice::new(header));
+                slices.push(IoSlice::new(payload));
+            }
+            let written = self.write_group(&mut slices);
+            match written {
                 Ok(()) => {
                     m::wal_fsync(started.elapsed());
                     self.end = end;
                     self.shared.writable.store(true, Ordering::Release);
                     lock(&self.shared.pending).push_back((end, Instant::now()));
+                    {
+                        let mut tail = lock(&self.shared.tail);
+                        for (header, payload, _, record_end) in &group {
+                            let start = record_end - (header.len() + payload.len()) as u64;
+                            tail.push(start, payload.clone());
+                        }
+                    }
                     self.shared.committed.send_replace(end);
                     m::wal_bytes(self.shared.unflushed());
-                    for (reply, lsn) in group.drain(..) {
+                    for (_, _, reply, lsn) in group.drain(..) {
                         let _ = reply.send(Ok(lsn));
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, dir = %self.dir.display(), "Cannot write the WAL; refusing readings until it can.");
                     self.shared.writable.store(false, Ordering::Release);
-                    for (reply, _) in group.drain(..) {
+                    for (_, _, reply, _) in group.drain(..) {
                         let _ = reply.send(Err(AppendError::Io(e.to_string())));
                     }
                 }
             }
-            buf.clear();
             if let Err(e) = self.rotate_if_full() {
                 tracing::error!(error = %e, "Cannot start a new WAL segment.");
                 self.shared.writable.store(false, Ordering::Release);
@@ -248,9 +310,24 @@ impl Writer {
         // Every sender is gone: shutdown. Data is already synced.
     }
 
-    fn write_group(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_group(&mut self, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
         let len_before = self.end - self.segment_start;
-        let result = self.file.write_all(buf).and_then(|()| self.file.sync_data());
+        let mut result = Ok(());
+        while !slices.is_empty() {
+            match self.file.write_vectored(slices) {
+                Ok(0) => {
+                    result = Err(io::Error::new(io::ErrorKind::WriteZero, "the disk took no bytes"));
+                    break;
+                }
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let result = result.and_then(|()| self.file.sync_data());
         if result.is_err() {
             // Leave no half-written record behind for the next group to follow.
             let _ = self.file.set_len(len_before);

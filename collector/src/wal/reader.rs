@@ -6,10 +6,12 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
 use tokio::sync::watch;
 
-use super::segment::{frame, list_segments, segment_path, Frame};
+use super::segment::{frame, list_segments, segment_path, Frame, RECORD_HEADER};
 use super::{lock, Shared};
 use crate::metrics as m;
 
@@ -30,7 +32,7 @@ pub fn read_checkpoint(dir: &std::path::Path, sink: &str) -> u64 {
 #[derive(Debug, Default)]
 pub struct Batch {
     /// The payloads, back to back.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     /// Number of lines in `body`.
     pub lines: usize,
     /// LSN after the last record: the checkpoint once the batch is stored.
@@ -47,7 +49,14 @@ pub struct WalReader {
     shared: Arc<Shared>,
     current: Option<(u64, File)>,
     buf: Vec<u8>,
+    /// The checkpoint in memory, and when it was last written to disk.
+    checkpoint: u64,
+    persisted: Option<Instant>,
 }
+
+/// How often a moving checkpoint is written to disk. Losing the last ones to a crash only
+/// means sending those batches again, which overwrites the same points.
+const PERSIST_EVERY: Duration = Duration::from_millis(250);
 
 impl WalReader {
     pub(super) fn new(
@@ -58,7 +67,18 @@ impl WalReader {
         committed: watch::Receiver<u64>,
         shared: Arc<Shared>,
     ) -> Self {
-        WalReader { dir, sink, index, pos, committed, shared, current: None, buf: Vec::new() }
+        WalReader {
+            dir,
+            sink,
+            index,
+            pos,
+            committed,
+            shared,
+            current: None,
+            buf: Vec::new(),
+            checkpoint: pos,
+            persisted: None,
+        }
     }
 
     /// Whether every committed record has been read.
@@ -80,50 +100,87 @@ impl WalReader {
     /// When a segment cannot be read.
     pub fn read(&mut self, max_lines: usize, max_bytes: usize) -> io::Result<Batch> {
         let committed = *self.committed.borrow();
-        let mut batch = Batch { end: self.pos, ..Batch::default() };
-        while self.pos < committed && batch.lines < max_lines && batch.body.len() < max_bytes {
-            let start = self.open_segment_for(self.pos)?;
-            let file = match &self.current {
-                Some((_, file)) => file,
-                None => return Err(io::Error::other("no WAL segment open")),
-            };
-            let offset = self.pos - start;
-            let want = (committed - self.pos).min(CHUNK as u64) as usize;
-            self.buf.resize(want, 0);
-            let got = read_at(file, &mut self.buf, offset)?;
-            self.buf.truncate(got);
-            let mut used = 0;
-            while used < self.buf.len() && batch.lines < max_lines && batch.body.len() < max_bytes {
-                match frame(&self.buf[used..]) {
-                    Frame::Record { payload, len } => {
-                        let payload = &self.buf[used + payload.start..used + payload.end];
-                        batch.lines += memchr::memchr_iter(b'\n', payload).count();
-                        batch.body.extend_from_slice(payload);
-                        used += len;
-                    }
-                    Frame::Incomplete(need) if used == 0 && got == want && need > want => {
-                        // A record larger than one chunk: read it whole.
-                        self.buf.resize(need, 0);
-                        let got = read_at(file, &mut self.buf, offset)?;
-                        if got < need {
-                            break;
-                        }
-                    }
-                    Frame::Incomplete(_) | Frame::Corrupt => break,
-                }
+        let mut parts: Vec<Bytes> = Vec::new();
+        let (mut lines, mut bytes) = (0, 0);
+        while self.pos < committed && lines < max_lines && bytes < max_bytes {
+            if let Some(payload) = lock(&self.shared.tail).get(self.pos).cloned() {
+                // Still in memory: no disk read, no copy.
+                lines += memchr::memchr_iter(b'\n', &payload).count();
+                bytes += payload.len();
+                self.pos += (RECORD_HEADER + payload.len()) as u64;
+                parts.push(payload);
+                continue;
             }
-            if used == 0 {
-                // Nothing more in this segment: the next one starts further on (after a cut).
-                match self.next_segment_start(start)? {
-                    Some(next) if next <= committed => self.pos = next,
-                    _ => break,
+            let (got_lines, got_bytes) =
+                self.read_disk(committed, max_lines - lines, max_bytes - bytes, &mut parts)?;
+            if got_bytes == 0 {
+                break;
+            }
+            lines += got_lines;
+            bytes += got_bytes;
+        }
+        let body = match parts.len() {
+            0 => Bytes::new(),
+            1 => parts.pop().unwrap_or_default(),
+            _ => {
+                let mut body = BytesMut::with_capacity(bytes);
+                for part in parts {
+                    body.extend_from_slice(&part);
                 }
-            } else {
-                self.pos += used as u64;
+                body.freeze()
+            }
+        };
+        Ok(Batch { body, lines, end: self.pos })
+    }
+
+    /// Reads records of the segment holding the cursor from disk; returns the lines and
+    /// bytes added, (0, 0) when the cursor is at the committed end.
+    fn read_disk(
+        &mut self,
+        committed: u64,
+        max_lines: usize,
+        max_bytes: usize,
+        parts: &mut Vec<Bytes>,
+    ) -> io::Result<(usize, usize)> {
+        let start = self.open_segment_for(self.pos)?;
+        let file = match &self.current {
+            Some((_, file)) => file,
+            None => return Err(io::Error::other("no WAL segment open")),
+        };
+        let offset = self.pos - start;
+        let want = (committed - self.pos).min(CHUNK as u64) as usize;
+        self.buf.resize(want, 0);
+        let got = read_at(file, &mut self.buf, offset)?;
+        self.buf.truncate(got);
+        let (mut used, mut lines, mut bytes) = (0, 0, 0);
+        while used < self.buf.len() && lines < max_lines && bytes < max_bytes {
+            match frame(&self.buf[used..]) {
+                Frame::Record { payload, len } => {
+                    let payload = &self.buf[used + payload.start..used + payload.end];
+                    lines += memchr::memchr_iter(b'\n', payload).count();
+                    bytes += payload.len();
+                    parts.push(Bytes::copy_from_slice(payload));
+                    used += len;
+                }
+                Frame::Incomplete(need) if used == 0 && got == want && need > want => {
+                    // A record larger than one chunk: read it whole.
+                    self.buf.resize(need, 0);
+                    if read_at(file, &mut self.buf, offset)? < need {
+                        break;
+                    }
+                }
+                Frame::Incomplete(_) | Frame::Corrupt => break,
             }
         }
-        batch.end = self.pos;
-        Ok(batch)
+        if used == 0 {
+            // Nothing more in this segment: the next one starts further on (after a cut).
+            if let Some(next) = self.next_segment_start(start)?.filter(|&next| next <= committed) {
+                self.pos = next;
+                return self.read_disk(committed, max_lines, max_bytes, parts);
+            }
+        }
+        self.pos += used as u64;
+        Ok((lines, bytes))
     }
 
     fn open_segment_for(&mut self, pos: u64) -> io::Result<u64> {
@@ -152,9 +209,10 @@ impl WalReader {
     /// # Errors
     /// When the checkpoint cannot be written.
     pub fn commit(&mut self, end: u64) -> io::Result<()> {
-        let tmp = self.dir.join(format!("checkpoint.{}.tmp", self.sink));
-        std::fs::write(&tmp, end.to_string())?;
-        std::fs::rename(&tmp, checkpoint_path(&self.dir, self.sink))?;
+        self.checkpoint = end;
+        if self.persisted.is_none_or(|t| t.elapsed() >= PERSIST_EVERY) {
+            self.persist()?;
+        }
         let lowest = {
             let mut checkpoints = lock(&self.shared.checkpoints);
             checkpoints[self.index] = end;
@@ -165,6 +223,7 @@ impl WalReader {
         }
         self.shared.flushed.store(lowest, Ordering::Release);
         self.shared.full.store(false, Ordering::Release);
+        lock(&self.shared.tail).drop_before(lowest);
         {
             let mut pending = lock(&self.shared.pending);
             while pending.front().is_some_and(|&(lsn, _)| lsn <= lowest) {
@@ -184,6 +243,21 @@ impl WalReader {
             self.current = None;
         }
         m::wal_bytes(self.shared.unflushed());
+        Ok(())
+    }
+}
+
+impl WalReader {
+    /// Writes the checkpoint to disk now (at shutdown; otherwise [`WalReader::commit`] does
+    /// it at most every 250 ms).
+    ///
+    /// # Errors
+    /// When the checkpoint file cannot be written.
+    pub fn persist(&mut self) -> io::Result<()> {
+        let tmp = self.dir.join(format!("checkpoint.{}.tmp", self.sink));
+        std::fs::write(&tmp, self.checkpoint.to_string())?;
+        std::fs::rename(&tmp, checkpoint_path(&self.dir, self.sink))?;
+        self.persisted = Some(Instant::now());
         Ok(())
     }
 }

@@ -28,11 +28,13 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(starts)
 }
 
-pub fn encode_record(payload: &[u8], out: &mut Vec<u8>) {
+/// The header written before a payload: its length and CRC-32.
+pub fn record_header(payload: &[u8]) -> [u8; RECORD_HEADER] {
+    let mut header = [0u8; RECORD_HEADER];
     // Request bodies are capped far below 4 GiB, so the length fits.
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+    header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    header
 }
 
 /// The outcome of reading one record header.

@@ -3,7 +3,7 @@ use std::io::Write;
 use super::*;
 
 fn options(dir: &Path, max_bytes: u64, segment_bytes: u64) -> WalOptions {
-    WalOptions { dir: dir.to_path_buf(), max_bytes, segment_bytes }
+    WalOptions { dir: dir.to_path_buf(), max_bytes, segment_bytes, memory_bytes: 1 << 20 }
 }
 
 fn open(options: &WalOptions) -> (Wal, WalReader) {
@@ -53,6 +53,7 @@ async fn a_restart_resumes_after_the_checkpoint_and_drops_flushed_segments() {
         }
         let first = reader.read(6, 1 << 20).expect("read");
         reader.commit(first.end).expect("commit");
+        reader.persist().expect("persist");
         assert_eq!(wal.unflushed_bytes(), (reader.read(100, 1 << 20).expect("read").end - first.end));
     }
     let (wal, mut reader) = open(&options(dir.path(), 1 << 20, 64));
@@ -111,6 +112,8 @@ async fn segments_are_kept_until_every_sink_has_stored_them() {
         assert!(wal.unflushed_bytes() > 0, "the slow sink has stored nothing yet");
         let part = readers[1].read(3, 1 << 20).expect("read");
         readers[1].commit(part.end).expect("commit");
+        readers[0].persist().expect("persist");
+        readers[1].persist().expect("persist");
     }
     let (_wal, mut readers) = Wal::open(&opts, &["fast", "slow"]).expect("reopen");
     assert_eq!(readers[0].read(100, 1 << 20).expect("read").lines, 0, "fast resumes at its own checkpoint");
@@ -118,4 +121,23 @@ async fn segments_are_kept_until_every_sink_has_stored_them() {
         readers[1].read(100, 1 << 20).expect("read").body,
         (3..10).flat_map(line).collect::<Vec<u8>>()
     );
+}
+
+#[tokio::test]
+async fn a_reader_behind_the_memory_tail_reads_the_disk_and_catches_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = WalOptions { memory_bytes: 40, ..options(dir.path(), 1 << 20, 100) };
+    let (wal, mut reader) = open(&opts);
+    for i in 0..30 {
+        wal.append(line(i)).await.expect("append");
+    }
+    let mut body = Vec::new();
+    loop {
+        let batch = reader.read(7, 1 << 20).expect("read");
+        if batch.lines == 0 {
+            break;
+        }
+        body.extend_from_slice(&batch.body);
+    }
+    assert_eq!(body, (0..30).flat_map(line).collect::<Vec<u8>>());
 }

@@ -6,8 +6,6 @@
 
 pub mod parse;
 
-use std::io::Write;
-
 use crate::ids::{DeviceId, RiderId};
 use crate::reading::{FieldValue, Reading};
 
@@ -25,62 +23,110 @@ pub struct Origin<'a> {
     pub source: &'a str,
 }
 
+/// A field value to encode, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FieldRef<'a> {
+    /// A float.
+    Float(f64),
+    /// A signed integer (`i`).
+    Int(i64),
+    /// An unsigned integer (`u`).
+    UInt(u64),
+    /// A boolean.
+    Bool(bool),
+    /// A string.
+    Str(&'a str),
+}
+
+impl<'a> From<&'a FieldValue> for FieldRef<'a> {
+    fn from(value: &'a FieldValue) -> Self {
+        match value {
+            FieldValue::Float(v) => FieldRef::Float(*v),
+            FieldValue::Int(v) => FieldRef::Int(*v),
+            FieldValue::UInt(v) => FieldRef::UInt(*v),
+            FieldValue::Bool(v) => FieldRef::Bool(*v),
+            FieldValue::Str(v) => FieldRef::Str(v),
+        }
+    }
+}
+
 /// Appends one reading as a line (with its trailing newline) to `out`.
 pub fn encode(reading: &Reading, origin: Origin<'_>, out: &mut Vec<u8>) {
-    escape(reading.measurement().name(), b", ", out);
-    let origin_tags = [("device", origin.device.as_str()), ("rider", origin.rider.as_str()), ("source", origin.source)];
-    if reading.tags().is_empty() {
+    encode_parts(
+        reading.measurement().name(),
+        reading.tags(),
+        origin,
+        reading.fields().map(|(k, v)| (k, FieldRef::from(v))),
+        reading.time(),
+        out,
+    );
+}
+
+/// Appends one line from its parts: the client's tags (the reserved ones are dropped and
+/// replaced by the origin's), fields, and the timestamp in nanoseconds. For callers that
+/// have validated the parts without building a [`Reading`] (the line-protocol hot path).
+pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
+    measurement: &str,
+    tags: &[(K, V)],
+    origin: Origin<'_>,
+    fields: impl Iterator<Item = (&'f str, FieldRef<'f>)>,
+    time: i64,
+    out: &mut Vec<u8>,
+) {
+    escape(measurement, b", ", out);
+    let origin_tags =
+        [("device", origin.device.as_str()), ("rider", origin.rider.as_str()), ("source", origin.source)];
+    if tags.is_empty() {
         // The common case, already in key order: no sorting, no allocation.
         for (key, value) in origin_tags {
             write_tag(key, value, out);
         }
     } else {
-        let mut tags: Vec<(&str, &str)> =
-            reading.tags().iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(origin_tags).collect();
+        let mut all: Vec<(&str, &str)> = tags
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .filter(|(k, _)| !RESERVED_TAGS.contains(k))
+            .chain(origin_tags)
+            .collect();
         // InfluxDB indexes fastest when tags arrive sorted by key.
-        tags.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (key, value) in tags {
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (key, value) in all {
             write_tag(key, value, out);
         }
     }
-    for (i, (name, value)) in reading.fields().enumerate() {
+    for (i, (name, value)) in fields.enumerate() {
         out.push(if i == 0 { b' ' } else { b',' });
         escape(name, b", =", out);
         out.push(b'=');
-        // Writing into a Vec cannot fail.
-        let _ = match value {
-            FieldValue::Float(v) => {
+        match value {
+            FieldRef::Float(v) => {
                 // Whole numbers (heart rates, watts) are written as integers without the
                 // `i` suffix, which line protocol reads as a float; the rest through ryu,
                 // several times faster than `{v}` and as exact.
                 if v.fract() == 0.0 && v.abs() < 1e15 {
-                    out.extend_from_slice(itoa::Buffer::new().format(*v as i64).as_bytes());
+                    out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
                 } else {
-                    out.extend_from_slice(ryu::Buffer::new().format_finite(*v).as_bytes());
+                    out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
                 }
-                Ok(())
             }
-            FieldValue::Int(v) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+            FieldRef::Int(v) => {
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
                 out.push(b'i');
-                Ok(())
             }
-            FieldValue::UInt(v) => {
-                out.extend_from_slice(itoa::Buffer::new().format(*v).as_bytes());
+            FieldRef::UInt(v) => {
+                out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
                 out.push(b'u');
-                Ok(())
             }
-            FieldValue::Bool(v) => write!(out, "{v}"),
-            FieldValue::Str(s) => {
+            FieldRef::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
+            FieldRef::Str(s) => {
                 out.push(b'"');
                 escape(s, b"\"\\", out);
                 out.push(b'"');
-                Ok(())
             }
-        };
+        }
     }
     out.push(b' ');
-    out.extend_from_slice(itoa::Buffer::new().format(reading.time()).as_bytes());
+    out.extend_from_slice(itoa::Buffer::new().format(time).as_bytes());
     out.push(b'\n');
 }
 
