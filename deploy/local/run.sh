@@ -362,8 +362,8 @@ wait_ready influxd 30 http_ok "http://127.0.0.1:$influx_port/ping"
 start nats nats-server -a 127.0.0.1 -p "$nats_port" -js -sd "$state/nats"
 wait_ready nats 20 tcp_open "$nats_port"
 
-# NO_COLOR: its log is a file, not a terminal.
-start collector env NO_COLOR=1 "$bin_dir/collector" serve \
+# InfluxDB is on this host: compressing batches for it would only cost CPU (BENCHMARKS.md).
+start collector env VELOMETRY_INFLUX_GZIP="${VELOMETRY_INFLUX_GZIP:-false}" "$bin_dir/collector" serve \
   --listen "127.0.0.1:$collector_port" \
   --metrics-listen "127.0.0.1:$metrics_port" \
   --riders "$state/riders.toml" \
