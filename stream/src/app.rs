@@ -1,0 +1,178 @@
+//! Start-up and shutdown: [`Settings`] → [`Application::build`] → [`Application::run_until_stopped`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use velometry_core::riders::Registry;
+use velometry_core::server::ServerLimits;
+
+use crate::feed::{self, FeedSettings};
+use crate::hub::Hub;
+use crate::ws::{self, Limits};
+
+/// Everything the hub needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// HTTP and WebSocket listener.
+    pub listen: SocketAddr,
+    /// `/metrics` listener.
+    pub metrics_listen: SocketAddr,
+    /// The riders file.
+    pub riders: PathBuf,
+    /// NATS and its history.
+    pub feed: FeedSettings,
+    /// Open WebSockets at most.
+    pub max_connections: usize,
+    /// Browser origins allowed to connect; every origin when `None`.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Per-connection limits.
+    pub limits: Limits,
+    /// Map tiles for the live page (`{z}/{x}/{y}` template); none by default.
+    pub tile_url: Option<String>,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Riders, followers, fan-out.
+    pub hub: Arc<Hub>,
+    /// One permit per open WebSocket.
+    pub permits: Arc<Semaphore>,
+    /// Per-connection limits.
+    pub limits: Limits,
+    /// Allowed browser origins.
+    pub allowed_origins: Option<Arc<Vec<String>>>,
+    /// Turns true at shutdown.
+    pub stop: watch::Receiver<bool>,
+    page: Arc<String>,
+}
+
+/// A built hub: listeners bound, riders read.
+pub struct Application {
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    settings: Settings,
+    hub: Arc<Hub>,
+}
+
+impl Application {
+    /// Reads the riders file and binds the listeners.
+    ///
+    /// # Errors
+    /// A message saying what to fix.
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let registry = Registry::load(&settings.riders)?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--listen)", settings.listen))?;
+        let metrics_listener = TcpListener::bind(settings.metrics_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--metrics-listen)", settings.metrics_listen))?;
+        let hub = Arc::new(Hub::new(Arc::new(registry), settings.feed.trail));
+        Ok(Application { listener, metrics_listener, settings, hub })
+    }
+
+    /// The listener's address.
+    ///
+    /// # Errors
+    /// When the socket has no address.
+    pub fn addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The metrics listener's address.
+    ///
+    /// # Errors
+    /// When the socket has no address.
+    pub fn metrics_addr(&self) -> std::io::Result<SocketAddr> {
+        self.metrics_listener.local_addr()
+    }
+
+    /// Serves until `shutdown` resolves; then closes every WebSocket with 1001 (going away)
+    /// so that clients reconnect elsewhere.
+    ///
+    /// # Errors
+    /// When the metrics recorder cannot be installed.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let handle = velometry_core::telemetry::install_metrics().map_err(anyhow::Error::msg)?;
+        let Application { listener, metrics_listener, settings, hub } = self;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let feed = tokio::spawn(feed::run(hub.clone(), settings.feed.clone(), stop_rx.clone()));
+        let metrics_stop = {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        };
+        let metrics =
+            tokio::spawn(velometry_core::telemetry::serve_metrics(metrics_listener, handle, metrics_stop));
+        let state = AppState {
+            hub,
+            permits: Arc::new(Semaphore::new(settings.max_connections)),
+            limits: settings.limits,
+            allowed_origins: settings.allowed_origins.clone().map(Arc::new),
+            stop: stop_rx,
+            page: Arc::new(crate::page::render(settings.tile_url.as_deref())),
+        };
+        let limits = ServerLimits {
+            // Room above the WebSocket cap, so that a full hub can still say so politely.
+            max_connections: settings.max_connections + settings.max_connections / 10 + 16,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        };
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        velometry_core::server::serve(
+            listener,
+            router(state),
+            limits,
+            shutdown,
+            Duration::from_secs(5),
+            || crate::metrics::refused("connections"),
+        )
+        .await?;
+        let _ = feed.await;
+        let _ = metrics.await;
+        Ok(())
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/v1/live", get(ws::live))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+async fn page(State(state): State<AppState>) -> impl IntoResponse {
+    (StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], Html(state.page.as_str().to_owned()))
+}

@@ -1,0 +1,23 @@
+//! The stream hub: pushes live GPS and heart rate to browsers over WebSocket.
+//!
+//! ```text
+//! NATS JetStream ──▶ feed/ (replay the trail, then live) ──▶ hub/ (latest + trail per rider,
+//!   velometry.live.*                                          fan-out to subscribers)
+//!                                                              │ bounded queue per connection,
+//!                                                              ▼ newest wins when full
+//!                                        browsers ◀── ws/ (GET /v1/live) · page/ (GET /)
+//! ```
+//!
+//! Every replica consumes every reading, so replicas scale out behind a plain load
+//! balancer; the latest reading of each rider and metric is also kept in a JetStream
+//! key-value bucket, so a new or restarted replica knows it at once.
+
+pub mod app;
+pub mod cli;
+pub mod feed;
+pub mod hub;
+pub mod metrics;
+pub mod page;
+pub mod protocol;
+pub mod queue;
+pub mod ws;

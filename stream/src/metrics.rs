@@ -1,0 +1,66 @@
+//! Every metric the stream hub exports, named in one place. Never a rider as a label.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+
+/// Open WebSocket connections.
+pub const CONNECTIONS: &str = "stream_connections";
+/// Subscriptions (connection × rider).
+pub const SUBSCRIPTIONS: &str = "stream_subscriptions";
+/// Readings received from NATS.
+pub const RECEIVED: &str = "stream_readings_received_total";
+/// Readings sent to clients.
+pub const DELIVERED: &str = "stream_readings_delivered_total";
+/// Readings replaced in a full queue by a newer one of the same rider and metric.
+pub const COALESCED: &str = "stream_readings_coalesced_total";
+/// Readings dropped from a full queue (no older one of the same kind to replace).
+pub const DROPPED: &str = "stream_readings_dropped_total";
+/// Connections closed, by reason.
+pub const CLOSES: &str = "stream_closes_total";
+/// Connections refused, by reason (full, origin).
+pub const REFUSED: &str = "stream_connections_refused_total";
+/// From the reading's acceptance at the collector to its send to a client.
+pub const LATENCY: &str = "stream_delivery_latency_seconds";
+/// Messages of the live stream not yet delivered to this replica.
+pub const LAG: &str = "stream_nats_consumer_pending";
+
+pub(crate) fn connections(delta: f64) {
+    gauge!(CONNECTIONS).increment(delta);
+}
+
+pub(crate) fn subscriptions(delta: f64) {
+    gauge!(SUBSCRIPTIONS).increment(delta);
+}
+
+pub(crate) fn received() {
+    counter!(RECEIVED).increment(1);
+}
+
+pub(crate) fn delivered(n: u64) {
+    counter!(DELIVERED).increment(n);
+}
+
+pub(crate) fn coalesced() {
+    counter!(COALESCED).increment(1);
+}
+
+pub(crate) fn dropped() {
+    counter!(DROPPED).increment(1);
+}
+
+pub(crate) fn closed(reason: &'static str) {
+    counter!(CLOSES, "reason" => reason).increment(1);
+}
+
+pub(crate) fn refused(reason: &'static str) {
+    counter!(REFUSED, "reason" => reason).increment(1);
+}
+
+pub(crate) fn latency(elapsed: Duration) {
+    histogram!(LATENCY).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn lag(pending: u64) {
+    gauge!(LAG).set(pending as f64);
+}

@@ -1,0 +1,118 @@
+//! The WebSocket protocol at `GET /v1/live`, documented in docs/live.md.
+//!
+//! Client → server: `{"op":"auth","token":"…"}`, `{"op":"subscribe","riders":["alice"]}`,
+//! `{"op":"unsubscribe","riders":["alice"]}`; `"*"` means every rider the client may see.
+//! Server → client: `hello`, `subscribed`, `snapshot`, `reading`, `error` (see [`Frame`]).
+
+use axum::extract::ws::Utf8Bytes;
+use serde::{Deserialize, Serialize};
+
+/// A message from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Present a viewer token (instead of `?token=`).
+    Auth {
+        /// The viewer token.
+        token: String,
+    },
+    /// Follow riders.
+    Subscribe {
+        /// Rider ids, or `"*"`.
+        riders: Vec<String>,
+    },
+    /// Stop following riders.
+    Unsubscribe {
+        /// Rider ids, or `"*"`.
+        riders: Vec<String>,
+    },
+}
+
+impl ClientMessage {
+    /// Parses a client message.
+    ///
+    /// # Errors
+    /// A message for the client saying what is wrong.
+    pub fn parse(text: &str) -> Result<ClientMessage, String> {
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "cannot read message ({e}): send {{\"op\":\"subscribe\",\"riders\":[\"…\"]}}, \
+                 {{\"op\":\"unsubscribe\",\"riders\":[\"…\"]}} or {{\"op\":\"auth\",\"token\":\"…\"}}"
+            )
+        })
+    }
+}
+
+/// A rider as listed to clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct RiderInfo {
+    /// Rider id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Frames the server sends that are not readings (those are pre-encoded once per reading).
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Frame<'a> {
+    /// On connect: the riders this client may follow.
+    Hello {
+        /// Riders visible to the client.
+        riders: &'a [RiderInfo],
+    },
+    /// After a subscribe or unsubscribe: what the client now follows.
+    Subscribed {
+        /// Rider ids.
+        riders: Vec<&'a str>,
+    },
+    /// Right after a subscribe: the latest readings and the recent trail of one rider.
+    Snapshot {
+        /// Rider id.
+        rider: &'a str,
+        /// The latest reading of each live metric, as sent in `reading` frames.
+        latest: Vec<&'a serde_json::value::RawValue>,
+        /// Recent positions, oldest first: `[epoch ms, lat, lon]`.
+        trail: &'a [[f64; 3]],
+    },
+    /// Something the client asked for cannot be done.
+    Error {
+        /// What and why.
+        message: &'a str,
+    },
+}
+
+impl Frame<'_> {
+    /// The frame as WebSocket text.
+    pub fn encode(&self) -> Utf8Bytes {
+        // Serialising these types cannot fail: no maps with non-string keys, no floats
+        // that JSON cannot hold (trail values come from validated readings).
+        Utf8Bytes::from(serde_json::to_string(self).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_three_operations() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"op":"subscribe","riders":["alice","*"]}"#),
+            Ok(ClientMessage::Subscribe { riders: vec!["alice".into(), "*".into()] })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"op":"auth","token":"t"}"#),
+            Ok(ClientMessage::Auth { token: "t".into() })
+        );
+        let err = ClientMessage::parse(r#"{"op":"dance"}"#).unwrap_err();
+        assert!(err.starts_with("cannot read message (unknown variant `dance`"), "{err}");
+        assert!(ClientMessage::parse("not json").is_err());
+    }
+
+    #[test]
+    fn frames_are_tagged_by_type() {
+        let text = Frame::Error { message: "no such rider \"zed\"" }.encode();
+        assert_eq!(text.as_str(), r#"{"type":"error","message":"no such rider \"zed\""}"#);
+    }
+}

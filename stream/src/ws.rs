@@ -1,0 +1,286 @@
+//! `GET /v1/live`: one WebSocket per follower. The reader side handles the client's
+//! messages; a writer task drains the connection's queue into the socket, pings, and closes
+//! the connection when the client cannot keep up.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::stream::SplitSink;
+use futures::{SinkExt, StreamExt};
+use serde::Deserialize;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use velometry_core::ids::RiderId;
+use velometry_core::riders::Viewer;
+
+use crate::app::{stopped, AppState};
+use crate::metrics as m;
+use crate::protocol::{ClientMessage, Frame};
+use crate::queue::{Key, Queue, Queued};
+
+/// Close code for a client that could not keep up (Centrifugo uses 3008 alike).
+pub const CLOSE_SLOW: u16 = 4008;
+/// Close code for a client that sent nothing, not even a pong, for the idle timeout.
+pub const CLOSE_IDLE: u16 = 4001;
+
+/// Per-connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Frames queued per connection before the newest start replacing older ones.
+    pub queue: usize,
+    /// How long a queue may stay full, or one send may take, before the client is cut off.
+    pub slow_after: Duration,
+    /// Interval of server pings.
+    pub ping_every: Duration,
+    /// A client silent for this long (no message, no pong) is closed.
+    pub idle_timeout: Duration,
+    /// Largest client message.
+    pub max_message_bytes: usize,
+}
+
+/// Query parameters of `/v1/live`.
+#[derive(Debug, Deserialize)]
+pub struct LiveParams {
+    token: Option<String>,
+}
+
+/// `GET /v1/live`: upgrades to a WebSocket, or refuses with a status that says why.
+pub async fn live(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<LiveParams>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    if let (Some(allowed), Some(origin)) = (&state.allowed_origins, headers.get(header::ORIGIN)) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !allowed.iter().any(|a| a == origin) {
+            m::refused("origin");
+            return (StatusCode::FORBIDDEN, format!("origin {origin:?} is not allowed (--allowed-origins)"))
+                .into_response();
+        }
+    }
+    let viewer = match params.token.as_deref().filter(|t| !t.is_empty()) {
+        None => None,
+        Some(token) => match state.hub.registry().authenticate_viewer(token) {
+            Some(viewer) => Some(viewer.clone()),
+            None => return (StatusCode::UNAUTHORIZED, "unknown viewer token").into_response(),
+        },
+    };
+    let Ok(permit) = state.permits.clone().try_acquire_owned() else {
+        m::refused("full");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "this hub is full (--max-connections); retry in a few seconds or use another replica",
+        )
+            .into_response();
+    };
+    let limits = state.limits;
+    upgrade
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| connection(socket, state, viewer, permit))
+}
+
+async fn connection(
+    socket: WebSocket,
+    state: AppState,
+    mut viewer: Option<Viewer>,
+    permit: OwnedSemaphorePermit,
+) {
+    m::connections(1.0);
+    let id = state.hub.connection_id();
+    let queue = Arc::new(Queue::new(state.limits.queue, state.limits.slow_after));
+    let (sink, mut stream) = socket.split();
+    let (close_tx, close_rx) = watch::channel(None::<(u16, &'static str)>);
+    let writer = tokio::spawn(write(sink, queue.clone(), state.limits, close_rx, state.stop.clone()));
+    let mut followed: BTreeSet<RiderId> = BTreeSet::new();
+    let hello = |viewer: Option<&Viewer>, queue: &Queue| {
+        let riders = state.hub.visible(viewer);
+        queue.push(control(Frame::Hello { riders: &riders }.encode()));
+    };
+    hello(viewer.as_ref(), &queue);
+    let mut stop = state.stop.clone();
+    let reason = loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(state.limits.idle_timeout, stream.next()) => next,
+            _ = stopped(&mut stop) => break "shutdown",
+        };
+        let message = match next {
+            Err(_) => {
+                let _ = close_tx.send(Some((CLOSE_IDLE, "idle timeout")));
+                break "idle";
+            }
+            Ok(None) | Ok(Some(Err(_))) => break "client",
+            Ok(Some(Ok(message))) => message,
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => break "client",
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Binary(_) => {
+                queue.push(error("send JSON text messages, not binary ones"));
+                continue;
+            }
+        };
+        match ClientMessage::parse(text.as_str()) {
+            Err(message) => queue.push(error(&message)),
+            Ok(ClientMessage::Auth { token }) => match state.hub.registry().authenticate_viewer(&token) {
+                Some(v) => {
+                    viewer = Some(v.clone());
+                    hello(viewer.as_ref(), &queue);
+                }
+                None => queue.push(error("unknown viewer token")),
+            },
+            Ok(ClientMessage::Subscribe { riders }) => {
+                for name in expand(&state, viewer.as_ref(), &riders) {
+                    match state.hub.check(viewer.as_ref(), &name) {
+                        Ok(rider) => {
+                            if state.hub.follow(&rider, id, &queue) {
+                                followed.insert(rider);
+                            }
+                        }
+                        Err(e) => queue.push(error(&e.to_string())),
+                    }
+                }
+                queue.push(subscribed(&followed));
+            }
+            Ok(ClientMessage::Unsubscribe { riders }) => {
+                for name in expand(&state, viewer.as_ref(), &riders) {
+                    if let Ok(rider) = RiderId::parse(&name) {
+                        state.hub.unfollow(&rider, id);
+                        followed.remove(&rider);
+                    }
+                }
+                queue.push(subscribed(&followed));
+            }
+        }
+        if queue.is_slow() {
+            break "slow";
+        }
+    };
+    for rider in &followed {
+        state.hub.unfollow(rider, id);
+    }
+    queue.wake();
+    let reason = match writer.await {
+        Ok(Some(writer_reason)) => writer_reason,
+        _ => reason,
+    };
+    m::closed(reason);
+    m::connections(-1.0);
+    drop(permit);
+}
+
+/// Rider names with `"*"` expanded to every rider the client may see.
+fn expand(state: &AppState, viewer: Option<&Viewer>, riders: &[String]) -> Vec<String> {
+    let mut names = Vec::with_capacity(riders.len());
+    for name in riders {
+        if name == "*" {
+            names.extend(state.hub.visible(viewer).into_iter().map(|r| r.id));
+        } else {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+fn control(text: Utf8Bytes) -> Queued {
+    Queued { key: Key::Control, text, accepted_at_ms: None }
+}
+
+fn error(message: &str) -> Queued {
+    control(Frame::Error { message }.encode())
+}
+
+fn subscribed(followed: &BTreeSet<RiderId>) -> Queued {
+    control(Frame::Subscribed { riders: followed.iter().map(RiderId::as_str).collect() }.encode())
+}
+
+/// Drains the queue into the socket. Returns the close reason when it ends the connection.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    queue: Arc<Queue>,
+    limits: Limits,
+    mut close: watch::Receiver<Option<(u16, &'static str)>>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<&'static str> {
+    let mut ping =
+        tokio::time::interval_at(tokio::time::Instant::now() + limits.ping_every, limits.ping_every);
+    let (code, why, reason) = loop {
+        tokio::select! {
+            frames = queue.take() => {
+                let Some(frames) = frames else {
+                    break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow");
+                };
+                let sent = send_all(&mut sink, frames, limits.slow_after).await;
+                match sent {
+                    Ok(()) => {}
+                    Err(SendError::Slow) => break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow"),
+                    Err(SendError::Gone) => return None,
+                }
+            }
+            _ = ping.tick() => {
+                if tokio::time::timeout(limits.slow_after, sink.send(Message::Ping(Default::default()))).await.is_err() {
+                    break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow");
+                }
+            }
+            changed = close.changed() => {
+                match (changed, *close.borrow()) {
+                    (Ok(()), Some((code, why))) => break (code, why, "idle"),
+                    _ => return None,
+                }
+            }
+            _ = stopped(&mut stop) => break (1001, "the hub is restarting; reconnect", "shutdown"),
+        }
+        if queue.is_slow() {
+            break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow");
+        }
+    };
+    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(why) };
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
+    Some(reason)
+}
+
+enum SendError {
+    Slow,
+    Gone,
+}
+
+async fn send_all(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frames: Vec<Queued>,
+    slow_after: Duration,
+) -> Result<(), SendError> {
+    let count = frames.iter().filter(|f| f.key != Key::Control).count() as u64;
+    let now_ms = velometry_core::time::now_nanos() / 1_000_000;
+    for frame in frames {
+        if let Some(accepted) = frame.accepted_at_ms {
+            m::latency(Duration::from_millis(now_ms.saturating_sub(accepted).max(0) as u64));
+        }
+        let started = Instant::now();
+        match tokio::time::timeout(slow_after, sink.feed(Message::Text(frame.text))).await {
+            Err(_) => return Err(SendError::Slow),
+            Ok(Err(_)) => return Err(SendError::Gone),
+            Ok(Ok(())) => {}
+        }
+        let left = slow_after.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(SendError::Slow);
+        }
+    }
+    match tokio::time::timeout(slow_after, sink.flush()).await {
+        Err(_) => Err(SendError::Slow),
+        Ok(Err(_)) => Err(SendError::Gone),
+        Ok(Ok(())) => {
+            m::delivered(count);
+            Ok(())
+        }
+    }
+}
