@@ -12,6 +12,29 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+/// The path of a binary of this workspace, built first if a test of another package needs
+/// it (`cargo build` is a no-op when it is up to date).
+///
+/// # Errors
+/// When the build fails.
+pub fn workspace_binary(package: &str, name: &str) -> Result<PathBuf> {
+    // Test binaries live in <target>/<profile>/deps/; the binaries one folder up.
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let profile_dir = exe.parent().and_then(Path::parent).ok_or("cannot locate the target directory")?;
+    let binary = profile_dir.join(name);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", name]);
+    if profile_dir.ends_with("release") {
+        build.arg("--release");
+    }
+    let status = build.status().map_err(|e| format!("cannot run cargo to build {name}: {e}"))?;
+    if !status.success() || !binary.is_file() {
+        return Err(format!("cannot build {name} ({status}); expected it at {}", binary.display()));
+    }
+    Ok(binary)
+}
+
 /// A result whose error is a message for the test log.
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -357,4 +380,135 @@ impl Drop for VictoriaMetrics {
             let _ = child.start_kill();
         }
     }
+}
+
+/// A service of this workspace (collector, stream, query) run as a process, as in
+/// production: started with flags, its ports read from the line it prints when ready
+/// (`… listening on http://ADDR (metrics on http://ADDR/metrics)`), its log kept in a file.
+pub struct Service {
+    child: Option<Child>,
+    binary: PathBuf,
+    args: Vec<String>,
+    logs: TempDir,
+    starts: usize,
+    /// Base URL of its main listener.
+    pub url: String,
+    /// URL of its `/metrics`.
+    pub metrics_url: String,
+}
+
+impl Service {
+    /// Starts `binary` with `args` (ask for port 0) and waits for its ready line.
+    ///
+    /// # Errors
+    /// When it cannot start or exits first.
+    pub async fn start(binary: PathBuf, args: Vec<String>) -> Result<Service> {
+        let logs = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut service = Service {
+            child: None,
+            binary,
+            args,
+            logs,
+            starts: 0,
+            url: String::new(),
+            metrics_url: String::new(),
+        };
+        service.spawn().await?;
+        Ok(service)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        self.starts += 1;
+        let log = std::fs::File::create(self.log_path(self.starts)).map_err(|e| e.to_string())?;
+        let mut child = Command::new(&self.binary)
+            .args(&self.args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            _ => return Err(format!("{} did not start: {}", self.binary.display(), self.logs())),
+        };
+        let mut urls =
+            line.split_whitespace().filter(|w| w.contains("http://")).map(|u| u.trim_matches(['(', ')']));
+        self.url = urls.next().ok_or_else(|| format!("no URL in {line:?}"))?.to_owned();
+        self.metrics_url = urls.next().ok_or_else(|| format!("no metrics URL in {line:?}"))?.to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+        Ok(())
+    }
+
+    fn log_path(&self, start: usize) -> PathBuf {
+        self.logs.path().join(format!("run-{start}.log"))
+    }
+
+    /// Everything it logged, every run, for failure messages.
+    pub fn logs(&self) -> String {
+        (1..=self.starts)
+            .map(|i| std::fs::read_to_string(self.log_path(i)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// SIGTERM, then waits up to 30 s for the exit.
+    ///
+    /// # Errors
+    /// When it is not running or does not exit.
+    pub async fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let mut child = self.child.take().ok_or("not running")?;
+        let pid = child.id().ok_or("no pid")?;
+        Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+            Ok(status) => status.map_err(|e| e.to_string()),
+            Err(_) => Err("did not exit within 30 s of SIGTERM".into()),
+        }
+    }
+
+    /// Kills it and starts it again with the same flags (new ports).
+    ///
+    /// # Errors
+    /// When it does not come back.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.kill().await;
+        self.spawn().await
+    }
+
+    /// Its metrics, as Prometheus text.
+    ///
+    /// # Errors
+    /// When the scrape fails.
+    pub async fn metrics(&self) -> Result<String> {
+        reqwest::get(&self.metrics_url)
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The sum of the samples of one metric (name with labels as a prefix) in Prometheus text.
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name_and_labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }

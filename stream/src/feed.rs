@@ -2,10 +2,11 @@
 //!
 //! The collector publishes each durable gps and heart_rate reading on
 //! `velometry.live.<rider>`. A JetStream stream (`VELOMETRY_LIVE`) keeps those messages for
-//! `--history`, and a key-value bucket (`velometry_latest`) holds the latest reading of each
-//! rider and metric. At start a replica loads the bucket (the latest, however old), then
-//! replays the stream from `--trail` ago with an ordered consumer, which goes on delivering
-//! live messages: one gap-free path from history to now. Every replica runs its own
+//! `--history`, and a second stream (`VELOMETRY_LATEST`, one message per subject, as a
+//! key-value bucket is built) keeps the latest reading of each rider and metric on
+//! `velometry.latest.<rider>.<metric>`, which the hubs write. At start a replica reads the
+//! latest (however old), then replays the live stream from `--trail` ago with an ordered
+//! consumer, which goes on delivering live messages: one gap-free path from history to now. Every replica runs its own
 //! consumer, so every replica sees every reading. If NATS goes away the feed reconnects and
 //! replays from the trail again; readings already known are skipped by time.
 
@@ -13,7 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer, kv, stream};
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -25,8 +27,10 @@ use crate::metrics as m;
 pub const STREAM: &str = "VELOMETRY_LIVE";
 /// Subjects the stream captures.
 pub const SUBJECTS: &str = "velometry.live.*";
-/// Name of the key-value bucket of latest readings.
-pub const BUCKET: &str = "velometry_latest";
+/// Name of the stream of latest readings, one per rider and metric.
+pub const LATEST: &str = "VELOMETRY_LATEST";
+/// Subject prefix of the latest readings; `<rider>.<metric>` follows.
+pub const LATEST_PREFIX: &str = "velometry.latest.";
 
 /// Feed settings.
 #[derive(Debug, Clone)]
@@ -76,39 +80,35 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
             discard: stream::DiscardPolicy::Old,
             ..stream::Config::default()
         })
-        .await?;
-    let latest = match js.get_key_value(BUCKET).await {
-        Ok(bucket) => bucket,
-        Err(_) => {
-            js.create_key_value(kv::Config { bucket: BUCKET.into(), history: 1, ..kv::Config::default() })
-                .await?
-        }
-    };
-    let mut keys = latest.keys().await?;
-    let mut loaded = 0;
-    while let Some(key) = keys.next().await {
-        if let Some(value) = latest.get(key?).await? {
-            if let Ok(reading) = Reading::parse(&value) {
-                hub.publish(&reading);
-                loaded += 1;
-            }
-        }
-    }
+        .await
+        .with_context(|| format!("cannot create or open the JetStream stream {STREAM}"))?;
+    let latest = js
+        .get_or_create_stream(stream::Config {
+            name: LATEST.into(),
+            subjects: vec![format!("{LATEST_PREFIX}>")],
+            max_messages_per_subject: 1,
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            ..stream::Config::default()
+        })
+        .await
+        .with_context(|| format!("cannot create or open the JetStream stream {LATEST}"))?;
+    let loaded = load_latest(hub, &latest).await.context("cannot read the latest readings")?;
     let start = time::OffsetDateTime::now_utc() - settings.trail;
     let consumer = live
-        .create_consumer(consumer::push::OrderedConfig {
-            deliver_subject: client.new_inbox(),
+        .create_consumer(consumer::pull::OrderedConfig {
             deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
             ..Default::default()
         })
-        .await?;
-    let mut messages = consumer.messages().await?;
+        .await
+        .context("cannot create the ordered consumer")?;
+    let mut messages = consumer.messages().await.context("cannot consume")?;
     tracing::info!(url = %settings.url, latest = loaded, "Following live readings.");
-    // The bucket is written at most once a second per rider and metric by each replica:
-    // the stream's replay covers the rest.
+    // The latest are written at most once a second per rider and metric by each replica:
+    // the live stream's replay covers the rest.
     let mut written: HashMap<(String, Arc<str>), Instant> = HashMap::new();
     while let Some(message) = messages.next().await {
-        let message = message?;
+        let message = message.context("the ordered consumer failed")?;
         if let Ok(info) = message.info() {
             m::lag(info.pending);
         }
@@ -122,8 +122,8 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
         if hub.publish(&reading) {
             let key = (reading.rider.to_string(), reading.metric.clone());
             if written.get(&key).is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
-                let name = format!("{}.{}", key.0, key.1);
-                if let Err(e) = latest.put(name, message.payload.clone()).await {
+                let subject = format!("{LATEST_PREFIX}{}.{}", key.0, key.1);
+                if let Err(e) = client.publish(subject, message.payload.clone()).await {
                     tracing::debug!(error = %e, "Cannot store the latest reading.");
                 } else {
                     written.insert(key, Instant::now());
@@ -132,4 +132,35 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
         }
     }
     anyhow::bail!("the NATS consumer ended")
+}
+
+/// Reads the latest reading of every rider and metric into the hub.
+async fn load_latest(hub: &Hub, latest: &stream::Stream) -> anyhow::Result<u64> {
+    let count = latest.get_info().await?.state.messages;
+    if count == 0 {
+        return Ok(0);
+    }
+    let consumer = latest
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::LastPerSubject,
+            filter_subject: format!("{LATEST_PREFIX}>"),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut loaded = 0;
+    while loaded < count {
+        let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(5), messages.next()).await else {
+            break;
+        };
+        let message = message?;
+        if let Ok(reading) = Reading::parse(&message.payload) {
+            hub.publish(&reading);
+        }
+        loaded += 1;
+        if message.info().is_ok_and(|i| i.pending == 0) {
+            break;
+        }
+    }
+    Ok(loaded)
 }

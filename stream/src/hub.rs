@@ -75,6 +75,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Positions kept per rider at most, whatever the trail's duration (a device sending at
+/// 10 Hz would otherwise make snapshots of megabytes).
+const MAX_TRAIL: usize = 3600;
+
 /// Every rider of the riders file, with what they are doing now and who follows them.
 pub struct Hub {
     registry: Arc<Registry>,
@@ -196,7 +200,7 @@ impl Hub {
                     now.trail.push_back([ms, lat, lon]);
                 }
                 let oldest = ms - self.trail.as_millis() as f64;
-                while now.trail.front().is_some_and(|p| p[0] < oldest) {
+                while now.trail.front().is_some_and(|p| p[0] < oldest) || now.trail.len() > MAX_TRAIL {
                     now.trail.pop_front();
                 }
             }

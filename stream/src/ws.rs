@@ -85,6 +85,7 @@ pub async fn live(
         .max_frame_size(limits.max_message_bytes)
         .read_buffer_size(4096)
         .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20)
         .on_upgrade(move |socket| connection(socket, state, viewer, permit))
 }
 
@@ -99,7 +100,8 @@ async fn connection(
     let queue = Arc::new(Queue::new(state.limits.queue, state.limits.slow_after));
     let (sink, mut stream) = socket.split();
     let (close_tx, close_rx) = watch::channel(None::<(u16, &'static str)>);
-    let writer = tokio::spawn(write(sink, queue.clone(), state.limits, close_rx, state.stop.clone()));
+    let mut writer = tokio::spawn(write(sink, queue.clone(), state.limits, close_rx, state.stop.clone()));
+    let mut writer_reason = None;
     let mut followed: BTreeSet<RiderId> = BTreeSet::new();
     let hello = |viewer: Option<&Viewer>, queue: &Queue| {
         let riders = state.hub.visible(viewer);
@@ -111,6 +113,11 @@ async fn connection(
         let next = tokio::select! {
             next = tokio::time::timeout(state.limits.idle_timeout, stream.next()) => next,
             _ = stopped(&mut stop) => break "shutdown",
+            // The writer ends the connection when the client cannot keep up.
+            ended = &mut writer => {
+                writer_reason = Some(ended.ok().flatten().unwrap_or("client"));
+                break "client";
+            }
         };
         let message = match next {
             Err(_) => {
@@ -169,9 +176,12 @@ async fn connection(
         state.hub.unfollow(rider, id);
     }
     queue.wake();
-    let reason = match writer.await {
-        Ok(Some(writer_reason)) => writer_reason,
-        _ => reason,
+    let reason = match writer_reason {
+        Some(ended) => ended,
+        None => match writer.await {
+            Ok(Some(ended)) => ended,
+            _ => reason,
+        },
     };
     m::closed(reason);
     m::connections(-1.0);

@@ -1,15 +1,13 @@
 //! Starting the collector binary against real servers, and waiting for data to land.
 
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use velometry_core::riders::TokenHash;
-use velometry_core::testkit::InfluxServer;
+use velometry_core::testkit::{InfluxServer, Service};
 
 pub const DB: &str = "velometry";
 /// Alice is public; her bike computer and phone have tokens of their own.
@@ -48,12 +46,21 @@ name = "Bob"
 
 /// A collector process with its WAL and riders file, restartable on the same WAL.
 pub struct Collector {
-    child: Option<Child>,
+    service: Service,
     pub dir: TempDir,
-    pub url: String,
-    pub metrics_url: String,
-    args: Vec<String>,
-    starts: usize,
+}
+
+impl Deref for Collector {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
+    }
+}
+
+impl DerefMut for Collector {
+    fn deref_mut(&mut self) -> &mut Service {
+        &mut self.service
+    }
 }
 
 impl Collector {
@@ -71,90 +78,31 @@ impl Collector {
             format!("--influx-db={DB}"),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        let mut collector =
-            Collector { child: None, dir, url: String::new(), metrics_url: String::new(), args, starts: 0 };
-        collector.spawn().await;
-        collector
+        let service =
+            Service::start(env!("CARGO_BIN_EXE_collector").into(), args).await.expect("the collector starts");
+        Collector { service, dir }
     }
 
     pub fn wal_dir(&self) -> PathBuf {
         self.dir.path().join("wal")
     }
 
-    async fn spawn(&mut self) {
-        self.starts += 1;
-        let log = std::fs::File::create(self.dir.path().join(format!("collector-{}.log", self.starts)))
-            .expect("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_collector"))
-            .args(&self.args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start the collector binary");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("collector did not start within 30 s: {}", self.logs()))
-            .expect("read stdout")
-            .unwrap_or_else(|| panic!("collector exited at start: {}", self.logs()));
-        // "collector listening on http://A (metrics on http://B/metrics)"
-        let mut urls = line.split_whitespace().filter(|w| w.contains("http://"));
-        self.url = urls.next().expect("ingest url").trim_matches(['(', ')']).to_owned();
-        self.metrics_url = urls.next().expect("metrics url").trim_matches(['(', ')']).to_owned();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        self.child = Some(child);
-    }
-
-    /// Everything the collector logged, for failure messages.
-    pub fn logs(&self) -> String {
-        (1..=self.starts)
-            .map(|i| {
-                std::fs::read_to_string(self.dir.path().join(format!("collector-{i}.log")))
-                    .unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join("\n--- restart ---\n")
-    }
-
-    /// SIGKILL: no flush, no goodbye.
-    pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("kill");
-        }
-    }
-
     /// SIGTERM, then wait for a clean exit.
     pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let pid = child.id().expect("pid");
-        Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill -TERM");
-        tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .expect("exits within 30 s")
-            .expect("wait")
+        self.service.terminate().await.expect("exits")
     }
 
     /// Starts again on the same WAL (new ports).
     pub async fn restart(&mut self) {
-        self.kill().await;
-        self.spawn().await;
+        self.service.restart().await.expect("restarts");
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(&self.metrics_url).await.expect("scrape").text().await.expect("text")
+        self.service.metrics().await.expect("scrape")
     }
 }
 
-/// The value of one metric sample in a Prometheus text exposition (0 when absent).
-pub fn metric(text: &str, name_and_labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name_and_labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+pub use velometry_core::testkit::metric;
 
 /// InfluxDB plus a collector writing to it.
 pub struct Env {

@@ -1,0 +1,185 @@
+//! Following riders: from the collector to a browser, replicas, snapshots, privacy, and
+//! the protocol's errors.
+
+use std::time::Duration;
+
+use serde_json::json;
+use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, Service};
+
+use crate::helpers::{hub, nats_client, publish, riders_file, wait_for_feed, Client, ALICE_PHONE, COACH};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn a_reading_sent_to_the_collector_reaches_a_websocket_follower() {
+    let nats = NatsServer::start().await.expect("nats");
+    let influx = InfluxServer::start().await.expect("influxd");
+    let riders = riders_file();
+    let wal = tempfile::tempdir().expect("tempdir");
+    let collector = Service::start(
+        workspace_binary("velometry-collector", "collector").expect("collector binary"),
+        vec![
+            "serve".into(),
+            "--listen=127.0.0.1:0".into(),
+            "--metrics-listen=127.0.0.1:0".into(),
+            format!("--riders={}", riders.path().join("riders.toml").display()),
+            format!("--wal-dir={}", wal.path().display()),
+            format!("--influx-url={}", influx.url),
+            format!("--nats-url={}", nats.url),
+        ],
+    )
+    .await
+    .expect("collector");
+    let hub = hub(&nats, &riders, &[]).await;
+    wait_for_feed(&hub, &nats_client(&nats).await).await;
+    let mut client = Client::connect(&hub, "").await;
+    client.subscribe(&["alice"]).await;
+
+    let http = reqwest::Client::new();
+    let mut reading = None;
+    // The collector connects to NATS in the background: send until a fix comes through.
+    for i in 0..50 {
+        let sent = http
+            .post(format!("{}/v1/readings", collector.url))
+            .header("Authorization", format!("Token {ALICE_PHONE}"))
+            .json(&json!([{"metric": "gps", "lat": 45.0 + f64::from(i) / 1000.0, "lon": 7.6, "speed": 8.3},
+                          {"metric": "heart_rate", "bpm": 131}]))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(sent.status(), 200);
+        if let Some(frame) = client.next(Duration::from_millis(300)).await {
+            if frame["type"] == "reading" {
+                reading = Some(frame);
+                break;
+            }
+        }
+    }
+    let reading = reading.unwrap_or_else(|| panic!("nothing reached the follower: {}", hub.logs()));
+    assert_eq!(reading["rider"], "alice");
+    assert!(reading["metric"] == "gps" || reading["metric"] == "heart_rate", "{reading}");
+    assert!(reading["time"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn every_replica_delivers_every_reading() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let (one, two) = (hub(&nats, &riders, &[]).await, hub(&nats, &riders, &[]).await);
+    let publisher = nats_client(&nats).await;
+    wait_for_feed(&one, &publisher).await;
+    wait_for_feed(&two, &publisher).await;
+    let (mut a, mut b) = (Client::connect(&one, "").await, Client::connect(&two, "").await);
+    a.subscribe(&["alice"]).await;
+    b.subscribe(&["*"]).await;
+    publish(&publisher, "alice", "heart_rate", 0.0, json!({"bpm": 142})).await;
+    for client in [&mut a, &mut b] {
+        let reading = client.next_of("reading", 5 * SECOND).await;
+        assert_eq!((reading["rider"].as_str(), reading["bpm"].as_f64()), (Some("alice"), Some(142.0)));
+    }
+}
+
+#[tokio::test]
+async fn a_new_follower_gets_the_latest_and_the_trail_at_once() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub = hub(&nats, &riders, &[]).await;
+    let publisher = nats_client(&nats).await;
+    wait_for_feed(&hub, &publisher).await;
+    for i in 0..5 {
+        publish(
+            &publisher,
+            "alice",
+            "gps",
+            f64::from(50 - i),
+            json!({"lat": 45.0 + f64::from(i) * 0.001, "lon": 7.6, "speed": 9.0}),
+        )
+        .await;
+    }
+    publish(&publisher, "alice", "heart_rate", 40.0, json!({"bpm": 150})).await;
+    let mut client = Client::connect(&hub, "").await;
+    let hello = client.next_of("hello", 5 * SECOND).await;
+    assert_eq!(hello["riders"], json!([{"id": "alice", "name": "Alice"}]), "bob is private");
+    let mut snapshot = json!(null);
+    for _ in 0..50 {
+        client.send(json!({"op": "subscribe", "riders": ["alice"]})).await;
+        snapshot = client.next_of("snapshot", 5 * SECOND).await;
+        if snapshot["trail"].as_array().map(Vec::len) == Some(5) {
+            break;
+        }
+        client.send(json!({"op": "unsubscribe", "riders": ["alice"]})).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(snapshot["trail"].as_array().map(Vec::len), Some(5), "{snapshot}");
+    let latest = snapshot["latest"].as_array().expect("latest");
+    let gps = latest.iter().find(|r| r["metric"] == "gps").expect("latest gps");
+    assert_eq!(gps["lat"].as_f64(), Some(45.004));
+    let hr = latest.iter().find(|r| r["metric"] == "heart_rate").expect("latest heart rate");
+    assert_eq!(hr["bpm"].as_f64(), Some(150.0));
+}
+
+#[tokio::test]
+async fn a_private_rider_needs_a_viewer_token() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub = hub(&nats, &riders, &[]).await;
+    let mut anonymous = Client::connect(&hub, "").await;
+    anonymous.send(json!({"op": "subscribe", "riders": ["bob"]})).await;
+    let error = anonymous.next_of("error", 5 * SECOND).await;
+    assert!(error["message"].as_str().expect("message").starts_with("rider \"bob\" is private"), "{error}");
+    assert_eq!(anonymous.next_of("subscribed", 5 * SECOND).await["riders"], json!([]));
+
+    let mut coach = Client::connect(&hub, &format!("?token={COACH}")).await;
+    assert_eq!(coach.subscribe(&["bob"]).await["riders"], json!(["bob"]));
+
+    // The token may also come in the first message.
+    anonymous.send(json!({"op": "auth", "token": COACH})).await;
+    let hello = anonymous.next_of("hello", 5 * SECOND).await;
+    assert_eq!(hello["riders"].as_array().map(Vec::len), Some(2));
+    assert_eq!(anonymous.subscribe(&["*"]).await["riders"], json!(["alice", "bob"]));
+
+    let refused = tokio_tungstenite::connect_async(format!(
+        "{}/v1/live?token=wrong",
+        hub.url.replace("http://", "ws://")
+    ))
+    .await
+    .expect_err("an unknown token is refused");
+    assert!(refused.to_string().contains("401"), "{refused}");
+}
+
+#[tokio::test]
+async fn bad_messages_get_an_error_and_the_connection_stays_open() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub = hub(&nats, &riders, &[]).await;
+    let mut client = Client::connect(&hub, "").await;
+    for bad in [json!("hello"), json!({"op": "dance"}), json!({"op": "subscribe", "riders": ["zed"]})] {
+        client.send(bad.clone()).await;
+        let error = client.next_of("error", 5 * SECOND).await;
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{bad}: {error}");
+    }
+    assert_eq!(client.next_of("subscribed", 5 * SECOND).await["riders"], json!([]), "zed was not followed");
+    assert_eq!(client.subscribe(&["alice"]).await["riders"], json!(["alice"]), "still open");
+}
+
+#[tokio::test]
+async fn origins_and_the_connection_cap_are_enforced_politely() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub = hub(&nats, &riders, &["--allowed-origins=https://ride.example", "--max-connections=1"]).await;
+    let http = reqwest::Client::new();
+    let upgrade = |origin: &'static str| {
+        http.get(format!("{}/v1/live", hub.url))
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "websocket")
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("Origin", origin)
+            .send()
+    };
+    assert_eq!(upgrade("https://evil.example").await.expect("request").status(), 403);
+    let _first = Client::connect(&hub, "").await;
+    let full = upgrade("https://ride.example").await.expect("request");
+    assert_eq!(full.status(), 503);
+    assert!(full.headers().contains_key("retry-after"));
+}

@@ -1,0 +1,153 @@
+//! Starting hubs against a real NATS, publishing readings as the collector does, and
+//! WebSocket clients that read the protocol.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use velometry_core::riders::TokenHash;
+use velometry_core::testkit::{NatsServer, Service};
+
+pub const COACH: &str = "velo_test_coach";
+pub const ALICE_PHONE: &str = "velo_test_alice_phone";
+
+pub fn riders_toml() -> String {
+    format!(
+        r#"
+[[rider]]
+id = "alice"
+name = "Alice"
+public = true
+  [[rider.device]]
+  id = "phone"
+  token_sha256 = "{}"
+
+[[rider]]
+id = "bob"
+name = "Bob"
+
+[[viewer]]
+name = "coach"
+token_sha256 = "{}"
+riders = ["bob"]
+"#,
+        TokenHash::of(ALICE_PHONE).to_hex(),
+        TokenHash::of(COACH).to_hex()
+    )
+}
+
+/// A riders file in a temporary folder.
+pub fn riders_file() -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("riders.toml"), riders_toml()).expect("riders file");
+    dir
+}
+
+/// Starts a hub on `nats` with extra flags.
+pub async fn hub(nats: &NatsServer, riders: &TempDir, extra: &[&str]) -> Service {
+    let mut args = vec![
+        "serve".to_owned(),
+        "--listen=127.0.0.1:0".into(),
+        "--metrics-listen=127.0.0.1:0".into(),
+        format!("--nats-url={}", nats.url),
+        format!("--riders={}", riders.path().join("riders.toml").display()),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    Service::start(env!("CARGO_BIN_EXE_stream").into(), args).await.expect("the hub starts")
+}
+
+/// Publishes a reading on NATS exactly as the collector does after making it durable.
+pub async fn publish(nats: &async_nats::Client, rider: &str, metric: &str, seconds_ago: f64, fields: Value) {
+    let now = chrono_like_now_ms();
+    let time_ms = now - (seconds_ago * 1000.0) as i64;
+    let mut message = json!({
+        "rider": rider, "device": "phone", "metric": metric,
+        "time": velometry_core::time::format_rfc3339(time_ms * 1_000_000),
+        "accepted_at_ms": now,
+    });
+    if let (Some(m), Some(f)) = (message.as_object_mut(), fields.as_object()) {
+        m.extend(f.clone());
+    }
+    nats.publish(format!("velometry.live.{rider}"), message.to_string().into()).await.expect("publish");
+    nats.flush().await.expect("flush");
+}
+
+pub fn chrono_like_now_ms() -> i64 {
+    velometry_core::time::now_nanos() / 1_000_000
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A WebSocket client of the hub.
+pub struct Client {
+    pub socket: Socket,
+}
+
+impl Client {
+    pub async fn connect(hub: &Service, query: &str) -> Client {
+        let url = format!("{}/v1/live{query}", hub.url.replace("http://", "ws://"));
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("WebSocket connects");
+        Client { socket }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.socket.send(Message::text(message.to_string())).await.expect("send");
+    }
+
+    /// The next JSON frame within `within`, skipping pings.
+    pub async fn next(&mut self, within: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(serde_json::from_str(&text).expect("JSON frame"))
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Some(json!({"type": "closed", "code": frame.map(|f| u16::from(f.code))}))
+                }
+                Ok(Some(Ok(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// The next frame of `kind`, skipping others, within `within`.
+    pub async fn next_of(&mut self, kind: &str, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(frame) if frame["type"] == kind => return frame,
+                Some(_) => continue,
+                None => panic!("no {kind} frame within {within:?}"),
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, riders: &[&str]) -> Value {
+        self.send(json!({"op": "subscribe", "riders": riders})).await;
+        self.next_of("subscribed", Duration::from_secs(5)).await
+    }
+}
+
+pub async fn nats_client(nats: &NatsServer) -> async_nats::Client {
+    async_nats::connect(&nats.url).await.expect("NATS client")
+}
+
+/// Waits until the hub has its NATS consumer (it connects in the background).
+pub async fn wait_for_feed(hub: &Service, nats: &async_nats::Client) {
+    // A reading of a rider no test follows; once the hub counts it, the feed is live.
+    for _ in 0..100 {
+        publish(nats, "bob", "heart_rate", 0.0, json!({"bpm": 60})).await;
+        let text = hub.metrics().await.unwrap_or_default();
+        if velometry_core::testkit::metric(&text, "stream_readings_received_total") > 0.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the hub never received a reading from NATS: {}", hub.logs());
+}

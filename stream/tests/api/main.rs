@@ -1,0 +1,6 @@
+//! Integration tests of the stream hub: real NATS (JetStream), the real hub binary, and for
+//! the end-to-end path the real collector and InfluxDB.
+
+mod follow;
+mod helpers;
+mod resilience;
