@@ -4,12 +4,9 @@
 //! Shared by the benchmark programs: starting the collector binary and reading its metrics.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use velometry_core::riders::TokenHash;
+use velometry_core::testkit::Service;
 
 /// A device token of the benchmark riders file.
 pub fn token(i: usize) -> String {
@@ -28,44 +25,23 @@ pub fn write_riders(path: &Path, riders: usize) {
     std::fs::write(path, toml).expect("riders file");
 }
 
-/// Starts the release collector; returns the process and its ingest and metrics URLs.
-pub async fn start_collector(dir: &Path, influx_url: &str, extra: &[&str]) -> (Child, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_collector"))
-        .arg("serve")
-        .arg("--listen=127.0.0.1:0")
-        .arg("--metrics-listen=127.0.0.1:0")
-        .arg(format!("--riders={}", dir.join("riders.toml").display()))
-        .arg(format!("--wal-dir={}", dir.join("wal").display()))
-        .arg(format!("--influx-url={influx_url}"))
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the collector");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("collector starts")
-        .expect("stdout")
-        .expect("a line");
-    let mut urls = line
-        .split_whitespace()
-        .filter(|w| w.contains("http://"))
-        .map(|u| u.trim_matches(['(', ')']).to_owned());
-    let (ingest, metrics) = (urls.next().expect("ingest"), urls.next().expect("metrics"));
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, ingest, metrics)
+/// Starts the release collector with the benchmark riders file in `dir`.
+pub async fn start_collector(dir: &Path, influx_url: &str, extra: &[&str]) -> Service {
+    let mut args = vec![
+        "serve".to_owned(),
+        "--listen=127.0.0.1:0".into(),
+        "--metrics-listen=127.0.0.1:0".into(),
+        format!("--riders={}", dir.join("riders.toml").display()),
+        format!("--wal-dir={}", dir.join("wal").display()),
+        format!("--influx-url={influx_url}"),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    Service::start(env!("CARGO_BIN_EXE_collector").into(), args).await.expect("the collector starts")
 }
 
 /// Sum of the samples of one metric.
-pub async fn metric(metrics_url: &str, name: &str) -> f64 {
-    let text = reqwest::get(metrics_url).await.expect("scrape").text().await.expect("text");
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+pub async fn metric(service: &Service, name: &str) -> f64 {
+    velometry_core::testkit::metric(&service.metrics().await.unwrap_or_default(), name)
 }
 
 /// Peak resident memory of a process, in bytes.

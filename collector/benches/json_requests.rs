@@ -123,8 +123,9 @@ async fn main() {
     tokio::spawn(async move { axum::serve(bare, app).await });
 
     let influx = InfluxServer::start().await.expect("influxd");
-    let (collector, ingest, metrics) = common::start_collector(dir.path(), &influx.url, &[]).await;
-    let pid = collector.id().expect("pid");
+    let collector = common::start_collector(dir.path(), &influx.url, &[]).await;
+    let pid = collector.pid().expect("pid");
+    let ingest = collector.url.clone();
 
     println!("wrk: 1 thread, {connections} connections, {seconds} s per run, {DEVICES} device tokens");
     wrk(&ingest, &script, 3, connections).await; // warm-up
@@ -139,8 +140,8 @@ async fn main() {
         }
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let accepted = common::metric(&metrics, "collector_readings_accepted_total").await;
-    let written = common::metric(&metrics, "collector_sink_lines_written_total").await;
+    let accepted = common::metric(&collector, "collector_readings_accepted_total").await;
+    let written = common::metric(&collector, "collector_sink_lines_written_total").await;
     println!(
         "collector peak RSS {:.1} MB; readings accepted {accepted:.0}, lines in InfluxDB {written:.0}",
         common::peak_rss(pid) as f64 / 1e6

@@ -115,7 +115,7 @@ async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
     let influx = InfluxServer::start().await.expect("influxd");
     let dir = tempfile::tempdir().expect("tempdir");
     common::write_riders(&dir.path().join("riders.toml"), CLIENTS);
-    let (_child, ingest, metrics) = common::start_collector(
+    let collector = common::start_collector(
         dir.path(),
         &influx.url,
         &["--rate-limit=100000", "--max-body-bytes=64MiB", &format!("--influx-gzip={gzip}")],
@@ -125,8 +125,8 @@ async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let total = (batches.len() * BATCH) as f64;
     let started = Instant::now();
-    let acked = send_all(&format!("{ingest}/write"), batches, false).await;
-    while common::metric(&metrics, "collector_sink_lines_written_total").await < total {
+    let acked = send_all(&format!("{}/write", collector.url), batches, false).await;
+    while common::metric(&collector, "collector_sink_lines_written_total").await < total {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stored = started.elapsed();
