@@ -64,3 +64,19 @@ pub(crate) fn latency(elapsed: Duration) {
 pub(crate) fn lag(pending: u64) {
     gauge!(LAG).set(pending as f64);
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../../docs/metrics.md");
+        let names: Vec<&str> = include_str!("metrics.rs")
+            .split('"')
+            .filter(|s| s.starts_with("stream_") && s.len() > 7 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .collect();
+        assert!(names.len() >= 10, "{names:?}");
+        for name in names {
+            assert!(doc.contains(&format!("| `{name}` |")), "docs/metrics.md does not list {name}");
+        }
+    }
+}
