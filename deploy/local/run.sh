@@ -18,7 +18,8 @@
 #        logs/          one log per process
 #        run.lock       held while this script (or anything it started) runs
 #      Data survives restarts; `rm -rf .velometry` starts from nothing;
-#   4. starts influxd, nats-server and the collector, waits until each answers, and prints
+#   4. starts influxd, nats-server, the collector and the stream hub, waits until each
+#      answers, and prints
 #      the URLs, the token and commands to post a reading and to see it in InfluxDB;
 #   5. on Ctrl-C (or SIGTERM, or the terminal closing) stops the collector first and waits
 #      while it flushes its write-ahead log to InfluxDB, then NATS, then InfluxDB. If one of
@@ -27,6 +28,8 @@
 # Ports (all on 127.0.0.1), each overridable from the environment:
 #   VELOMETRY_COLLECTOR_PORT   8080  collector ingest (HTTP)
 #   VELOMETRY_METRICS_PORT     9180  collector /metrics
+#   VELOMETRY_STREAM_PORT      8090  stream hub: live page and WebSocket
+#   VELOMETRY_STREAM_METRICS_PORT 9190  stream hub /metrics
 #   VELOMETRY_INFLUX_PORT      8086  InfluxDB HTTP API
 #   VELOMETRY_INFLUX_RPC_PORT  8088  InfluxDB backup/restore RPC (default: the HTTP port + 2)
 #   VELOMETRY_NATS_PORT        4222  NATS clients
@@ -70,6 +73,8 @@ port_var() {
 
 collector_port=$(port_var VELOMETRY_COLLECTOR_PORT 8080)
 metrics_port=$(port_var VELOMETRY_METRICS_PORT 9180)
+stream_port=$(port_var VELOMETRY_STREAM_PORT 8090)
+stream_metrics_port=$(port_var VELOMETRY_STREAM_METRICS_PORT 9190)
 influx_port=$(port_var VELOMETRY_INFLUX_PORT 8086)
 # InfluxDB 1.x opens a second listener for backup/restore RPC, 127.0.0.1:8088 unless told
 # otherwise. Following the HTTP port means one override moves both (18086 → 18088).
@@ -80,6 +85,8 @@ nats_port=$(port_var VELOMETRY_NATS_PORT 4222)
 PORTS=(
   "$collector_port|collector ingest|VELOMETRY_COLLECTOR_PORT"
   "$metrics_port|collector metrics|VELOMETRY_METRICS_PORT"
+  "$stream_port|stream hub|VELOMETRY_STREAM_PORT"
+  "$stream_metrics_port|stream hub metrics|VELOMETRY_STREAM_METRICS_PORT"
   "$influx_port|InfluxDB HTTP|VELOMETRY_INFLUX_PORT"
   "$influx_rpc_port|InfluxDB RPC|VELOMETRY_INFLUX_RPC_PORT"
   "$nats_port|NATS|VELOMETRY_NATS_PORT"
@@ -207,6 +214,7 @@ cleanup() {
   set +e
   ((${#pid[@]})) && echo && say "Shutting down."
   stop demo-feed 5
+  stop stream 10
   # The collector first, and with time to flush: it writes what its WAL still holds to
   # InfluxDB (up to --flush-timeout, 10 s by default, after up to 10 s of requests in
   # flight), so InfluxDB must still be up. Whatever it could not send stays in the WAL.
@@ -373,6 +381,13 @@ start collector env VELOMETRY_INFLUX_GZIP="${VELOMETRY_INFLUX_GZIP:-false}" "$bi
   --nats-url "nats://127.0.0.1:$nats_port"
 wait_ready collector 30 http_ok "http://127.0.0.1:$collector_port/readyz"
 
+start stream "$bin_dir/stream" serve \
+  --listen "127.0.0.1:$stream_port" \
+  --metrics-listen "127.0.0.1:$stream_metrics_port" \
+  --riders "$state/riders.toml" \
+  --nats-url "nats://127.0.0.1:$nats_port"
+wait_ready stream 30 http_ok "http://127.0.0.1:$stream_port/healthz"
+
 # TEMPORARY (issue #5): see "Demo data" above.
 log[demo-feed]=$logs/demo-feed.log
 feed_demo >"${log[demo-feed]}" 2>&1 &
@@ -385,9 +400,11 @@ cat <<EOF
 
 velometry is running. Ctrl-C stops everything.
 
+  Live      http://127.0.0.1:$stream_port/   (the live page; WebSocket at /v1/live)
   Ingest    http://127.0.0.1:$collector_port
               JSON /v1/readings · line protocol /write, /api/v2/write · /v1/osmand · /v1/owntracks
-  Metrics   http://127.0.0.1:$metrics_port/metrics
+  Metrics   http://127.0.0.1:$metrics_port/metrics  (collector)
+            http://127.0.0.1:$stream_metrics_port/metrics  (stream hub)
   InfluxDB  http://127.0.0.1:$influx_port  (database $db)
   NATS      nats://127.0.0.1:$nats_port  (JetStream)
   Logs      $logs/
@@ -410,8 +427,8 @@ EOF
 # Wait: until Ctrl-C (the traps above take over) or until a process dies on its own.
 
 status=0
-wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" || status=$?
-for name in influxd nats collector; do
+wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[stream]}" || status=$?
+for name in influxd nats collector stream; do
   if ! kill -0 "${pid[$name]}" 2>/dev/null; then
     unset "pid[$name]"
     show_log "$name"
