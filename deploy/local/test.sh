@@ -6,7 +6,8 @@
 #   deploy/local/test.sh -- --nocapture   # extra arguments go to `cargo test`
 #
 # First it installs what the tests need and is missing: the servers the test harness starts
-# (influxd, nats-server, prometheus, victoria-metrics, from Debian packages), a C toolchain,
+# (influxd, nats-server, prometheus, victoria-metrics, from Debian packages), headless
+# Chromium for the live page's browser test, a C toolchain,
 # and the Python packages `influxdb` and `influxdb-client`. Cargo must already be there.
 # It works in a fresh clone on a fresh Debian 12 machine, as root or with sudo.
 #
@@ -38,7 +39,8 @@ ensure_commands "${BUILD_COMMANDS[@]}" \
   nats-server:nats-server \
   prometheus:prometheus \
   promtool:prometheus \
-  victoria-metrics:victoria-metrics
+  victoria-metrics:victoria-metrics \
+  'chromium:chromium fonts-dejavu-core'
 
 # rustup's "minimal" profile has neither rustfmt nor clippy.
 for component in rustfmt:fmt clippy:clippy; do

@@ -72,7 +72,11 @@ mod tests {
         let doc = include_str!("../../docs/metrics.md");
         let names: Vec<&str> = include_str!("metrics.rs")
             .split('"')
-            .filter(|s| s.starts_with("stream_") && s.len() > 7 && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+            .filter(|s| {
+                s.starts_with("stream_")
+                    && s.len() > 7
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
             .collect();
         assert!(names.len() >= 10, "{names:?}");
         for name in names {

@@ -1,6 +1,7 @@
 //! Integration tests of the stream hub: real NATS (JetStream), the real hub binary, and for
 //! the end-to-end path the real collector and InfluxDB.
 
+mod browser;
 mod follow;
 mod helpers;
 mod resilience;
