@@ -18,15 +18,6 @@ use velometry_core::testkit::InfluxServer;
 const DEVICES: usize = 500;
 const BODY: &str = r#"[{"metric":"heart_rate","bpm":142}]"#;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Run {
     requests_per_s: f64,
     p50_ms: f64,
@@ -108,8 +99,8 @@ fn print(name: &str, run: &Run) {
 
 #[tokio::main]
 async fn main() {
-    let seconds = arg("--seconds", 15);
-    let connections = arg("--connections", 32);
+    let seconds = velometry_core::testkit::flag("--seconds", 15);
+    let connections = velometry_core::testkit::flag("--connections", 32);
     let dir = tempfile::tempdir().expect("tempdir");
     let script = script(dir.path());
     common::write_riders(&dir.path().join("riders.toml"), DEVICES);

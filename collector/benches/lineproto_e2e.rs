@@ -20,15 +20,6 @@ use velometry_core::testkit::InfluxServer;
 const BATCH: usize = 5_000;
 const CLIENTS: usize = 4;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One batch, sent as client `client`: without origin tags (to the collector, which adds
 /// them) and with them (straight to InfluxDB), so that InfluxDB stores the same points.
 struct Batch {
@@ -139,8 +130,8 @@ async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
 
 #[tokio::main]
 async fn main() {
-    let points = arg("--points", 2_000_000);
-    let rounds = arg("--rounds", 3);
+    let points = velometry_core::testkit::flag("--points", 2_000_000) as usize;
+    let rounds = velometry_core::testkit::flag("--rounds", 3) as usize;
     let batches = Arc::new(batches(points));
     println!("{} batches of {BATCH} lines, {CLIENTS} clients, {rounds} rounds", batches.len());
     let mut ratios = Vec::new();

@@ -191,22 +191,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let handle = velometry_core::telemetry::install_metrics().map_err(anyhow::Error::msg)?;
         let Application { listener, metrics_listener, state, drainers, wal, settings } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
+            .map_err(anyhow::Error::msg)?;
         let drained: Vec<_> = drainers
             .into_iter()
             .map(|d| tokio::spawn(d.run(stop_rx.clone(), settings.flush_timeout)))
             .collect();
         let gauges = tokio::spawn(update_gauges(wal, stop_rx.clone()));
-        let metrics_stop = {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let metrics =
-            tokio::spawn(velometry_core::telemetry::serve_metrics(metrics_listener, handle, metrics_stop));
         let router = http::router(state, settings.server.request_timeout);
         velometry_core::server::serve(
             listener,

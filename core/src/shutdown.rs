@@ -1,4 +1,7 @@
-//! The one shutdown signal of every service: Ctrl-C or SIGTERM.
+//! The one shutdown signal of every service: Ctrl-C or SIGTERM, and the `watch` flag that
+//! carries it to background tasks.
+
+use tokio::sync::watch;
 
 /// Resolves when the process receives Ctrl-C (SIGINT) or SIGTERM.
 pub async fn signal() {
@@ -21,4 +24,17 @@ pub async fn signal() {
         () = terminate => {},
     }
     tracing::info!("Shutdown signal received.");
+}
+
+/// Resolves once `stop` is true (or its sender is gone). Holds no borrow of the flag across
+/// an await, so futures using it stay `Send`.
+pub async fn stopped(stop: &mut watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
 }

@@ -75,3 +75,17 @@ pub async fn serve_metrics(
     ));
     crate::server::serve(listener, app, ServerLimits::METRICS, shutdown, Duration::from_secs(1), || {}).await
 }
+
+/// Installs the recorder and serves `/metrics` on `listener` in the background until
+/// `stop` turns true.
+///
+/// # Errors
+/// When another recorder was installed by someone else.
+pub fn spawn_metrics(
+    listener: TcpListener,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, String> {
+    let handle = install_metrics()?;
+    let stopped = async move { crate::shutdown::stopped(&mut stop).await };
+    Ok(tokio::spawn(serve_metrics(listener, handle, stopped)))
+}

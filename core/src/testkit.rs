@@ -1,7 +1,7 @@
 //! A harness that starts real InfluxDB and NATS servers for integration tests.
 //!
 //! Each server gets free ports and a temporary directory of its own, and is killed when
-//! dropped. Servers are external programs, so their ports are found by binding port 0 and
+//! dropped (every child is spawned with `kill_on_drop`). Servers are external programs, so their ports are found by binding port 0 and
 //! releasing it; a start that loses that race is retried on new ports.
 
 use std::net::TcpListener as StdListener;
@@ -33,6 +33,16 @@ pub fn workspace_binary(package: &str, name: &str) -> Result<PathBuf> {
         return Err(format!("cannot build {name} ({status}); expected it at {}", binary.display()));
     }
     Ok(binary)
+}
+
+/// A numeric `--name value` flag of a benchmark program, or `default`.
+pub fn flag(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// A result whose error is a message for the test log.
@@ -232,14 +242,6 @@ bind-address = "127.0.0.1:{rpc}"
     }
 }
 
-impl Drop for InfluxServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-    }
-}
-
 /// A running `nats-server` with JetStream enabled.
 pub struct NatsServer {
     child: Option<Child>,
@@ -301,17 +303,10 @@ impl NatsServer {
     }
 }
 
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
-    }
-}
-
 /// A running VictoriaMetrics, which answers InfluxDB's `/api/v2/write`.
 pub struct VictoriaMetrics {
-    child: Option<Child>,
+    // Held for `kill_on_drop`.
+    _child: Child,
     _dir: TempDir,
     /// Base URL of its HTTP API.
     pub url: String,
@@ -337,7 +332,7 @@ impl VictoriaMetrics {
             .spawn()
             .map_err(|e| format!("cannot start victoria-metrics: {e}"))?;
         let server = VictoriaMetrics {
-            child: Some(child),
+            _child: child,
             _dir: dir,
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
@@ -371,14 +366,6 @@ impl VictoriaMetrics {
             .await
             .map_err(|e| e.to_string())?;
         text.lines().map(|l| serde_json::from_str(l).map_err(|e| e.to_string())).collect()
-    }
-}
-
-impl Drop for VictoriaMetrics {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.start_kill();
-        }
     }
 }
 

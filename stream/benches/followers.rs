@@ -16,15 +16,6 @@ use tokio_tungstenite::tungstenite::Message;
 use velometry_core::riders::TokenHash;
 use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, Service};
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn token(i: u64) -> String {
     format!("velo_bench_rider_{i}")
 }
@@ -160,9 +151,9 @@ async fn round(
 
 #[tokio::main]
 async fn main() {
-    let followers = arg("--followers", 10_000);
-    let riders = arg("--riders", 100);
-    let seconds = arg("--seconds", 30);
+    let followers = velometry_core::testkit::flag("--followers", 10_000);
+    let riders = velometry_core::testkit::flag("--riders", 100);
+    let seconds = velometry_core::testkit::flag("--seconds", 30);
     let ceiling = std::env::args().any(|a| a == "--ceiling");
 
     let dir = tempfile::tempdir().expect("tempdir");

@@ -108,18 +108,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let handle = velometry_core::telemetry::install_metrics().map_err(anyhow::Error::msg)?;
         let Application { listener, metrics_listener, settings, hub } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
+        let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
+            .map_err(anyhow::Error::msg)?;
         let feed = tokio::spawn(feed::run(hub.clone(), settings.feed.clone(), stop_rx.clone()));
-        let metrics_stop = {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|s| *s).await;
-            }
-        };
-        let metrics =
-            tokio::spawn(velometry_core::telemetry::serve_metrics(metrics_listener, handle, metrics_stop));
         let state = AppState {
             hub,
             permits: Arc::new(Semaphore::new(settings.max_connections)),
@@ -150,18 +143,6 @@ impl Application {
         let _ = feed.await;
         let _ = metrics.await;
         Ok(())
-    }
-}
-
-/// Resolves once `stop` is true (or its sender is gone).
-pub async fn stopped(stop: &mut watch::Receiver<bool>) {
-    loop {
-        if *stop.borrow_and_update() {
-            return;
-        }
-        if stop.changed().await.is_err() {
-            return;
-        }
     }
 }
 

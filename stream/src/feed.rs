@@ -19,9 +19,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use crate::app::stopped;
 use crate::hub::{Hub, Reading};
 use crate::metrics as m;
+use velometry_core::shutdown::stopped;
 
 /// Name of the JetStream stream of live readings.
 pub const STREAM: &str = "VELOMETRY_LIVE";

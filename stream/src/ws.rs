@@ -17,7 +17,9 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use velometry_core::ids::RiderId;
 use velometry_core::riders::Viewer;
 
-use crate::app::{stopped, AppState};
+use velometry_core::shutdown::stopped;
+
+use crate::app::AppState;
 use crate::metrics as m;
 use crate::protocol::{ClientMessage, Frame};
 use crate::queue::{Key, Queue, Queued};

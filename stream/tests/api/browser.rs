@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
-use velometry_core::testkit::{free_port, workspace_binary, NatsServer, Service};
+use velometry_core::testkit::{free_port, NatsServer};
 
-use crate::helpers::{hub, nats_client, riders_file, wait_for_feed, Socket, ALICE_PHONE};
+use crate::helpers::{collector, hub, nats_client, riders_file, wait_for_feed, Socket, ALICE_PHONE};
 
 /// A DevTools connection to one page.
 struct DevTools {
@@ -59,21 +59,8 @@ async fn readings_sent_to_the_collector_appear_on_the_live_page() {
     let riders = riders_file();
     let wal = tempfile::tempdir().expect("tempdir");
     let nowhere = format!("http://127.0.0.1:{}", free_port().expect("port"));
-    let collector = Service::start(
-        workspace_binary("velometry-collector", "collector").expect("collector binary"),
-        vec![
-            "serve".into(),
-            "--listen=127.0.0.1:0".into(),
-            "--metrics-listen=127.0.0.1:0".into(),
-            format!("--riders={}", riders.path().join("riders.toml").display()),
-            format!("--wal-dir={}", wal.path().display()),
-            // The page is about the live path; InfluxDB being away only delays the sink.
-            format!("--influx-url={nowhere}"),
-            format!("--nats-url={}", nats.url),
-        ],
-    )
-    .await
-    .expect("collector");
+    // The page is about the live path; InfluxDB being away only delays the sink.
+    let collector = collector(&nats, &riders, &wal, &nowhere).await;
     let hub = hub(&nats, &riders, &[]).await;
     wait_for_feed(&hub, &nats_client(&nats).await).await;
 

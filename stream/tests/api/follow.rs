@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use serde_json::json;
-use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, Service};
+use velometry_core::testkit::{InfluxServer, NatsServer};
 
-use crate::helpers::{hub, nats_client, publish, riders_file, wait_for_feed, Client, ALICE_PHONE, COACH};
+use crate::helpers::{
+    collector, hub, nats_client, publish, riders_file, wait_for_feed, Client, ALICE_PHONE, COACH,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -16,20 +18,7 @@ async fn a_reading_sent_to_the_collector_reaches_a_websocket_follower() {
     let influx = InfluxServer::start().await.expect("influxd");
     let riders = riders_file();
     let wal = tempfile::tempdir().expect("tempdir");
-    let collector = Service::start(
-        workspace_binary("velometry-collector", "collector").expect("collector binary"),
-        vec![
-            "serve".into(),
-            "--listen=127.0.0.1:0".into(),
-            "--metrics-listen=127.0.0.1:0".into(),
-            format!("--riders={}", riders.path().join("riders.toml").display()),
-            format!("--wal-dir={}", wal.path().display()),
-            format!("--influx-url={}", influx.url),
-            format!("--nats-url={}", nats.url),
-        ],
-    )
-    .await
-    .expect("collector");
+    let collector = collector(&nats, &riders, &wal, &influx.url).await;
     let hub = hub(&nats, &riders, &[]).await;
     wait_for_feed(&hub, &nats_client(&nats).await).await;
     let mut client = Client::connect(&hub, "").await;

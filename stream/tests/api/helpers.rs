@@ -10,7 +10,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use velometry_core::riders::TokenHash;
-use velometry_core::testkit::{NatsServer, Service};
+use velometry_core::testkit::{workspace_binary, NatsServer, Service};
 
 pub const COACH: &str = "velo_test_coach";
 pub const ALICE_PHONE: &str = "velo_test_alice_phone";
@@ -45,6 +45,24 @@ pub fn riders_file() -> TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("riders.toml"), riders_toml()).expect("riders file");
     dir
+}
+
+/// Starts the real collector, publishing on `nats`, with its WAL in `wal`.
+pub async fn collector(nats: &NatsServer, riders: &TempDir, wal: &TempDir, influx_url: &str) -> Service {
+    Service::start(
+        workspace_binary("velometry-collector", "collector").expect("collector binary"),
+        vec![
+            "serve".into(),
+            "--listen=127.0.0.1:0".into(),
+            "--metrics-listen=127.0.0.1:0".into(),
+            format!("--riders={}", riders.path().join("riders.toml").display()),
+            format!("--wal-dir={}", wal.path().display()),
+            format!("--influx-url={influx_url}"),
+            format!("--nats-url={}", nats.url),
+        ],
+    )
+    .await
+    .expect("the collector starts")
 }
 
 /// Starts a hub on `nats` with extra flags.
