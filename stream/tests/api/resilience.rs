@@ -125,3 +125,23 @@ async fn a_restarted_hub_serves_the_latest_at_once_and_carries_on() {
     publish(&publisher, "alice", "heart_rate", 0.0, json!({"bpm": 141})).await;
     assert_eq!(client.next_of("reading", 5 * SECOND).await["bpm"].as_f64(), Some(141.0));
 }
+
+#[tokio::test]
+async fn a_silent_client_is_closed_after_the_idle_timeout() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub = hub(&nats, &riders, &["--idle-timeout=1s", "--ping=30s"]).await;
+    let mut client = Client::connect(&hub, "").await;
+    // Say nothing (not even a pong: no ping comes before the timeout) for longer than 1 s.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut closed = None;
+    while let Some(frame) = client.next(5 * SECOND).await {
+        if frame["type"] == "closed" {
+            closed = Some(frame);
+            break;
+        }
+    }
+    assert_eq!(closed.expect("a close frame")["code"], json!(4001));
+    let text = hub.metrics().await.expect("metrics");
+    assert_eq!(metric(&text, "stream_closes_total{reason=\"idle\"}"), 1.0, "{text}");
+}
