@@ -1,7 +1,10 @@
 //! Line-protocol batches of 5,000 lines end to end into InfluxDB through the collector,
 //! side by side with writing the same batches straight to InfluxDB.
 //!
-//! `cargo bench -p velometry-collector --bench lineproto_e2e -- [--points N] [--rounds R]`
+//! `cargo bench -p velometry-collector --bench lineproto_e2e -- [--points N] [--rounds R] [--gps]`
+//!
+//! The default mix is a third each `heart_rate`, `power` and four-field `gps` lines;
+//! `--gps` sends full six-field GPS fixes only, a heavier line for InfluxDB.
 //!
 //! Each round starts a fresh InfluxDB for each side and alternates the order, so neither
 //! side meets a fuller database. "Direct" is timed until InfluxDB has acknowledged every
@@ -30,7 +33,28 @@ struct Batch {
 
 type Batches = Arc<Vec<Batch>>;
 
-fn batches(points: usize) -> Vec<Batch> {
+/// The measurement and fields of line `n`.
+fn line(n: usize, gps_only: bool) -> (&'static str, String) {
+    let lat = 45.0 + (n % 1000) as f64 * 1e-5;
+    let lon = 7.0 + (n % 777) as f64 * 1e-5;
+    if gps_only {
+        let fields = format!(
+            "lat={lat},lon={lon},alt={},speed={},heading={},accuracy={}",
+            200.0 + (n % 500) as f64 * 0.1,
+            8.0 + (n % 40) as f64 * 0.05,
+            n % 360,
+            3 + n % 7
+        );
+        return ("gps", fields);
+    }
+    match n % 3 {
+        0 => ("heart_rate", format!("bpm={}", 100 + n % 80)),
+        1 => ("power", format!("watts={}", 150 + n % 200)),
+        _ => ("gps", format!("alt={},lat={lat},lon={lon},speed={}", 200 + n % 50, 8.5)),
+    }
+}
+
+fn batches(points: usize, gps_only: bool) -> Vec<Batch> {
     let base: i64 = 1_700_000_000_000_000_000;
     (0..points / BATCH)
         .map(|b| {
@@ -40,20 +64,7 @@ fn batches(points: usize) -> Vec<Batch> {
             for i in 0..BATCH {
                 let n = b * BATCH + i;
                 let ts = base + n as i64 * 1_000_000;
-                let fields = match n % 3 {
-                    0 => ("heart_rate", format!("bpm={}", 100 + n % 80)),
-                    1 => ("power", format!("watts={}", 150 + n % 200)),
-                    _ => (
-                        "gps",
-                        format!(
-                            "alt={},lat={},lon={},speed={}",
-                            200 + n % 50,
-                            45.0 + (n % 1000) as f64 * 1e-5,
-                            7.0 + (n % 777) as f64 * 1e-5,
-                            8.5
-                        ),
-                    ),
-                };
+                let fields = line(n, gps_only);
                 bare.extend_from_slice(format!("{} {} {ts}\n", fields.0, fields.1).as_bytes());
                 tagged.extend_from_slice(
                     format!("{},device=d,rider=r{client},source=lineproto {} {ts}\n", fields.0, fields.1)
@@ -132,8 +143,10 @@ async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
 async fn main() {
     let points = velometry_core::testkit::flag("--points", 2_000_000) as usize;
     let rounds = velometry_core::testkit::flag("--rounds", 3) as usize;
-    let batches = Arc::new(batches(points));
-    println!("{} batches of {BATCH} lines, {CLIENTS} clients, {rounds} rounds", batches.len());
+    let gps_only = std::env::args().any(|a| a == "--gps");
+    let batches = Arc::new(batches(points, gps_only));
+    let mix = if gps_only { "six-field gps fixes" } else { "heart_rate, power and gps lines" };
+    println!("{} batches of {BATCH} lines ({mix}), {CLIENTS} clients, {rounds} rounds", batches.len());
     let mut ratios = Vec::new();
     for round in 0..rounds {
         let (d, (c, c_ack), (g, _)) = if round % 2 == 0 {

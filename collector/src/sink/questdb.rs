@@ -75,7 +75,7 @@ fn write_row(buffer: &mut Buffer, line: &Line<'_>) -> questdb::Result<()> {
     }
     for (key, value) in &line.fields {
         match value {
-            Value::Float(v) => buffer.column_f64(key.as_ref(), *v)?,
+            Value::Float(v, _) => buffer.column_f64(key.as_ref(), *v)?,
             Value::Int(v) => buffer.column_i64(key.as_ref(), *v)?,
             Value::UInt(v) => buffer.column_i64(key.as_ref(), i64::try_from(*v).unwrap_or(i64::MAX))?,
             Value::Bool(v) => buffer.column_bool(key.as_ref(), *v)?,

@@ -28,6 +28,9 @@ pub struct Origin<'a> {
 pub enum FieldRef<'a> {
     /// A float.
     Float(f64),
+    /// A float as the client wrote it, already checked to be one InfluxDB reads the same
+    /// way: copied as it is, with no formatting.
+    FloatText(&'a str),
     /// A signed integer (`i`).
     Int(i64),
     /// An unsigned integer (`u`).
@@ -109,6 +112,7 @@ pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
                     out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
                 }
             }
+            FieldRef::FloatText(text) => out.extend_from_slice(text.as_bytes()),
             FieldRef::Int(v) => {
                 out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
                 out.push(b'i');

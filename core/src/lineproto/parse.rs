@@ -11,8 +11,8 @@ use std::borrow::Cow;
 /// One field value as written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
-    /// `1.5`, `-2e3`, `7`
-    Float(f64),
+    /// `1.5`, `-2e3`, `7`: the value and its text as written.
+    Float(f64, &'a str),
     /// `7i`
     Int(i64),
     /// `7u`
@@ -211,7 +211,7 @@ fn string_value(line: &str, start: usize) -> Result<(Value<'_>, usize), ParseErr
     Ok((Value::Str(value), i + 1))
 }
 
-fn scalar(text: &str) -> Result<Value<'static>, ParseError> {
+fn scalar(text: &str) -> Result<Value<'_>, ParseError> {
     let bad = || ParseError::BadValue(text.to_owned());
     let bytes = text.as_bytes();
     match bytes {
@@ -224,7 +224,7 @@ fn scalar(text: &str) -> Result<Value<'static>, ParseError> {
         [first, ..] if first.is_ascii_digit() || matches!(first, b'-' | b'+' | b'.') => {
             let value: f64 = text.parse().map_err(|_| bad())?;
             if value.is_finite() {
-                Ok(Value::Float(value))
+                Ok(Value::Float(value, text))
             } else {
                 Err(bad())
             }

@@ -15,8 +15,8 @@ fn reads_every_part_of_a_line() {
     assert_eq!(
         l.fields,
         vec![
-            ("lat".into(), Value::Float(45.1)),
-            ("lon".into(), Value::Float(-7.5)),
+            ("lat".into(), Value::Float(45.1, "45.1")),
+            ("lon".into(), Value::Float(-7.5, "-7.5e0")),
             ("n".into(), Value::Int(3)),
             ("u".into(), Value::UInt(4)),
             ("ok".into(), Value::Bool(true)),
@@ -133,7 +133,7 @@ fn agrees_with_the_influxdata_parser_on_generated_lines() {
         for ((k, v), (tk, tv)) in ours.fields.iter().zip(theirs.field_set.iter()) {
             assert_eq!(k, &tk.to_string(), "{line:?}");
             let same = match (v, tv) {
-                (Value::Float(a), FieldValue::F64(b)) => a == b,
+                (Value::Float(a, _), FieldValue::F64(b)) => a == b,
                 (Value::Int(a), FieldValue::I64(b)) => a == b,
                 (Value::UInt(a), FieldValue::U64(b)) => a == b,
                 (Value::Bool(a), FieldValue::Boolean(b)) => a == b,
