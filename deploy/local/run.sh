@@ -46,8 +46,8 @@ source "$here/lib.sh"
 cd "$root"
 
 # The binaries to build, one line per service. A service is built once its crate folder
-# (named like its binary, as the house style lays out) exists; one that should run also
-# needs a `start` line in the "Start" section below.
+# (named like its binary, as the house style lays out) has a binary (src/main.rs); one that
+# should run also needs a `start` line in the "Start" section below.
 SERVICES=(
   collector
   query
@@ -295,7 +295,7 @@ check_ports
 
 built=() bins=()
 for service in "${SERVICES[@]}"; do
-  if [[ -f $root/$service/Cargo.toml ]]; then
+  if [[ -f $root/$service/src/main.rs ]]; then
     built+=("$service")
     bins+=(--bin "$service")
   fi
