@@ -5,8 +5,7 @@
 
 use std::path::Path;
 
-use velometry_core::riders::TokenHash;
-use velometry_core::testkit::Service;
+use velometry_core::testkit::{RidersToml, Service};
 
 /// A device token of the benchmark riders file.
 pub fn token(i: usize) -> String {
@@ -15,14 +14,10 @@ pub fn token(i: usize) -> String {
 
 /// Writes a riders file with `riders` riders of one device each.
 pub fn write_riders(path: &Path, riders: usize) {
-    let mut toml = String::new();
-    for i in 0..riders {
-        toml.push_str(&format!(
-            "[[rider]]\nid = \"r{i}\"\npublic = true\n  [[rider.device]]\n  id = \"d\"\n  token_sha256 = \"{}\"\n",
-            TokenHash::of(&token(i)).to_hex()
-        ));
-    }
-    std::fs::write(path, toml).expect("riders file");
+    let toml = (0..riders).fold(RidersToml::new(), |f, i| {
+        f.rider(&format!("r{i}"), &format!("Rider {i}"), true).device("d", &token(i))
+    });
+    std::fs::write(path, toml.build()).expect("riders file");
 }
 
 /// Starts the release collector with the benchmark riders file in `dir`.

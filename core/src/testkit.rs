@@ -35,6 +35,50 @@ pub fn workspace_binary(package: &str, name: &str) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// A riders file for tests and benchmarks, written from the riders, devices and viewers
+/// added to it; tokens are hashed as the real file holds them.
+#[derive(Debug, Default)]
+pub struct RidersToml(String);
+
+impl RidersToml {
+    /// An empty file.
+    pub fn new() -> RidersToml {
+        RidersToml::default()
+    }
+
+    /// Adds a rider.
+    #[must_use]
+    pub fn rider(mut self, id: &str, name: &str, public: bool) -> RidersToml {
+        self.0.push_str(&format!("[[rider]]\nid = \"{id}\"\nname = \"{name}\"\npublic = {public}\n"));
+        self
+    }
+
+    /// Adds a device with its token to the rider added last.
+    #[must_use]
+    pub fn device(mut self, id: &str, token: &str) -> RidersToml {
+        let hash = crate::riders::TokenHash::of(token).to_hex();
+        self.0.push_str(&format!("  [[rider.device]]\n  id = \"{id}\"\n  token_sha256 = \"{hash}\"\n"));
+        self
+    }
+
+    /// Adds a viewer who may see `riders`.
+    #[must_use]
+    pub fn viewer(mut self, name: &str, token: &str, riders: &[&str]) -> RidersToml {
+        let hash = crate::riders::TokenHash::of(token).to_hex();
+        let riders: Vec<String> = riders.iter().map(|r| format!("\"{r}\"")).collect();
+        self.0.push_str(&format!(
+            "[[viewer]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nriders = [{}]\n",
+            riders.join(", ")
+        ));
+        self
+    }
+
+    /// The file's text.
+    pub fn build(self) -> String {
+        self.0
+    }
+}
+
 /// A numeric `--name value` flag of a benchmark program, or `default`.
 pub fn flag(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();

@@ -13,8 +13,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use velometry_core::riders::TokenHash;
-use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, Service};
+use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, RidersToml, Service};
 
 fn token(i: u64) -> String {
     format!("velo_bench_rider_{i}")
@@ -157,15 +156,11 @@ async fn main() {
     let ceiling = std::env::args().any(|a| a == "--ceiling");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut file = String::new();
-    for i in 0..riders {
-        file.push_str(&format!(
-            "[[rider]]\nid = \"r{i}\"\npublic = true\n  [[rider.device]]\n  id = \"d\"\n  token_sha256 = \"{}\"\n",
-            TokenHash::of(&token(i)).to_hex()
-        ));
-    }
+    let file = (0..riders).fold(RidersToml::new(), |f, i| {
+        f.rider(&format!("r{i}"), &format!("Rider {i}"), true).device("d", &token(i))
+    });
     let riders_file = dir.path().join("riders.toml");
-    std::fs::write(&riders_file, file).expect("riders file");
+    std::fs::write(&riders_file, file.build()).expect("riders file");
     let nats = NatsServer::start().await.expect("nats");
     let influx = InfluxServer::start().await.expect("influxd");
     let collector = Service::start(

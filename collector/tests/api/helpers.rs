@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use velometry_core::riders::TokenHash;
-use velometry_core::testkit::{InfluxServer, Service};
+use velometry_core::testkit::{InfluxServer, RidersToml, Service};
 
 pub const DB: &str = "velometry";
 /// Alice is public; her bike computer and phone have tokens of their own.
@@ -17,31 +16,13 @@ pub const ALICE_PHONE: &str = "velo_test_alice_phone";
 pub const BOB_PHONE: &str = "velo_test_bob_phone";
 
 pub fn riders_toml() -> String {
-    let h = |t: &str| TokenHash::of(t).to_hex();
-    format!(
-        r#"
-[[rider]]
-id = "alice"
-name = "Alice"
-public = true
-  [[rider.device]]
-  id = "edge530"
-  token_sha256 = "{}"
-  [[rider.device]]
-  id = "phone"
-  token_sha256 = "{}"
-
-[[rider]]
-id = "bob"
-name = "Bob"
-  [[rider.device]]
-  id = "phone"
-  token_sha256 = "{}"
-"#,
-        h(ALICE_EDGE),
-        h(ALICE_PHONE),
-        h(BOB_PHONE)
-    )
+    RidersToml::new()
+        .rider("alice", "Alice", true)
+        .device("edge530", ALICE_EDGE)
+        .device("phone", ALICE_PHONE)
+        .rider("bob", "Bob", false)
+        .device("phone", BOB_PHONE)
+        .build()
 }
 
 /// A collector process with its WAL and riders file, restartable on the same WAL.

@@ -9,35 +9,18 @@ use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use velometry_core::riders::TokenHash;
-use velometry_core::testkit::{workspace_binary, NatsServer, Service};
+use velometry_core::testkit::{workspace_binary, NatsServer, RidersToml, Service};
 
 pub const COACH: &str = "velo_test_coach";
 pub const ALICE_PHONE: &str = "velo_test_alice_phone";
 
 pub fn riders_toml() -> String {
-    format!(
-        r#"
-[[rider]]
-id = "alice"
-name = "Alice"
-public = true
-  [[rider.device]]
-  id = "phone"
-  token_sha256 = "{}"
-
-[[rider]]
-id = "bob"
-name = "Bob"
-
-[[viewer]]
-name = "coach"
-token_sha256 = "{}"
-riders = ["bob"]
-"#,
-        TokenHash::of(ALICE_PHONE).to_hex(),
-        TokenHash::of(COACH).to_hex()
-    )
+    RidersToml::new()
+        .rider("alice", "Alice", true)
+        .device("phone", ALICE_PHONE)
+        .rider("bob", "Bob", false)
+        .viewer("coach", COACH, &["bob"])
+        .build()
 }
 
 /// A riders file in a temporary folder.
