@@ -1,4 +1,8 @@
-//! The query service (issue #4), growing: so far the visual downsampling kernels that
-//! answer a series request with at most `max_points` points.
+//! The query service: history at any zoom. Series answered from rollup tiers or raw data and
+//! downsampled to a point budget, tracks simplified to a vertex budget, ride summaries and
+//! full-resolution exports, all read from InfluxDB over InfluxQL.
 
 pub mod downsample;
+pub mod export;
+pub mod summary;
+pub mod track;
