@@ -18,11 +18,12 @@ use crate::http;
 use crate::ingest::{BodyLimits, Ingest};
 use crate::live::Live;
 use crate::metrics as m;
-use crate::sink::influx_v1::{InfluxAuth, InfluxV1};
+use crate::sink::influx_v1::InfluxV1;
 use crate::sink::influx_v2::InfluxV2;
 use crate::sink::questdb::QuestDb;
 use crate::sink::{DeadLetters, Drainer, Sink};
 use crate::wal::{Wal, WalOptions};
+use velometry_core::influx::InfluxAuth;
 use velometry_core::server::ServerLimits;
 
 /// Which InfluxDB API the sink speaks.
@@ -77,6 +78,8 @@ pub struct Settings {
     pub nats_url: Option<String>,
     /// Readings older than this are not published live.
     pub live_max_age: Duration,
+    /// Readings older than this on arrival are announced to the rollups.
+    pub late_after: Duration,
     /// Body limits.
     pub body: BodyLimits,
     /// Connection limits.
@@ -160,7 +163,7 @@ impl Application {
             Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
         let state = AppState {
             auth,
-            ingest: Ingest::new(wal.clone(), live, settings.live_max_age),
+            ingest: Ingest::new(wal.clone(), live, settings.live_max_age, settings.late_after),
             limits: settings.body,
         };
         Ok(Application { listener, metrics_listener, state, drainers, wal, settings })

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::app::{Settings, SinkSettings};
 use crate::ingest::BodyLimits;
-use crate::sink::influx_v1::InfluxAuth;
+use velometry_core::influx::InfluxAuth;
 use velometry_core::server::ServerLimits;
 
 /// Velometry's collector: accepts readings from devices, phone apps, Influx clients and
@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// Readings older than this are history, not published live.
     #[arg(long, env = "VELOMETRY_LIVE_MAX_AGE", default_value = "10m", value_parser = humantime::parse_duration)]
     pub live_max_age: Duration,
+    /// Readings older than this when they arrive (a ride file, a device syncing after a day
+    /// offline) are announced to the query service, which recomputes its rollups over them.
+    /// Keep it below the query service's --rollup-resettle.
+    #[arg(long, env = "VELOMETRY_LATE_AFTER", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub late_after: Duration,
     /// Largest request body, after decompression.
     #[arg(long, env = "VELOMETRY_MAX_BODY_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
     pub max_body_bytes: u64,
@@ -136,15 +141,7 @@ impl ServeArgs {
     /// # Errors
     /// A message naming the flags that do not fit together.
     pub fn into_settings(self) -> Result<Settings, String> {
-        let auth = match (self.influx_token.clone(), self.influx_user, self.influx_password) {
-            (Some(token), None, None) => InfluxAuth::Token(token),
-            (None, Some(user), Some(password)) => InfluxAuth::UserPassword(user, password),
-            (None, None, None) => InfluxAuth::None,
-            (Some(_), _, _) => {
-                return Err("give either --influx-token or --influx-user/--influx-password".into())
-            }
-            _ => return Err("--influx-user and --influx-password go together".into()),
-        };
+        let auth = InfluxAuth::from_flags(self.influx_token.clone(), self.influx_user, self.influx_password)?;
         let sink = match self.sink {
             SinkKind::InfluxV1 => SinkSettings::InfluxV1 {
                 url: self.influx_url,
@@ -174,6 +171,7 @@ impl ServeArgs {
             sink_concurrency: self.sink_concurrency,
             nats_url: self.nats_url,
             live_max_age: self.live_max_age,
+            late_after: self.late_after,
             body: BodyLimits {
                 max_bytes: usize::try_from(self.max_body_bytes)
                     .map_err(|_| "--max-body-bytes is too large")?,

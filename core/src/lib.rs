@@ -7,6 +7,7 @@
 //! starts real InfluxDB and NATS processes for integration tests.
 
 pub mod ids;
+pub mod influx;
 pub mod lineproto;
 pub mod reading;
 pub mod riders;

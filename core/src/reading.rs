@@ -236,6 +236,9 @@ pub enum ReadingError {
         /// The offending field.
         field: String,
     },
+    /// A measurement velometry writes itself (rollup tiers, its own bookkeeping).
+    #[error("measurement {0:?} is reserved: velometry writes it (rollup tiers and bookkeeping)")]
+    Reserved(String),
     /// NaN or infinity.
     #[error("field {field:?} is not a finite number")]
     NotFinite {
@@ -282,6 +285,16 @@ pub struct Reading {
     fields: Vec<(Cow<'static, str>, FieldValue)>,
 }
 
+/// Whether velometry writes measurement `name` itself, so no client may: the rollup tiers
+/// of known measurements (`heart_rate_1m`, `heart_rate_1h`) and anything named
+/// `velometry_…` (the late-reading markers, the rollup job's state).
+pub fn is_reserved(name: &str) -> bool {
+    name.starts_with("velometry_")
+        || ["_1m", "_1h"]
+            .iter()
+            .any(|tier| name.strip_suffix(tier).is_some_and(|base| Metric::from_name(base).is_some()))
+}
+
 impl Reading {
     /// Builds a reading of a known measurement from its float fields.
     ///
@@ -315,6 +328,9 @@ impl Reading {
         now: Nanos,
         fields: Vec<(String, FieldValue)>,
     ) -> Result<Reading, ReadingError> {
+        if is_reserved(&measurement) {
+            return Err(ReadingError::Reserved(measurement));
+        }
         if fields.is_empty() {
             return Err(ReadingError::NoFields);
         }
@@ -459,6 +475,10 @@ mod tests {
     fn names_what_is_wrong() {
         let err = Reading::known(Metric::Gps, NOW, NOW, [("lat", 95.0), ("lon", 7.6)]).unwrap_err();
         assert_eq!(err.to_string(), "lat 95 is out of range [-90, 90] degrees");
+        let reserved =
+            Reading::other("heart_rate_1m".into(), NOW, NOW, vec![("x".into(), FieldValue::Int(1))]);
+        assert!(matches!(reserved, Err(ReadingError::Reserved(_))));
+        assert!(is_reserved("velometry_late") && !is_reserved("cpu_1m") && !is_reserved("heart_rate"));
         let err = Reading::known(Metric::HeartRate, NOW, NOW, [("bpm", f64::NAN)]).unwrap_err();
         assert_eq!(err.to_string(), "field \"bpm\" is not a finite number");
         let err = Reading::known(Metric::Gps, NOW, NOW, [("lat", 45.0)]).unwrap_err();

@@ -9,55 +9,166 @@
 //!   one forming the largest triangle with the previous pick and the next bucket's average;
 //!   the shape is kept with a quarter of M4's points.
 //!
-//! Both take points sorted by time and return points of the input, sorted, first and last
-//! always kept.
+//! Both take points sorted by time and return points of the input, sorted. M4's buckets are
+//! aligned to fixed multiples of their width, so that buckets built from rollup
+//! [`Window`]s are exactly the buckets built from the raw points: the rollup tiers answer
+//! what the raw data would. [`minmax_lttb`] is LTTB for when only windows are at hand.
 
 /// A point: time (any integer unit, e.g. epoch ms) and value.
 pub type Point = (i64, f64);
 
-/// M4 with `buckets` equal time buckets spanning the points: at most `4 × buckets` points.
-pub fn m4(points: &[Point], buckets: usize) -> Vec<Point> {
-    let (Some(&(t0, _)), Some(&(t1, _))) = (points.first(), points.last()) else {
-        return Vec::new();
-    };
-    let buckets = buckets.max(1);
-    if points.len() <= 4 * buckets {
-        return points.to_vec();
+/// What a time window holds, as M4, means and the rollup tiers need it: the count, the sum,
+/// and the first, last, minimum and maximum points. On ties the earliest point is the
+/// minimum or maximum, so merging windows in time order gives what one pass over their
+/// points gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    /// The window's first instant.
+    pub start: i64,
+    /// Points in the window.
+    pub count: u64,
+    /// Sum of their values.
+    pub sum: f64,
+    /// The earliest point.
+    pub first: Point,
+    /// The latest point.
+    pub last: Point,
+    /// The smallest value (the earliest of equals).
+    pub min: Point,
+    /// The largest value (the earliest of equals).
+    pub max: Point,
+}
+
+impl Window {
+    /// A window starting at `start` holding only `p`.
+    pub fn of(start: i64, p: Point) -> Window {
+        Window { start, count: 1, sum: p.1, first: p, last: p, min: p, max: p }
     }
-    // Bucket b holds the times t with floor((t - t0) · buckets / span) = b.
-    let span = (t1 - t0) as i128 + 1;
-    let b = buckets as i128;
-    let mut out = Vec::with_capacity(4 * buckets);
-    let mut start = 0;
-    while start < points.len() {
-        let bucket = ((points[start].0 - t0) as i128 * b) / span;
-        // The first time of the next bucket: t - t0 >= ceil((bucket + 1) · span / buckets).
-        let upper = t0 as i128 + ((bucket + 1) * span + b - 1) / b;
-        let mut end = start + 1;
-        let (mut min, mut max) = (start, start);
-        while end < points.len() && (points[end].0 as i128) < upper {
-            let v = points[end].1;
-            if v < points[min].1 {
-                min = end;
-            }
-            if v > points[max].1 {
-                max = end;
-            }
-            end += 1;
+
+    /// Adds `p`, which is not earlier than anything already in the window.
+    #[inline]
+    pub fn push(&mut self, p: Point) {
+        self.count += 1;
+        self.sum += p.1;
+        self.last = p;
+        if p.1 < self.min.1 {
+            self.min = p;
         }
-        let last = end - 1;
-        let mut picks = [start, min, max, last];
-        picks.sort_unstable();
-        let mut previous = usize::MAX;
-        for i in picks {
-            if i != previous {
-                out.push(points[i]);
-                previous = i;
+        if p.1 > self.max.1 {
+            self.max = p;
+        }
+    }
+
+    /// Adds `later`, whose points all come after this window's.
+    pub fn merge(&mut self, later: &Window) {
+        self.count += later.count;
+        self.sum += later.sum;
+        self.last = later.last;
+        if later.min.1 < self.min.1 {
+            self.min = later.min;
+        }
+        if later.max.1 > self.max.1 {
+            self.max = later.max;
+        }
+    }
+
+    /// The mean value.
+    pub fn mean(&self) -> f64 {
+        self.sum / self.count as f64
+    }
+
+    /// The window's M4 points: first, minimum, maximum and last, in time order (on equal
+    /// times in that order), each point once.
+    pub fn m4(&self, out: &mut Vec<Point>) {
+        let mut picks = [self.first, self.min, self.max, self.last];
+        // Stable: equal times keep the order first, min, max, last.
+        picks.sort_by_key(|p| p.0);
+        let from = out.len();
+        for p in picks {
+            if !out[from..].contains(&p) {
+                out.push(p);
             }
         }
-        start = end;
+    }
+}
+
+/// The start of the window of width `width` (windows aligned to multiples of `width` from
+/// `origin`) that holds time `t`.
+#[inline]
+pub fn window_start(t: i64, origin: i64, width: i64) -> i64 {
+    origin + (t - origin).div_euclid(width) * width
+}
+
+/// `points` (sorted by time) gathered into windows of width `width` aligned to `origin`;
+/// empty windows are left out.
+pub fn windows(points: &[Point], origin: i64, width: i64) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    let mut end = i64::MIN;
+    for &p in points {
+        if p.0 < end {
+            if let Some(w) = out.last_mut() {
+                w.push(p);
+                continue;
+            }
+        }
+        let start = window_start(p.0, origin, width);
+        end = start.saturating_add(width);
+        out.push(Window::of(start, p));
     }
     out
+}
+
+/// Windows (sorted, aligned to `origin`) merged into the wider windows of width `width`.
+pub fn regroup(narrow: &[Window], origin: i64, width: i64) -> Vec<Window> {
+    let mut out: Vec<Window> = Vec::new();
+    for w in narrow {
+        let start = window_start(w.start, origin, width);
+        match out.last_mut() {
+            Some(last) if last.start == start => last.merge(w),
+            _ => out.push(Window { start, ..*w }),
+        }
+    }
+    out
+}
+
+/// M4 over buckets of width `width` aligned to `origin`: per bucket the first, last, minimum
+/// and maximum point, so a line chart with one bucket per pixel column is pixel-identical
+/// to one drawn from every point.
+pub fn m4(points: &[Point], origin: i64, width: i64) -> Vec<Point> {
+    m4_of(&windows(points, origin, width))
+}
+
+/// The M4 points of `buckets`, in time order.
+pub fn m4_of(buckets: &[Window]) -> Vec<Point> {
+    let mut out = Vec::with_capacity(4 * buckets.len());
+    for b in buckets {
+        b.m4(&mut out);
+    }
+    out
+}
+
+/// MinMaxLTTB: each window's minimum and maximum (plus the very first and last point) as
+/// candidates, then LTTB over those down to `threshold`. It is how a chart of millions of
+/// points is reduced from rollups without reading the points (Van Der Donckt et al.,
+/// "MinMaxLTTB", 2023).
+pub fn minmax_lttb(windows: &[Window], threshold: usize) -> Vec<Point> {
+    let (Some(head), Some(tail)) = (windows.first(), windows.last()) else {
+        return Vec::new();
+    };
+    let mut candidates = Vec::with_capacity(2 * windows.len() + 2);
+    candidates.push(head.first);
+    for w in windows {
+        let (a, b) = if w.max.0 < w.min.0 { (w.max, w.min) } else { (w.min, w.max) };
+        for p in [a, b] {
+            if candidates.last() != Some(&p) {
+                candidates.push(p);
+            }
+        }
+    }
+    if candidates.last() != Some(&tail.last) {
+        candidates.push(tail.last);
+    }
+    lttb(&candidates, threshold)
 }
 
 /// LTTB down to `threshold` points (at least 3 to do anything; fewer input points are

@@ -14,7 +14,7 @@ use velometry_core::lineproto::{encode_parts, FieldRef, Origin};
 use velometry_core::reading::{validate_known, FieldValue, Metric, Reading, ReadingError};
 use velometry_core::time::{now_nanos, Nanos};
 
-use super::read_body;
+use super::{read_body, Ages, LateSpans};
 use crate::app::AppState;
 use crate::auth::token_from;
 use crate::error::ApiError;
@@ -46,8 +46,11 @@ pub async fn write(
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8 line protocol: {e}")))?;
     let now = now_nanos();
     let origin = Origin { rider: &identity.rider, device: &identity.device, source: PROTOCOL };
-    let parsed = parse(text, multiplier, now, origin, state.ingest.live_oldest(now));
-    state.ingest.commit_lines(PROTOCOL, &identity, parsed.lines, parsed.count, &parsed.live).await?;
+    let parsed = parse(text, multiplier, now, origin, state.ingest.ages(now));
+    state
+        .ingest
+        .commit_lines(PROTOCOL, &identity, parsed.lines, parsed.count, &parsed.live, &parsed.late)
+        .await?;
     match parsed.first_error {
         None => Ok(StatusCode::NO_CONTENT),
         Some(first) => {
@@ -92,6 +95,8 @@ pub struct Parsed {
     pub count: usize,
     /// The gps and heart_rate readings among them recent enough to publish live.
     pub live: Vec<Reading>,
+    /// The spans of readings late for the rollups.
+    pub late: LateSpans,
     /// Number of bad lines.
     pub bad: usize,
     /// The first bad line and why.
@@ -103,13 +108,7 @@ pub struct Parsed {
 /// This is the ingest hot path (bulk imports, Telegraf), so lines of known measurements
 /// are checked and re-encoded straight from the parsed text, without building a
 /// [`Reading`] for each (only those that will be published live).
-pub fn parse(
-    text: &str,
-    multiplier: i64,
-    now: Nanos,
-    origin: Origin<'_>,
-    live_oldest: Option<Nanos>,
-) -> Parsed {
+pub fn parse(text: &str, multiplier: i64, now: Nanos, origin: Origin<'_>, ages: Ages) -> Parsed {
     let mut parsed = Parsed { lines: Vec::with_capacity(text.len() + text.len() / 2), ..Parsed::default() };
     for (number, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -117,7 +116,7 @@ pub fn parse(
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        match encode_line(line, multiplier, now, origin, live_oldest, &mut parsed) {
+        match encode_line(line, multiplier, now, origin, ages, &mut parsed) {
             Ok(()) => parsed.count += 1,
             Err(reason) => {
                 parsed.bad += 1;
@@ -140,7 +139,7 @@ fn encode_line(
     multiplier: i64,
     now: Nanos,
     origin: Origin<'_>,
-    live_oldest: Option<Nanos>,
+    ages: Ages,
     out: &mut Parsed,
 ) -> Result<(), String> {
     let parsed = parse_lp(line).map_err(|e| e.to_string())?;
@@ -187,7 +186,10 @@ fn encode_line(
         .zip(texts)
         .map(|((k, v), text)| (*k, text.map_or(FieldRef::Float(*v), FieldRef::FloatText)));
     encode_parts(metric.name(), &parsed.tags, origin, fields, time, &mut out.lines);
-    if metric.is_live() && live_oldest.is_some_and(|oldest| time >= oldest) {
+    if time < ages.late_before {
+        out.late.note(metric, time);
+    }
+    if metric.is_live() && ages.live_oldest.is_some_and(|oldest| time >= oldest) {
         out.live.push(Reading::known(metric, time, now, numbers.iter().copied()).map_err(|e| e.to_string())?);
     }
     Ok(())
@@ -240,15 +242,10 @@ mod tests {
     const NOW: Nanos = 1_764_237_600_000_000_000;
 
     fn run(text: &str, multiplier: i64, live_oldest: Option<Nanos>) -> Parsed {
+        let ages = Ages { live_oldest, late_before: NOW - 300_000_000_000 };
         let rider = RiderId::parse("alice").expect("valid");
         let device = DeviceId::parse("edge").expect("valid");
-        parse(
-            text,
-            multiplier,
-            NOW,
-            Origin { rider: &rider, device: &device, source: "lineproto" },
-            live_oldest,
-        )
+        parse(text, multiplier, NOW, Origin { rider: &rider, device: &device, source: "lineproto" }, ages)
     }
 
     #[test]
@@ -318,5 +315,26 @@ mod tests {
         assert_eq!(parsed.live.len(), 1);
         assert_eq!(parsed.live[0].float("lat"), Some(1.0));
         assert!(run(&text, 1, None).live.is_empty(), "no NATS, nothing kept");
+    }
+
+    #[test]
+    fn late_readings_are_noted_per_measurement_and_reserved_names_refused() {
+        let hour = 3_600_000_000_000;
+        let text = format!(
+            "heart_rate bpm=90 {}\nheart_rate bpm=91 {}\nheart_rate bpm=92 {NOW}\npower watts=1 {}\ncpu x=1 {}\nheart_rate_1m bpm_count=1i {NOW}\n",
+            NOW - 5 * hour,
+            NOW - 2 * hour,
+            NOW - hour,
+            NOW - hour
+        );
+        let parsed = run(&text, 1, None);
+        assert_eq!(parsed.count, 5);
+        let mut expected = LateSpans::default();
+        expected.note(Metric::HeartRate, NOW - 5 * hour);
+        expected.note(Metric::HeartRate, NOW - 2 * hour);
+        expected.note(Metric::Power, NOW - hour);
+        assert_eq!(parsed.late, expected, "the on-time reading and unknown measurements are not late");
+        assert_eq!(parsed.bad, 1);
+        assert!(parsed.first_error.unwrap_or_default().contains("reserved"));
     }
 }

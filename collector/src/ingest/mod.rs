@@ -15,7 +15,7 @@ use bytes::Bytes;
 use flate2::read::GzDecoder;
 use http_body_util::BodyExt;
 use velometry_core::lineproto::{encode, Origin};
-use velometry_core::reading::Reading;
+use velometry_core::reading::{Metric, Reading};
 use velometry_core::riders::DeviceIdentity;
 use velometry_core::time::{now_nanos, Nanos};
 
@@ -77,12 +77,54 @@ pub struct Ingest {
     wal: Wal,
     live: Option<Live>,
     live_max_age: Duration,
+    late_after: Duration,
+}
+
+/// Where a request's readings stand against the clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Ages {
+    /// The oldest timestamp still published live, when NATS is configured.
+    pub live_oldest: Option<Nanos>,
+    /// Readings older than this are late for the query service's rollups.
+    pub late_before: Nanos,
+}
+
+/// Per measurement, the time span of the late readings of one request: the query service
+/// recomputes its rollups over these spans (see docs/schema.md, "Late readings").
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct LateSpans(Vec<(Metric, Nanos, Nanos)>);
+
+impl LateSpans {
+    /// Notes a late reading of `metric` at `time`.
+    pub fn note(&mut self, metric: Metric, time: Nanos) {
+        match self.0.iter_mut().find(|(m, _, _)| *m == metric) {
+            Some((_, from, to)) => {
+                *from = (*from).min(time);
+                *to = (*to).max(time);
+            }
+            None => self.0.push((metric, time, time)),
+        }
+    }
+
+    /// Appends one `velometry_late` marker per measurement, stamped `now`.
+    fn encode(&self, identity: &DeviceIdentity, now: Nanos, out: &mut Vec<u8>) {
+        for (metric, from, to) in &self.0 {
+            let line = format!(
+                "velometry_late,device={},measurement={},rider={} from_ns={from}i,to_ns={to}i {now}\n",
+                identity.device.as_str(),
+                metric.name(),
+                identity.rider.as_str()
+            );
+            out.extend_from_slice(line.as_bytes());
+        }
+    }
 }
 
 impl Ingest {
-    /// The path writing to `wal` and publishing to `live` when NATS is configured.
-    pub fn new(wal: Wal, live: Option<Live>, live_max_age: Duration) -> Ingest {
-        Ingest { wal, live, live_max_age }
+    /// The path writing to `wal` and publishing to `live` when NATS is configured; readings
+    /// older than `late_after` are announced to the rollups.
+    pub fn new(wal: Wal, live: Option<Live>, live_max_age: Duration, late_after: Duration) -> Ingest {
+        Ingest { wal, live, live_max_age, late_after }
     }
 
     /// The WAL, for readiness.
@@ -102,14 +144,20 @@ impl Ingest {
     ) -> Result<(), ApiError> {
         let origin = Origin { rider: &identity.rider, device: &identity.device, source: protocol };
         let mut lines = Vec::with_capacity(readings.len() * 96);
+        let late_before = self.ages(now_nanos()).late_before;
+        let mut late = LateSpans::default();
         for reading in readings {
             encode(reading, origin, &mut lines);
+            if let Some(metric) = reading.metric().filter(|_| reading.time() < late_before) {
+                late.note(metric, reading.time());
+            }
         }
-        self.commit_lines(protocol, identity, lines, readings.len(), readings).await
+        self.commit_lines(protocol, identity, lines, readings.len(), readings, &late).await
     }
 
-    /// Makes already encoded, validated lines durable, then publishes `live` (the
-    /// readings among them that may be live; older ones are skipped here).
+    /// Makes already encoded, validated lines durable, with markers for their `late` spans,
+    /// then publishes `live` (the readings among them that may be live; older ones are
+    /// skipped here).
     ///
     /// # Errors
     /// As [`Ingest::commit`].
@@ -117,13 +165,16 @@ impl Ingest {
         &self,
         protocol: &'static str,
         identity: &DeviceIdentity,
-        lines: Vec<u8>,
+        mut lines: Vec<u8>,
         count: usize,
         live: &[Reading],
+        late: &LateSpans,
     ) -> Result<(), ApiError> {
         if count == 0 {
             return Ok(());
         }
+        // In the same log record as the readings: the marker reaches InfluxDB with them.
+        late.encode(identity, now_nanos(), &mut lines);
         match self.wal.append(lines).await {
             Ok(_) => {}
             Err(AppendError::Full { .. }) => {
@@ -142,11 +193,13 @@ impl Ingest {
         Ok(())
     }
 
-    /// The oldest timestamp still published live.
-    pub fn live_oldest(&self, now: Nanos) -> Option<Nanos> {
-        self.live
-            .as_ref()
-            .map(|_| now.saturating_sub(self.live_max_age.as_nanos().min(i64::MAX as u128) as i64))
+    /// Where readings stand against `now`: live or late.
+    pub fn ages(&self, now: Nanos) -> Ages {
+        let before = |age: Duration| now.saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64);
+        Ages {
+            live_oldest: self.live.as_ref().map(|_| before(self.live_max_age)),
+            late_before: before(self.late_after),
+        }
     }
 }
 

@@ -8,18 +8,9 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
 
-use super::SinkError;
+use velometry_core::influx::InfluxAuth;
 
-/// How the sink authenticates.
-#[derive(Debug, Clone)]
-pub enum InfluxAuth {
-    /// No credentials (InfluxDB 1.x with auth off).
-    None,
-    /// `Authorization: Token …` (2.x, 3.x).
-    Token(String),
-    /// User and password (1.x with auth on).
-    UserPassword(String, String),
-}
+use super::SinkError;
 
 /// Writes line protocol to `/write?db=…&precision=ns`.
 pub struct InfluxV1 {
@@ -44,14 +35,6 @@ impl InfluxV1 {
         Ok(InfluxV1 { http, url: url.trim_end_matches('/').to_owned(), db: db.to_owned(), auth, gzip })
     }
 
-    fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match &self.auth {
-            InfluxAuth::None => request,
-            InfluxAuth::Token(t) => request.header(reqwest::header::AUTHORIZATION, format!("Token {t}")),
-            InfluxAuth::UserPassword(u, p) => request.basic_auth(u, Some(p)),
-        }
-    }
-
     /// Creates the database if it is missing (InfluxDB 1.x). Servers that cannot (2.x and
     /// 3.x map databases to buckets; a user without admin rights) are reported, not fatal.
     pub async fn create_database(&self) {
@@ -59,7 +42,7 @@ impl InfluxV1 {
             .http
             .post(format!("{}/query", self.url))
             .form(&[("q", format!("CREATE DATABASE \"{}\"", self.db.replace('"', "\\\"")))]);
-        let outcome = match self.authorize(request).send().await {
+        let outcome = match self.auth.apply(request).send().await {
             Ok(r) if r.status().is_success() => {
                 let body: serde_json::Value = r.json().await.unwrap_or_default();
                 match body.pointer("/results/0/error").and_then(|e| e.as_str()) {
@@ -103,7 +86,8 @@ impl InfluxV1 {
             request.body(body)
         };
         let response = self
-            .authorize(request)
+            .auth
+            .apply(request)
             .send()
             .await
             .map_err(|e| SinkError::Retry { kind: "network", message: error_chain(&e) })?;

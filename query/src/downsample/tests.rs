@@ -3,16 +3,12 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 
-/// M4 computed the obvious way: group by bucket, then pick first, argmin, argmax, last.
-fn m4_brute(points: &[Point], buckets: usize) -> Vec<Point> {
-    if points.len() <= 4 * buckets.max(1) {
-        return points.to_vec();
-    }
-    let (t0, t1) = (points[0].0, points[points.len() - 1].0);
-    let span = (t1 - t0) as i128 + 1;
-    let mut groups: std::collections::BTreeMap<i128, Vec<usize>> = Default::default();
+/// M4 computed the obvious way: group by aligned bucket, then pick first, argmin, argmax,
+/// last (the earliest of equals), in time order and on equal times in that order, each once.
+fn m4_brute(points: &[Point], origin: i64, width: i64) -> Vec<Point> {
+    let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = Default::default();
     for (i, p) in points.iter().enumerate() {
-        groups.entry((p.0 - t0) as i128 * buckets as i128 / span).or_default().push(i);
+        groups.entry((p.0 - origin).div_euclid(width)).or_default().push(i);
     }
     let mut out = Vec::new();
     for indices in groups.values() {
@@ -26,10 +22,15 @@ fn m4_brute(points: &[Point], buckets: usize) -> Vec<Point> {
             .iter()
             .max_by(|a, b| points[**a].1.total_cmp(&points[**b].1).then(b.cmp(a)))
             .unwrap_or(&first);
-        let mut picks = vec![first, min, max, last];
-        picks.sort_unstable();
-        picks.dedup();
-        out.extend(picks.into_iter().map(|i| points[i]));
+        let mut picks: Vec<Point> = [first, min, max, last].iter().map(|&i| points[i]).collect();
+        picks.sort_by_key(|p| p.0);
+        let mut unique: Vec<Point> = Vec::new();
+        for p in picks {
+            if !unique.contains(&p) {
+                unique.push(p);
+            }
+        }
+        out.extend(unique);
     }
     out
 }
@@ -117,11 +118,12 @@ fn m4_equals_the_brute_force_on_random_and_adversarial_data() {
     for round in 0..300 {
         let n = rng.random_range(0..3_000);
         let points = if round % 2 == 0 { random_walk(&mut rng, n) } else { adversarial(&mut rng, n) };
-        let buckets = rng.random_range(1..300);
+        let width = rng.random_range(1..2_000_000);
+        let origin = rng.random_range(-1_000_000..1_000_000);
         assert_eq!(
-            m4(&points, buckets),
-            m4_brute(&points, buckets),
-            "round {round}, {n} points, {buckets} buckets"
+            m4(&points, origin, width),
+            m4_brute(&points, origin, width),
+            "round {round}, {n} points, width {width}"
         );
     }
 }
@@ -130,15 +132,16 @@ fn m4_equals_the_brute_force_on_random_and_adversarial_data() {
 fn m4_keeps_every_bucket_s_extremes_so_the_chart_is_unchanged() {
     let mut rng = StdRng::seed_from_u64(5);
     let points = adversarial(&mut rng, 50_000);
-    let buckets = 250;
-    let reduced = m4(&points, buckets);
-    assert!(reduced.len() <= 4 * buckets);
     let (t0, t1) = (points[0].0, points[points.len() - 1].0);
-    let column = |t: i64| ((t - t0) as i128 * buckets as i128 / ((t1 - t0) as i128 + 1)) as usize;
+    let width = (t1 - t0) / 249;
+    let reduced = m4(&points, 0, width);
+    assert!(reduced.len() <= 4 * 251);
+    let column = |t: i64| t.div_euclid(width);
     let extremes = |ps: &[Point]| {
-        let mut cols = vec![(f64::INFINITY, f64::NEG_INFINITY, None, None); buckets];
+        let mut cols: std::collections::BTreeMap<i64, (f64, f64, Option<Point>, Option<Point>)> =
+            Default::default();
         for &(t, v) in ps {
-            let c = &mut cols[column(t)];
+            let c = cols.entry(column(t)).or_insert((f64::INFINITY, f64::NEG_INFINITY, None, None));
             c.0 = c.0.min(v);
             c.1 = c.1.max(v);
             c.2.get_or_insert((t, v));
@@ -152,14 +155,52 @@ fn m4_keeps_every_bucket_s_extremes_so_the_chart_is_unchanged() {
 }
 
 #[test]
+fn windows_merged_in_order_are_the_windows_of_the_points() {
+    let mut rng = StdRng::seed_from_u64(7);
+    for round in 0..200 {
+        let n = rng.random_range(0..3_000);
+        let points = if round % 2 == 0 { random_walk(&mut rng, n) } else { adversarial(&mut rng, n) };
+        let narrow = rng.random_range(1..100_000);
+        let wide = narrow * rng.random_range(1..50);
+        let regrouped = regroup(&windows(&points, 0, narrow), 0, wide);
+        let direct = windows(&points, 0, wide);
+        assert_eq!(regrouped.len(), direct.len(), "round {round}");
+        for (a, b) in regrouped.iter().zip(&direct) {
+            assert_eq!(
+                (a.start, a.count, a.first, a.last, a.min, a.max),
+                (b.start, b.count, b.first, b.last, b.min, b.max)
+            );
+            assert!((a.sum - b.sum).abs() <= 1e-9 * b.sum.abs().max(1.0), "round {round}: sums");
+        }
+        assert_eq!(m4_of(&regrouped), m4(&points, 0, wide), "round {round}: M4 from narrow windows");
+        let count: u64 = direct.iter().map(|w| w.count).sum();
+        assert_eq!(count as usize, n);
+    }
+}
+
+#[test]
+fn minmax_lttb_is_lttb_over_the_windows_extremes() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let points = adversarial(&mut rng, 20_000);
+    let ws = windows(&points, 0, 60_000);
+    let reduced = minmax_lttb(&ws, 500);
+    assert_eq!(reduced.len(), 500);
+    assert_eq!((reduced.first(), reduced.last()), (points.first(), points.last()));
+    let extremes: Vec<Point> = ws.iter().flat_map(|w| [w.min, w.max]).collect();
+    assert!(reduced[1..499].iter().all(|p| extremes.contains(p)), "only extremes in between");
+    assert!(minmax_lttb(&[], 10).is_empty());
+}
+
+#[test]
 fn edge_cases() {
-    assert!(m4(&[], 10).is_empty());
-    assert_eq!(m4(&[(5, 1.0)], 10), vec![(5, 1.0)]);
+    assert!(m4(&[], 0, 10).is_empty());
+    assert_eq!(m4(&[(5, 1.0)], 0, 10), vec![(5, 1.0)]);
     assert!(lttb(&[], 10).is_empty());
     assert_eq!(lttb(&[(5, 1.0), (6, 2.0)], 10), vec![(5, 1.0), (6, 2.0)]);
     let same_time: Vec<Point> = (0..100).map(|i| (7, f64::from(i % 10))).collect();
-    let reduced = m4(&same_time, 3);
-    assert_eq!(reduced, vec![(7, 0.0), (7, 9.0), (7, 9.0)], "first (0), max (9), last (9)");
+    let reduced = m4(&same_time, 0, 3);
+    assert_eq!(reduced, vec![(7, 0.0), (7, 9.0)], "first and min (0), max and last (9)");
+    assert_eq!(m4(&[(-5, 1.0), (5, 2.0)], 0, 10), vec![(-5, 1.0), (5, 2.0)], "times before the origin");
 }
 
 #[test]
