@@ -53,6 +53,13 @@ impl RidersToml {
         self
     }
 
+    /// Sets the maximum heart rate of the rider added last (call before adding devices).
+    #[must_use]
+    pub fn max_hr(mut self, bpm: u32) -> RidersToml {
+        self.0.push_str(&format!("max_hr = {bpm}\n"));
+        self
+    }
+
     /// Adds a device with its token to the rider added last.
     #[must_use]
     pub fn device(mut self, id: &str, token: &str) -> RidersToml {
@@ -274,6 +281,26 @@ bind-address = "127.0.0.1:{rpc}"
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// Writes line protocol (nanosecond timestamps) into `db`, creating it first.
+    ///
+    /// # Errors
+    /// When InfluxDB refuses it.
+    pub async fn write(&self, db: &str, lines: &str) -> Result<()> {
+        self.query(db, &format!("CREATE DATABASE \"{db}\"")).await?;
+        let resp = self
+            .http
+            .post(format!("{}/write?db={db}&precision=ns", self.url))
+            .body(lines.to_owned())
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("write refused: {}", resp.text().await.unwrap_or_default()))
+        }
     }
 
     /// `SELECT count(<field>)` over a measurement, 0 when there is none.

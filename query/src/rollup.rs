@@ -481,6 +481,15 @@ mod tests {
     }
 
     #[test]
+    fn the_schema_document_lists_every_aggregate() {
+        let doc = include_str!("../../docs/schema.md");
+        for aggregate in AGGREGATES {
+            assert!(doc.contains(&format!("`F_{aggregate}`")), "docs/schema.md does not list F_{aggregate}");
+        }
+        assert!(doc.contains(STATE_MEASUREMENT) && doc.contains(LATE_MEASUREMENT));
+    }
+
+    #[test]
     fn tiers_are_named_after_their_width() {
         assert_eq!(Tier::named("1h").map(|t| t.width), Some(HOUR));
         assert_eq!(TIERS[0].measurement(Metric::HeartRate), "heart_rate_1m");

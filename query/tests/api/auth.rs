@@ -1,0 +1,68 @@
+//! Who may read what: public riders by anyone, private riders with a viewer token that lists
+//! them; and every documented path answers.
+
+use velometry_core::testkit::InfluxServer;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn private_riders_need_a_viewer_token_that_lists_them() {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let now = velometry_core::time::now_nanos();
+    let lines =
+        heart_rate("alice", "edge", now - HOUR, 100.0) + &heart_rate("bob", "watch", now - 2 * HOUR, 120.0);
+    influx.write(DB, &lines).await.expect("write");
+    let riders = riders_file();
+    let service = query(&influx, &riders, &[]).await;
+
+    for path in ["/v1/riders/bob/series/heart_rate", "/v1/riders/bob/latest", "/v1/riders/bob/export.csv"] {
+        let (status, body) = get(&service, path, None).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(body["error"].as_str().unwrap_or_default().contains("private"), "{body}");
+        let (status, _) = get(&service, path, Some("velo_wrong")).await;
+        assert_eq!(status, 401, "{path}: unknown token");
+        let (status, body) = get(&service, path, Some(STRANGER)).await;
+        assert_eq!(status, 403, "{path}: a viewer of alice only: {body}");
+        let (status, _) = get(&service, path, Some(COACH)).await;
+        assert_eq!(status, 200, "{path}: bob's coach");
+    }
+    let (status, _) = get(&service, "/v1/riders/alice/series/heart_rate", None).await;
+    assert_eq!(status, 200, "alice is public");
+
+    let (_, anonymous) = get(&service, "/v1/riders", None).await;
+    let ids: Vec<&str> =
+        anonymous.as_array().expect("list").iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(ids, ["alice"]);
+    let (_, coach) = get(&service, "/v1/riders", Some(COACH)).await;
+    let bob = coach
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|r| r["id"] == "bob")
+        .expect("the coach sees bob")
+        .clone();
+    assert_eq!(bob["last"], velometry_core::time::format_rfc3339(now - 2 * HOUR));
+    let (_, latest) = get(&service, "/v1/riders/bob/latest", Some(COACH)).await;
+    assert_eq!(latest["metrics"]["heart_rate"]["fields"]["bpm"], 120.0);
+    assert_eq!(latest["metrics"]["heart_rate"]["device"], "watch");
+}
+
+#[tokio::test]
+async fn every_documented_path_answers() {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let now = velometry_core::time::now_nanos();
+    let gps = format!("gps,device=edge,rider=alice,source=json lat=46.0,lon=14.5,alt=300 {}\n", now - HOUR);
+    influx.write(DB, &(gps + &heart_rate("alice", "edge", now - HOUR, 100.0))).await.expect("write");
+    let riders = riders_file();
+    let service = query(&influx, &riders, &[]).await;
+    let (status, document) = get(&service, "/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    assert!(paths.len() >= 9, "{:?}", paths.keys());
+    for path in paths.keys() {
+        let concrete = path.replace("{rider}", "alice").replace("{metric}", "heart_rate");
+        let (status, _, body) = get_raw(&service, &concrete, None).await;
+        assert_eq!(status, 200, "{concrete}: {body}");
+    }
+}

@@ -1,0 +1,9 @@
+//! The query service end to end: the real binary against a real InfluxDB (and, for late
+//! readings, the real collector).
+
+mod helpers;
+
+mod auth;
+mod rides;
+mod rollups;
+mod series;

@@ -1,0 +1,180 @@
+//! A real ride: the Garmin Edge 500 recording in `$VELOMETRY_RIDES`, stored as the collector
+//! stores it, then summarised, exported and drawn; each answer checked against values
+//! computed here, independently, from the file's CSV ground truth.
+
+use velometry_core::testkit::InfluxServer;
+
+use crate::helpers::*;
+
+struct Record {
+    time: i64,
+    heart_rate: f64,
+    cadence: f64,
+    speed: f64,
+    distance: f64,
+    lat: f64,
+    lon: f64,
+    alt: f64,
+    temperature: f64,
+}
+
+/// "Sun Sep 25 06:00:22 PDT 2011" → nanoseconds (UTC).
+fn parse_time(text: &str) -> i64 {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let local = chrono::NaiveDateTime::parse_from_str(
+        &format!("{} {} {} {}", parts[1], parts[2], parts[3], parts[5]),
+        "%b %d %H:%M:%S %Y",
+    )
+    .expect("a CSV time");
+    let offset_hours = match parts[4] {
+        "PDT" => 7,
+        "PST" => 8,
+        other => panic!("time zone {other}"),
+    };
+    (local.and_utc().timestamp() + offset_hours * 3600) * SECOND
+}
+
+fn edge_500() -> Option<Vec<Record>> {
+    let Ok(dir) = std::env::var("VELOMETRY_RIDES") else {
+        println!("skipped: VELOMETRY_RIDES is not set (the test command sets it to ../shared/data/rides)");
+        return None;
+    };
+    let path = std::path::Path::new(&dir).join("fit/garmin-edge-500-activity-records.csv");
+    let mut reader = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let semicircles = |v: &str| v.parse::<f64>().expect("semicircles") * 180.0 / 2f64.powi(31);
+    let number = |v: &str| v.parse::<f64>().expect("a number");
+    Some(
+        reader
+            .records()
+            .map(|r| {
+                let r = r.expect("a CSV record");
+                Record {
+                    time: parse_time(&r[0]),
+                    heart_rate: number(&r[1]),
+                    cadence: number(&r[2]),
+                    speed: number(&r[3]),
+                    distance: number(&r[4]),
+                    lat: semicircles(&r[5]),
+                    lon: semicircles(&r[6]),
+                    alt: number(&r[7]),
+                    temperature: number(&r[8]),
+                }
+            })
+            .collect(),
+    )
+}
+
+fn line_protocol(records: &[Record]) -> String {
+    let tags = "device=edge500,rider=alice,source=import";
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "gps,{tags} lat={},lon={},alt={},speed={} {t}\nheart_rate,{tags} bpm={} {t}\ncadence,{tags} rpm={} {t}\n\
+                 temperature,{tags} celsius={} {t}\ndistance,{tags} meters={} {t}\n",
+                r.lat, r.lon, r.alt, r.speed, r.heart_rate, r.cadence, r.temperature, r.distance,
+                t = r.time
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_edge_500_ride_is_summarised_exported_and_drawn_as_its_csv_says() {
+    let Some(recorded) = edge_500() else { return };
+    let influx = InfluxServer::start().await.expect("influxd");
+    influx.write(DB, &line_protocol(&recorded)).await.expect("write");
+    // The device wrote fifteen pairs of records in the same second (lap marks); a time
+    // series keeps one point per instant, the last written.
+    let mut records: Vec<Record> = Vec::with_capacity(recorded.len());
+    for r in recorded {
+        match records.last_mut() {
+            Some(previous) if previous.time == r.time => *previous = r,
+            _ => records.push(r),
+        }
+    }
+    assert_eq!(records.len(), 10_671);
+    let riders = riders_file();
+    let service = query(&influx, &riders, &[]).await;
+    let (first, last) = (records[0].time, records[records.len() - 1].time);
+    let range = format!("from={}&to={}", first / 1_000_000, (last + SECOND) / 1_000_000);
+
+    // Summary.
+    let (status, summary) = get(&service, &format!("/v1/riders/alice/summary?{range}"), None).await;
+    assert_eq!(status, 200, "{summary}");
+    let device_distance = records[records.len() - 1].distance - records[0].distance;
+    let distance = summary["distance_m"].as_f64().expect("distance");
+    assert!(
+        (distance - device_distance).abs() / device_distance < 0.01,
+        "distance {distance} m vs the device's {device_distance} m"
+    );
+    let bpm: Vec<f64> = records.iter().map(|r| r.heart_rate).collect();
+    let mean = bpm.iter().sum::<f64>() / bpm.len() as f64;
+    assert_eq!(summary["heart_rate"]["avg_bpm"].as_f64(), Some(mean), "the mean of the recorded heart rates");
+    assert_eq!(summary["heart_rate"]["max_bpm"].as_f64(), Some(bpm.iter().cloned().fold(0.0, f64::max)));
+    assert_eq!(summary["heart_rate"]["samples"].as_u64(), Some(records.len() as u64));
+    let moving: f64 = records
+        .windows(2)
+        .map(|w| ((w[1].time - w[0].time) as f64 / 1e9, w[1].speed))
+        .filter(|&(dt, speed)| dt <= 60.0 && speed >= 1.0)
+        .map(|(dt, _)| dt)
+        .sum();
+    let got = summary["moving_time_s"].as_f64().expect("moving time");
+    assert!((got - moving).abs() < 1.0, "moving time {got} s vs {moving} s");
+    let zones: f64 = summary["heart_rate"]["zones"]
+        .as_array()
+        .expect("zones from max_hr 190")
+        .iter()
+        .map(|z| z["seconds"].as_f64().expect("seconds"))
+        .sum();
+    let covered: f64 =
+        records.windows(2).map(|w| (w[1].time - w[0].time) as f64 / 1e9).filter(|dt| *dt <= 60.0).sum();
+    assert!((zones - covered).abs() < 1e-6, "zone seconds {zones} vs {covered}");
+    assert_eq!(summary["devices"]["gps"], "edge500");
+
+    // GPX export, read back by the gpx crate.
+    let (status, headers, text) =
+        get_raw(&service, &format!("/v1/riders/alice/export.gpx?{range}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/gpx+xml");
+    let gpx = gpx::read(text.as_bytes()).expect("a GPX file the gpx crate reads");
+    let points = &gpx.tracks[0].segments[0].points;
+    assert_eq!(points.len(), records.len());
+    for (i, (p, r)) in points.iter().zip(&records).enumerate() {
+        // InfluxDB 1.6 answers floats with at most 16 significant digits: one unit in the
+        // last place may differ from the value written.
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+        assert!(close(p.point().y(), r.lat) && close(p.point().x(), r.lon), "point {i}");
+        assert_eq!(p.elevation, Some(r.alt));
+        let time: String = p.time.expect("time").format().expect("formats");
+        assert_eq!(velometry_core::time::parse_rfc3339(&time).expect("RFC 3339"), r.time);
+    }
+    assert_eq!(text.matches("<gpxtpx:hr>").count(), records.len());
+
+    // CSV export.
+    let (status, _, text) = get_raw(&service, &format!("/v1/riders/alice/export.csv?{range}"), None).await;
+    assert_eq!(status, 200);
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("a CSV row")).collect();
+    assert_eq!(rows.len(), records.len());
+    let heart_rate =
+        reader.headers().expect("header").iter().position(|h| h == "heart_rate").expect("column");
+    for (row, r) in rows.iter().zip(&records) {
+        assert_eq!(row[heart_rate].parse::<f64>().ok(), Some(r.heart_rate));
+    }
+
+    // Track.
+    let (status, track) =
+        get(&service, &format!("/v1/riders/alice/track?{range}&max_points=500"), None).await;
+    assert_eq!(status, 200);
+    let coordinates = track["geometry"]["coordinates"].as_array().expect("a LineString");
+    assert!(coordinates.len() <= 500 && coordinates.len() > 100, "{} vertices", coordinates.len());
+    let end = |c: &serde_json::Value| (c[1].as_f64().expect("lat"), c[0].as_f64().expect("lon"));
+    let near = |(a, b): (f64, f64), r: &Record| (a - r.lat).abs() < 1e-12 && (b - r.lon).abs() < 1e-12;
+    assert!(near(end(&coordinates[0]), &records[0]), "starts where the ride starts");
+    assert!(
+        near(end(&coordinates[coordinates.len() - 1]), &records[records.len() - 1]),
+        "ends where it ends"
+    );
+    assert_eq!(track["properties"]["times"][0].as_i64(), Some(first / 1_000_000));
+}
