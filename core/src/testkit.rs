@@ -162,6 +162,11 @@ impl InfluxServer {
         Err(format!("influxd did not start: {last}"))
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

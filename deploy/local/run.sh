@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 #
 # Runs the whole velometry platform on this machine: InfluxDB, NATS (JetStream) and the
-# collector, built in release mode, with a demo rider whose readings flow from the start.
+# collector, the query service and the stream hub, built in release mode, with a demo rider
+# whose readings flow from the start.
 #
 #   deploy/local/run.sh          # Ctrl-C stops everything
 #
@@ -18,8 +19,8 @@
 #        logs/          one log per process
 #        run.lock       held while this script (or anything it started) runs
 #      Data survives restarts; `rm -rf .velometry` starts from nothing;
-#   4. starts influxd, nats-server, the collector and the stream hub, waits until each
-#      answers, and prints
+#   4. starts influxd, nats-server, the collector, the query service and the stream hub,
+#      waits until each answers, and prints
 #      the URLs, the token and commands to post a reading and to see it in InfluxDB;
 #   5. on Ctrl-C (or SIGTERM, or the terminal closing) stops the collector first and waits
 #      while it flushes its write-ahead log to InfluxDB, then NATS, then InfluxDB. If one of
@@ -30,6 +31,8 @@
 #   VELOMETRY_METRICS_PORT     9180  collector /metrics
 #   VELOMETRY_STREAM_PORT      8090  stream hub: live page and WebSocket
 #   VELOMETRY_STREAM_METRICS_PORT 9190  stream hub /metrics
+#   VELOMETRY_QUERY_PORT       8070  query service: history API
+#   VELOMETRY_QUERY_METRICS_PORT 9170  query service /metrics
 #   VELOMETRY_INFLUX_PORT      8086  InfluxDB HTTP API
 #   VELOMETRY_INFLUX_RPC_PORT  8088  InfluxDB backup/restore RPC (default: the HTTP port + 2)
 #   VELOMETRY_NATS_PORT        4222  NATS clients
@@ -75,6 +78,8 @@ collector_port=$(port_var VELOMETRY_COLLECTOR_PORT 8080)
 metrics_port=$(port_var VELOMETRY_METRICS_PORT 9180)
 stream_port=$(port_var VELOMETRY_STREAM_PORT 8090)
 stream_metrics_port=$(port_var VELOMETRY_STREAM_METRICS_PORT 9190)
+query_port=$(port_var VELOMETRY_QUERY_PORT 8070)
+query_metrics_port=$(port_var VELOMETRY_QUERY_METRICS_PORT 9170)
 influx_port=$(port_var VELOMETRY_INFLUX_PORT 8086)
 # InfluxDB 1.x opens a second listener for backup/restore RPC, 127.0.0.1:8088 unless told
 # otherwise. Following the HTTP port means one override moves both (18086 → 18088).
@@ -87,6 +92,8 @@ PORTS=(
   "$metrics_port|collector metrics|VELOMETRY_METRICS_PORT"
   "$stream_port|stream hub|VELOMETRY_STREAM_PORT"
   "$stream_metrics_port|stream hub metrics|VELOMETRY_STREAM_METRICS_PORT"
+  "$query_port|query service|VELOMETRY_QUERY_PORT"
+  "$query_metrics_port|query service metrics|VELOMETRY_QUERY_METRICS_PORT"
   "$influx_port|InfluxDB HTTP|VELOMETRY_INFLUX_PORT"
   "$influx_rpc_port|InfluxDB RPC|VELOMETRY_INFLUX_RPC_PORT"
   "$nats_port|NATS|VELOMETRY_NATS_PORT"
@@ -215,6 +222,7 @@ cleanup() {
   ((${#pid[@]})) && echo && say "Shutting down."
   stop demo-feed 5
   stop stream 10
+  stop query 15
   # The collector first, and with time to flush: it writes what its WAL still holds to
   # InfluxDB (up to --flush-timeout, 10 s by default, after up to 10 s of requests in
   # flight), so InfluxDB must still be up. Whatever it could not send stays in the WAL.
@@ -388,6 +396,14 @@ start stream "$bin_dir/stream" serve \
   --nats-url "nats://127.0.0.1:$nats_port"
 wait_ready stream 30 http_ok "http://127.0.0.1:$stream_port/healthz"
 
+start query "$bin_dir/query" serve \
+  --listen "127.0.0.1:$query_port" \
+  --metrics-listen "127.0.0.1:$query_metrics_port" \
+  --riders "$state/riders.toml" \
+  --influx-url "http://127.0.0.1:$influx_port" \
+  --influx-db "$db"
+wait_ready query 30 http_ok "http://127.0.0.1:$query_port/healthz"
+
 # TEMPORARY (issue #5): see "Demo data" above.
 log[demo-feed]=$logs/demo-feed.log
 feed_demo >"${log[demo-feed]}" 2>&1 &
@@ -401,10 +417,12 @@ cat <<EOF
 velometry is running. Ctrl-C stops everything.
 
   Live      http://127.0.0.1:$stream_port/   (the live page; WebSocket at /v1/live)
+  History   http://127.0.0.1:$query_port/v1/riders  (API described at /openapi.json)
   Ingest    http://127.0.0.1:$collector_port
               JSON /v1/readings · line protocol /write, /api/v2/write · /v1/osmand · /v1/owntracks
   Metrics   http://127.0.0.1:$metrics_port/metrics  (collector)
             http://127.0.0.1:$stream_metrics_port/metrics  (stream hub)
+            http://127.0.0.1:$query_metrics_port/metrics  (query service)
   InfluxDB  http://127.0.0.1:$influx_port  (database $db)
   NATS      nats://127.0.0.1:$nats_port  (JetStream)
   Logs      $logs/
@@ -421,14 +439,17 @@ Post a reading:
 See it in InfluxDB:
   influx -port $influx_port -database $db -precision rfc3339 -execute 'SELECT * FROM heart_rate ORDER BY time DESC LIMIT 5'
 
+Ask for the last hour of heart rate, at most 100 points:
+  curl -sS 'http://127.0.0.1:$query_port/v1/riders/demo/series/heart_rate?max_points=100&from='\$(( (\$(date +%s) - 3600) * 1000 ))
+
 EOF
 
 # ---------------------------------------------------------------------------------------
 # Wait: until Ctrl-C (the traps above take over) or until a process dies on its own.
 
 status=0
-wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[stream]}" || status=$?
-for name in influxd nats collector stream; do
+wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[query]}" "${pid[stream]}" || status=$?
+for name in influxd nats collector query stream; do
   if ! kill -0 "${pid[$name]}" 2>/dev/null; then
     unset "pid[$name]"
     show_log "$name"

@@ -212,7 +212,9 @@ impl Influx {
             Ok(response.bytes_stream())
         })
         .map(|opened| match opened {
-            Ok(bytes) => Lines { bytes: bytes.boxed(), buffer: BytesMut::new(), done: false }.boxed(),
+            Ok(bytes) => {
+                Lines { bytes: bytes.boxed(), buffer: BytesMut::new(), scanned: 0, done: false }.boxed()
+            }
             Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
         })
         .flatten()
@@ -244,6 +246,8 @@ impl Influx {
 struct Lines {
     bytes: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline.
+    scanned: usize,
     done: bool,
 }
 
@@ -256,7 +260,9 @@ impl Stream for Lines {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         loop {
-            if let Some(end) = self.buffer.iter().position(|&b| b == b'\n') {
+            if let Some(end) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
+                let end = self.scanned + end;
+                self.scanned = 0;
                 let line = self.buffer.split_to(end + 1);
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
@@ -271,7 +277,10 @@ impl Stream for Lines {
                 return Poll::Ready(Some(decode(200, &rest)));
             }
             match self.bytes.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(chunk))) => self.buffer.extend_from_slice(chunk.chunk()),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.scanned = self.buffer.len();
+                    self.buffer.extend_from_slice(chunk.chunk());
+                }
                 Poll::Ready(Some(Err(e))) => {
                     self.done = true;
                     self.buffer.clear();

@@ -206,6 +206,9 @@ pub(crate) struct Source<'a> {
 impl Source<'_> {
     /// The raw points of `[from, to)`, in time order.
     pub async fn raw(&self, from: i64, to: i64) -> Result<Vec<Point>, ApiError> {
+        if from >= to {
+            return Ok(Vec::new());
+        }
         let q = format!(
             "SELECT {} FROM {} WHERE \"rider\" = {} AND time >= {from} AND time < {to}",
             ident(self.field),
