@@ -102,18 +102,39 @@ pub fn window_start(t: i64, origin: i64, width: i64) -> i64 {
 /// `points` (sorted by time) gathered into windows of width `width` aligned to `origin`;
 /// empty windows are left out.
 pub fn windows(points: &[Point], origin: i64, width: i64) -> Vec<Window> {
-    let mut out: Vec<Window> = Vec::new();
-    let mut end = i64::MIN;
-    for &p in points {
-        if p.0 < end {
-            if let Some(w) = out.last_mut() {
-                w.push(p);
-                continue;
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < points.len() {
+        let first = points[i];
+        let start = window_start(first.0, origin, width);
+        let end = start.saturating_add(width);
+        // Indices and values apart, so the compiler keeps them in registers and picks with
+        // conditional moves; four partial sums, so additions do not wait for each other.
+        let (mut min, mut max, mut low, mut high) = (i, i, first.1, first.1);
+        let mut sums = [first.1, 0.0, 0.0, 0.0];
+        let mut j = i + 1;
+        while j < points.len() && points[j].0 < end {
+            let v = points[j].1;
+            sums[j & 3] += v;
+            if v < low {
+                (low, min) = (v, j);
             }
+            if v > high {
+                (high, max) = (v, j);
+            }
+            j += 1;
         }
-        let start = window_start(p.0, origin, width);
-        end = start.saturating_add(width);
-        out.push(Window::of(start, p));
+        let sum = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+        out.push(Window {
+            start,
+            count: (j - i) as u64,
+            sum,
+            first,
+            last: points[j - 1],
+            min: points[min],
+            max: points[max],
+        });
+        i = j;
     }
     out
 }
