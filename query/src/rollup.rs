@@ -5,9 +5,10 @@
 //!
 //! A background job rolls up every complete minute up to now, remembering how far it got
 //! (the watermark) in InfluxDB itself, so a restart resumes where it stopped and replicas
-//! share it. Each cycle also recomputes the last `resettle` of windows, which catches
+//! share it. Each cycle also recomputes the last `resettle` of minutes, which catches
 //! readings that reach InfluxDB a little late (a collector draining its log after a
-//! restart). Readings that are late by more — a ride file imported months later, a device
+//! restart); the hours those minutes belong to are merged again from the minute tier, so a
+//! cycle reads only `resettle` plus one interval of raw readings. Readings that are late by more — a ride file imported months later, a device
 //! that syncs after a day offline — are announced by the collector with a `velometry_late`
 //! marker naming the rider, the measurement and the time range; the job recomputes those
 //! windows in its next cycle.
@@ -108,13 +109,18 @@ pub fn columns(field: &str) -> String {
     AGGREGATES.iter().map(|a| ident(&format!("{field}_{a}"))).collect::<Vec<_>>().join(",")
 }
 
-/// The windows in an answer to a `SELECT` of [`columns`]: rows with a missing aggregate
-/// (none written by this job) are skipped.
-pub fn decode(series: &[Series]) -> Vec<Window> {
+/// The windows of `field` in an answer holding its aggregate columns (a `SELECT` of
+/// [`columns`], or of `*`), per series in order; rows missing an aggregate are skipped.
+pub fn decode(series: &[Series], field: &str) -> Vec<Window> {
     let mut out = Vec::new();
     for s in series {
+        let Some(at) =
+            AGGREGATES.iter().map(|a| s.column(&format!("{field}_{a}"))).collect::<Option<Vec<usize>>>()
+        else {
+            continue;
+        };
         for row in &s.values {
-            let cell = |i: usize| row.get(i + 1).unwrap_or(&Cell::Null);
+            let cell = |i: usize| row.get(at[i]).unwrap_or(&Cell::Null);
             let (Some(start), Some(count)) = (row.first().and_then(Cell::as_i64), cell(0).as_i64()) else {
                 continue;
             };
@@ -140,7 +146,6 @@ pub fn decode(series: &[Series]) -> Vec<Window> {
             });
         }
     }
-    out.sort_by_key(|w| w.start);
     out
 }
 
@@ -260,10 +265,11 @@ impl Rollups {
         }
         self.late(watermark).await?;
         let target = floor(now_nanos() - self.settings.settle.as_nanos() as i64, MINUTE);
-        let mut from = floor(watermark - self.settings.resettle.as_nanos() as i64, HOUR);
+        let mut from = floor(watermark - self.settings.resettle.as_nanos() as i64, MINUTE);
         while from < target && !*stop.borrow() {
-            // A day at a time, so a first run over a year of data makes visible progress.
-            let to = (from + DAY).min(target);
+            // A day at a time, so a first run over a year of data makes visible progress; on
+            // hour boundaries, so that most steps need not read the minute tier back.
+            let to = (floor(from, HOUR) + DAY).min(target);
             let written = self.roll(from, to, None).await?;
             self.watermark.set(self.watermark.get().max(to));
             self.save_state(self.watermark.get()).await?;
@@ -392,26 +398,84 @@ impl Rollups {
                 }
             }
         }
-        let mut lines = Vec::new();
-        let mut written = 0;
+        // Whole hours only: their windows come straight from the minutes just computed.
+        let aligned = from % HOUR == 0 && to % HOUR == 0;
+        let (mut minutes, mut hours) = (Vec::new(), Vec::new());
         for (rider, columns) in &points {
             for (field, column) in fields.iter().zip(columns) {
-                let minutes = windows(column, 0, MINUTE);
-                let hours = regroup(&minutes, 0, HOUR);
-                for (tier, ws) in [(TIERS[0], &minutes), (TIERS[1], &hours)] {
-                    let measurement = tier.measurement(metric);
-                    for w in ws {
-                        encode(&measurement, rider, field, w, &mut lines);
-                    }
-                    written += ws.len();
-                    m::rollup_windows(tier.name, ws.len());
+                let ws = windows(column, 0, MINUTE);
+                if aligned {
+                    hours.push((rider.clone(), *field, regroup(&ws, 0, HOUR)));
+                }
+                minutes.push((rider.clone(), *field, ws));
+            }
+        }
+        let mut written = self.write(TIERS[0], metric, &minutes).await?;
+        if !aligned && !points.is_empty() {
+            // The hours this range cuts into hold minutes from before it: merge them from
+            // the minute tier, which now holds the whole of each.
+            hours =
+                self.hours_from_minutes(metric, floor(from, HOUR), floor(to - 1, HOUR) + HOUR, rider).await?;
+        }
+        written += self.write(TIERS[1], metric, &hours).await?;
+        Ok(written)
+    }
+
+    /// The hours of `[from, to)` (hour-aligned) merged from the minute tier.
+    async fn hours_from_minutes(
+        &self,
+        metric: Metric,
+        from: i64,
+        to: i64,
+        rider: Option<&str>,
+    ) -> Result<Vec<(String, &'static str, Vec<Window>)>, InfluxError> {
+        let only = rider.map(|r| format!("\"rider\" = {} AND ", literal(r))).unwrap_or_default();
+        let q = format!(
+            "SELECT * FROM {} WHERE {only}time >= {from} AND time < {to} GROUP BY \"rider\"",
+            ident(&TIERS[0].measurement(metric))
+        );
+        let mut by_rider: BTreeMap<String, Vec<Series>> = BTreeMap::new();
+        let mut chunks = std::pin::pin!(self.influx.query_chunks(&q));
+        while let Some(chunk) = chunks.next().await {
+            for s in chunk? {
+                if let Some(rider) = s.tags.get("rider") {
+                    by_rider.entry(rider.clone()).or_default().push(s);
                 }
             }
+        }
+        let mut hours = Vec::new();
+        for (rider, series) in by_rider {
+            for field in metric.fields() {
+                let minutes = decode(&series, field.name);
+                if !minutes.is_empty() {
+                    hours.push((rider.clone(), field.name, regroup(&minutes, 0, HOUR)));
+                }
+            }
+        }
+        Ok(hours)
+    }
+
+    /// Writes windows of `tier`; returns how many.
+    async fn write(
+        &self,
+        tier: Tier,
+        metric: Metric,
+        windows: &[(String, &'static str, Vec<Window>)],
+    ) -> Result<usize, InfluxError> {
+        let measurement = tier.measurement(metric);
+        let mut lines = Vec::new();
+        let mut written = 0;
+        for (rider, field, ws) in windows {
+            for w in ws {
+                encode(&measurement, rider, field, w, &mut lines);
+            }
+            written += ws.len();
         }
         // InfluxDB's guidance: a few thousand lines per write.
         for batch in split_lines(&lines, 4 << 20) {
             self.influx.write(batch.to_vec()).await?;
         }
+        m::rollup_windows(tier.name, written);
         Ok(written)
     }
 }
@@ -464,8 +528,10 @@ mod tests {
                 }
             }))
             .collect();
-        let series = Series { values: vec![values], ..Series::default() };
-        assert_eq!(decode(&series_vec(series)), vec![w]);
+        let columns =
+            std::iter::once("time".to_owned()).chain(AGGREGATES.iter().map(|a| format!("bpm_{a}"))).collect();
+        let series = Series { columns, values: vec![values], ..Series::default() };
+        assert_eq!(decode(&series_vec(series), "bpm"), vec![w]);
     }
 
     fn series_vec(s: Series) -> Vec<Series> {

@@ -246,7 +246,7 @@ impl Source<'_> {
         let mut out = Vec::new();
         let mut chunks = std::pin::pin!(self.influx.query_chunks(&q));
         while let Some(chunk) = chunks.next().await {
-            out.extend(rollup::decode(&chunk?));
+            out.extend(rollup::decode(&chunk?, self.field));
         }
         Ok(out)
     }
