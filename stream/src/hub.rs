@@ -190,7 +190,12 @@ impl Hub {
         let Some(state) = self.riders.get(&reading.rider) else { return false };
         {
             let mut now = lock(&state.now);
-            if now.latest.get(&reading.metric).is_some_and(|(t, _)| *t > reading.time) {
+            // Older than the latest, or the latest itself again: a replica that has just
+            // started reads the latest stream and then replays the live one, which holds
+            // the same readings; its followers' snapshots already had them.
+            if now.latest.get(&reading.metric).is_some_and(|(t, frame)| {
+                *t > reading.time || (*t == reading.time && *frame == reading.frame)
+            }) {
                 return false;
             }
             now.latest.insert(reading.metric.clone(), (reading.time, reading.frame.clone()));
@@ -251,6 +256,7 @@ id = "bob"
         assert!(!hub.follow(&alice, 1, &queue), "following twice is one follow");
         assert!(hub.publish(&gps("alice", 3, 45.2)));
         assert!(!hub.publish(&gps("alice", 0, 44.0)), "older than the latest");
+        assert!(!hub.publish(&gps("alice", 3, 45.2)), "the latest again (a replay)");
         let frames = queue.take().await.expect("frames");
         let snapshot: serde_json::Value = serde_json::from_str(frames[0].text.as_str()).expect("json");
         assert_eq!(snapshot["type"], "snapshot");
