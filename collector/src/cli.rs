@@ -1,4 +1,4 @@
-//! The command line: `collector serve` and `collector token`. Every flag of `serve` is also
+//! The command line: `collector serve`, `token`, `import` and `replay`. Every flag of `serve` is also
 //! an environment variable (`VELOMETRY_…`).
 
 use std::net::SocketAddr;
@@ -30,6 +30,10 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print a fresh random device or viewer token and the SHA-256 to put in the riders file.
     Token,
+    /// Send ride files (FIT, GPX, TCX, optionally gzipped) to a running collector.
+    Import(crate::import::ImportArgs),
+    /// Play a recorded ride, or simulated riders, as live traffic into a running collector.
+    Replay(crate::replay::ReplayArgs),
 }
 
 /// The InfluxDB API the collector writes with.

@@ -15,6 +15,16 @@ async fn main() -> anyhow::Result<()> {
             println!("token_sha256: {}", TokenHash::of(&token).to_hex());
             Ok(())
         }
+        Command::Import(args) => {
+            if velometry_collector::import::run(args).await? {
+                Ok(())
+            } else {
+                std::process::exit(1)
+            }
+        }
+        Command::Replay(args) => {
+            velometry_collector::replay::run(args, velometry_core::shutdown::signal()).await
+        }
         Command::Serve(args) => {
             velometry_core::telemetry::init_logging();
             let settings = args.into_settings().map_err(anyhow::Error::msg)?;

@@ -575,3 +575,49 @@ pub fn metric(text: &str, name_and_labels: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// A folder of the shared ride recordings (`$VELOMETRY_RIDES/<sub>`, read in place), or
+/// `None` after printing that the test skipped, when the variable is unset.
+pub fn rides(sub: &str) -> Option<PathBuf> {
+    match std::env::var_os("VELOMETRY_RIDES") {
+        Some(dir) => Some(PathBuf::from(dir).join(sub)),
+        None => {
+            println!(
+                "skipped: VELOMETRY_RIDES is not set (the test command sets it to ../shared/data/rides)"
+            );
+            None
+        }
+    }
+}
+
+/// A time of the FIT SDK's CSV dumps, "Sun Sep 25 06:00:22 PDT 2011" (US Pacific), in UTC
+/// nanoseconds.
+///
+/// # Panics
+/// On any other shape: the ground truth files are fixed.
+pub fn pacific_time(text: &str) -> crate::time::Nanos {
+    let parts: Vec<&str> = text.split_whitespace().collect();
+    let [_, month, day, clock, zone, year] = parts[..] else { panic!("odd time {text:?}") };
+    let hours_behind_utc = match zone {
+        "PDT" => 7,
+        "PST" => 8,
+        other => panic!("unknown zone {other} in {text:?}"),
+    };
+    let local =
+        chrono::NaiveDateTime::parse_from_str(&format!("{year} {month} {day} {clock}"), "%Y %b %d %H:%M:%S")
+            .unwrap_or_else(|e| panic!("odd time {text:?}: {e}"));
+    (local.and_utc().timestamp() + hours_behind_utc * 3600) * 1_000_000_000
+}
+
+/// The rows of a FIT SDK CSV dump (no quoting in those files), each as column → value.
+///
+/// # Errors
+/// When the file cannot be read.
+pub fn csv_rows(path: &Path) -> Result<Vec<std::collections::BTreeMap<String, String>>> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    Ok(lines
+        .map(|l| header.iter().zip(l.split(',')).map(|(k, v)| ((*k).to_owned(), v.to_owned())).collect())
+        .collect())
+}

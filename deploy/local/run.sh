@@ -220,7 +220,7 @@ cleanup() {
   trap '' INT TERM HUP
   set +e
   ((${#pid[@]})) && echo && say "Shutting down."
-  stop demo-feed 5
+  stop demo-rider 5
   stop stream 10
   stop query 15
   # The collector first, and with time to flush: it writes what its WAL still holds to
@@ -236,47 +236,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-
-# ---------------------------------------------------------------------------------------
-# Demo data
-#
-# TEMPORARY, until issue #5's `collector replay --synthetic` lands: the rider simulator does
-# not exist yet, so this loop posts one gps fix and one heart_rate reading per second for
-# rider demo through the collector's JSON API, as its phone would. Delete this section and
-# its start line then.
-
-# The readings of second I: laps of a 2.8 km circle in Turin at about 33 km/h, heart rate
-# drifting between 120 and 150.
-demo_readings() {
-  LC_ALL=C awk -v i="$1" 'BEGIN {
-    pi = atan2(0, -1)
-    a = 2 * pi * (i % 300) / 300
-    lat = 45.0700 + 0.004 * sin(a)
-    lon = 7.6800 + 0.004 * cos(a) / cos(45.07 * pi / 180)
-    heading = (360 - a * 180 / pi) % 360
-    printf "[{\"metric\":\"gps\",\"lat\":%.6f,\"lon\":%.6f,\"alt\":%.1f,\"speed\":9.3,\"heading\":%.0f},", lat, lon, 240 + 8 * sin(a), heading
-    printf "{\"metric\":\"heart_rate\",\"bpm\":%.0f}]\n", 135 + 15 * sin(2 * pi * i / 120)
-  }'
-}
-
-# Posts forever; runs as a background subshell. It ignores Ctrl-C, which reaches it with
-# the script, so that it stops only when cleanup says so, like everything else: SIGTERM then
-# lets the request in flight finish.
-feed_demo() {
-  trap '' INT
-  trap 'exit 0' TERM
-  local i=0
-  while :; do
-    # The token goes through curl's config on stdin, not its arguments, so it stays out of ps.
-    curl -fsS -o /dev/null --max-time 2 --config - \
-      -H 'Content-Type: application/json' --data-binary "$(demo_readings "$i")" \
-      "http://127.0.0.1:$collector_port/v1/readings" \
-      <<<"header = \"Authorization: Token $token\"" ||
-      echo "$(date -u +%FT%TZ) the reading of second $i was not accepted (see logs/collector.log)"
-    i=$((i + 1))
-    sleep 1
-  done
-}
 
 # ---------------------------------------------------------------------------------------
 # Install and build
@@ -404,10 +363,11 @@ start query "$bin_dir/query" serve \
   --influx-db "$db"
 wait_ready query 30 http_ok "http://127.0.0.1:$query_port/healthz"
 
-# TEMPORARY (issue #5): see "Demo data" above.
-log[demo-feed]=$logs/demo-feed.log
-feed_demo >"${log[demo-feed]}" 2>&1 &
-pid[demo-feed]=$!
+# Data from the first second: the demo rider, simulated, sending through the ingest API as
+# a phone would. The token goes through the environment, not the arguments, so it stays
+# out of ps.
+start demo-rider env VELOMETRY_TOKENS="$token" "$bin_dir/collector" replay --synthetic \
+  --target "http://127.0.0.1:$collector_port"
 
 # ---------------------------------------------------------------------------------------
 # Tell the user
@@ -430,11 +390,14 @@ velometry is running. Ctrl-C stops everything.
   Rider "demo", device "phone". Its token, new at every start, also in $state/dev-token:
     $token
 
-  Demo readings (gps, heart_rate) are posted once a second until issue #5's simulator lands.
+  A simulated ride (collector replay --synthetic) sends the demo rider's readings every second.
 
 Post a reading:
   TOKEN=\$(cat $(printf '%q' "$state/dev-token"))
   curl -sS http://127.0.0.1:$collector_port/v1/readings -H "Authorization: Token \$TOKEN" -H 'Content-Type: application/json' --data '[{"metric":"heart_rate","bpm":128}]'
+
+Import a ride file (FIT, GPX or TCX):
+  $(printf '%q' "$bin_dir/collector") import --target http://127.0.0.1:$collector_port --token "\$TOKEN" ride.fit
 
 See it in InfluxDB:
   influx -port $influx_port -database $db -precision rfc3339 -execute 'SELECT * FROM heart_rate ORDER BY time DESC LIMIT 5'

@@ -27,6 +27,8 @@ const PROTOCOL: &str = "lineproto";
 pub struct WriteParams {
     precision: Option<String>,
     p: Option<String>,
+    /// `import` or `replay`, for velometry's own tools; `lineproto` otherwise.
+    source: Option<String>,
 }
 
 /// `POST /write` and `POST /api/v2/write`.
@@ -45,7 +47,15 @@ pub async fn write(
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::BadRequest(format!("body is not UTF-8 line protocol: {e}")))?;
     let now = now_nanos();
-    let origin = Origin { rider: &identity.rider, device: &identity.device, source: PROTOCOL };
+    let source = match params.source.as_deref() {
+        None => PROTOCOL,
+        Some("import") => "import",
+        Some("replay") => "replay",
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!("source={other:?} is not one of import, replay")))
+        }
+    };
+    let origin = Origin { rider: &identity.rider, device: &identity.device, source };
     let parsed = parse(text, multiplier, now, origin, state.ingest.ages(now));
     state
         .ingest

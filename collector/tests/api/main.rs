@@ -9,3 +9,4 @@ mod limits;
 mod live;
 mod protocols;
 mod sinks;
+mod sources;

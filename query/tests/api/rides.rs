@@ -18,47 +18,24 @@ struct Record {
     temperature: f64,
 }
 
-/// "Sun Sep 25 06:00:22 PDT 2011" → nanoseconds (UTC).
-fn parse_time(text: &str) -> i64 {
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let local = chrono::NaiveDateTime::parse_from_str(
-        &format!("{} {} {} {}", parts[1], parts[2], parts[3], parts[5]),
-        "%b %d %H:%M:%S %Y",
-    )
-    .expect("a CSV time");
-    let offset_hours = match parts[4] {
-        "PDT" => 7,
-        "PST" => 8,
-        other => panic!("time zone {other}"),
-    };
-    (local.and_utc().timestamp() + offset_hours * 3600) * SECOND
-}
-
 fn edge_500() -> Option<Vec<Record>> {
-    let Ok(dir) = std::env::var("VELOMETRY_RIDES") else {
-        println!("skipped: VELOMETRY_RIDES is not set (the test command sets it to ../shared/data/rides)");
-        return None;
-    };
-    let path = std::path::Path::new(&dir).join("fit/garmin-edge-500-activity-records.csv");
-    let mut reader = csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let dir = velometry_core::testkit::rides("fit")?;
+    let rows = velometry_core::testkit::csv_rows(&dir.join("garmin-edge-500-activity-records.csv"))
+        .expect("the Edge 500 ground truth");
     let semicircles = |v: &str| v.parse::<f64>().expect("semicircles") * 180.0 / 2f64.powi(31);
     let number = |v: &str| v.parse::<f64>().expect("a number");
     Some(
-        reader
-            .records()
-            .map(|r| {
-                let r = r.expect("a CSV record");
-                Record {
-                    time: parse_time(&r[0]),
-                    heart_rate: number(&r[1]),
-                    cadence: number(&r[2]),
-                    speed: number(&r[3]),
-                    distance: number(&r[4]),
-                    lat: semicircles(&r[5]),
-                    lon: semicircles(&r[6]),
-                    alt: number(&r[7]),
-                    temperature: number(&r[8]),
-                }
+        rows.iter()
+            .map(|r| Record {
+                time: velometry_core::testkit::pacific_time(&r["timestamp"]),
+                heart_rate: number(&r["heart_rate"]),
+                cadence: number(&r["cadence"]),
+                speed: number(&r["speed"]),
+                distance: number(&r["distance"]),
+                lat: semicircles(&r["position_lat"]),
+                lon: semicircles(&r["position_long"]),
+                alt: number(&r["altitude"]),
+                temperature: number(&r["temperature"]),
             })
             .collect(),
     )
