@@ -78,6 +78,8 @@ pub struct Settings {
     pub nats_url: Option<String>,
     /// Readings older than this are not published live.
     pub live_max_age: Duration,
+    /// The sources file of the scheduled pollers, if any.
+    pub sources: Option<PathBuf>,
     /// Readings older than this on arrival are announced to the rollups.
     pub late_after: Duration,
     /// Body limits.
@@ -111,6 +113,7 @@ pub struct Application {
     drainers: Vec<Drainer>,
     wal: Wal,
     settings: Settings,
+    sources: Vec<crate::sources::Source>,
 }
 
 impl Application {
@@ -159,6 +162,13 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (--metrics-listen)", settings.metrics_listen))?;
         let live = settings.nats_url.clone().map(|url| Live::start(url, 65_536));
+        let sources = match &settings.sources {
+            Some(path) => crate::sources::load(path, &registry).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
+        if !sources.is_empty() {
+            tracing::info!(sources = ?crate::sources::names(&sources), "Pollers configured.");
+        }
         let auth =
             Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
         let state = AppState {
@@ -166,7 +176,7 @@ impl Application {
             ingest: Ingest::new(wal.clone(), live, settings.live_max_age, settings.late_after),
             limits: settings.body,
         };
-        Ok(Application { listener, metrics_listener, state, drainers, wal, settings })
+        Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources })
     }
 
     /// The ingest listener's address (the real port when asked for port 0).
@@ -194,7 +204,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, metrics_listener, state, drainers, wal, settings } = self;
+        let Application { listener, metrics_listener, state, drainers, wal, settings, sources } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
@@ -203,6 +213,14 @@ impl Application {
             .map(|d| tokio::spawn(d.run(stop_rx.clone(), settings.flush_timeout)))
             .collect();
         let gauges = tokio::spawn(update_gauges(wal, stop_rx.clone()));
+        // Pollers stop before the WAL is flushed: what they store must be in it by then.
+        let (pollers_stop, pollers_stop_rx) = watch::channel(false);
+        let mut pollers = crate::sources::spawn(
+            sources,
+            state.ingest.clone(),
+            settings.wal_dir.join("sources"),
+            pollers_stop_rx,
+        );
         let router = http::router(state, settings.server.request_timeout);
         velometry_core::server::serve(
             listener,
@@ -213,6 +231,11 @@ impl Application {
             m::connection_refused,
         )
         .await?;
+        let _ = pollers_stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while pollers.join_next().await.is_some() {}
+        })
+        .await;
         tracing::info!("Stopped accepting readings; flushing the WAL.");
         let _ = stop_tx.send(true);
         for drainer in drained {

@@ -107,6 +107,9 @@ pub struct ServeArgs {
     /// Readings older than this are history, not published live.
     #[arg(long, env = "VELOMETRY_LIVE_MAX_AGE", default_value = "10m", value_parser = humantime::parse_duration)]
     pub live_max_age: Duration,
+    /// Scheduled pollers (Fitbit, Strava, tracking pages, any JSON API): a sources file.
+    #[arg(long, env = "VELOMETRY_SOURCES")]
+    pub sources: Option<PathBuf>,
     /// Readings older than this when they arrive (a ride file, a device syncing after a day
     /// offline) are announced to the query service, which recomputes its rollups over them.
     /// Keep it below the query service's --rollup-resettle.
@@ -176,6 +179,7 @@ impl ServeArgs {
             nats_url: self.nats_url,
             live_max_age: self.live_max_age,
             late_after: self.late_after,
+            sources: self.sources,
             body: BodyLimits {
                 max_bytes: usize::try_from(self.max_body_bytes)
                     .map_err(|_| "--max-body-bytes is too large")?,

@@ -19,4 +19,5 @@ pub mod metrics;
 pub mod replay;
 pub mod simulate;
 pub mod sink;
+pub mod sources;
 pub mod wal;

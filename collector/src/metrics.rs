@@ -34,6 +34,26 @@ pub const LIVE_PUBLISHED: &str = "collector_live_published_total";
 /// Live readings not published, by reason (queue_full, nats).
 pub const LIVE_FAILURES: &str = "collector_live_publish_failures_total";
 
+/// Poller runs that stored their readings, by source.
+pub const SOURCE_RUNS: &str = "collector_source_runs_total";
+/// Readings a poller stored, by source.
+pub const SOURCE_READINGS: &str = "collector_source_readings_total";
+/// Poller runs that failed, by source and reason.
+pub const SOURCE_FAILURES: &str = "collector_source_failures_total";
+/// When a poller last ran successfully (Unix seconds), by source.
+pub const SOURCE_LAST_SUCCESS: &str = "collector_source_last_success_timestamp_seconds";
+
+pub(crate) fn source_run(source: &str, readings: usize) {
+    counter!(SOURCE_RUNS, "source" => source.to_owned()).increment(1);
+    counter!(SOURCE_READINGS, "source" => source.to_owned()).increment(readings as u64);
+    gauge!(SOURCE_LAST_SUCCESS, "source" => source.to_owned())
+        .set(velometry_core::time::now_nanos() as f64 / 1e9);
+}
+
+pub(crate) fn source_failure(source: &str, reason: &'static str) {
+    counter!(SOURCE_FAILURES, "source" => source.to_owned(), "reason" => reason).increment(1);
+}
+
 pub(crate) fn accepted(protocol: &'static str, n: usize) {
     counter!(READINGS_ACCEPTED, "protocol" => protocol).increment(n as u64);
 }

@@ -7,6 +7,7 @@ mod clients;
 mod helpers;
 mod limits;
 mod live;
+mod pollers;
 mod protocols;
 mod sinks;
 mod sources;

@@ -1,0 +1,369 @@
+//! Scheduled pollers: the data sources that do not push (web APIs, tracking pages), polled
+//! by the collector itself instead of by cron jobs and scrapers beside it.
+//!
+//! A sources file (TOML, `collector serve --sources FILE`) lists them. Each has a name (its
+//! device id and its metrics label), the rider its readings belong to, a schedule (`every`
+//! or a `cron` expression), and settings of its kind. Secrets never sit in the file:
+//! `${NAME}` in any string is replaced by the environment variable `NAME` at start.
+//!
+//! Every run hands its readings to the same durable path as HTTP ingest (log, then
+//! InfluxDB), then saves what it has fetched so far (the source's state, a small JSON file
+//! in `<wal-dir>/sources/`), so a restart does not fetch everything again. A 429 answer
+//! postpones the next run until its `Retry-After`. Runs, readings, failures by reason and
+//! the last success are exported as metrics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::watch;
+use velometry_core::ids::{DeviceId, RiderId};
+use velometry_core::reading::Reading;
+use velometry_core::riders::{DeviceIdentity, Registry};
+
+use crate::ingest::Ingest;
+use crate::metrics as m;
+
+pub mod json_api;
+
+/// A sources file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    #[serde(default)]
+    source: Vec<toml::Table>,
+}
+
+/// When a source runs.
+#[derive(Debug, Clone)]
+pub enum Schedule {
+    /// Every so often, the first run at start.
+    Every(Duration),
+    /// At the times of a cron expression (seconds first: `0 */5 * * * *`), in UTC.
+    Cron(Box<cron::Schedule>),
+}
+
+impl Schedule {
+    /// How long until the next run.
+    fn next(&self) -> Duration {
+        match self {
+            Schedule::Every(d) => *d,
+            Schedule::Cron(c) => c
+                .upcoming(chrono::Utc)
+                .next()
+                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                .unwrap_or(Duration::from_secs(60)),
+        }
+    }
+}
+
+/// What every source has, whatever its kind.
+#[derive(Debug, Clone)]
+pub struct Common {
+    /// The source's name: the device id of its readings and its metrics label.
+    pub name: String,
+    /// Whose readings they are.
+    pub identity: DeviceIdentity,
+    /// When it runs.
+    pub schedule: Schedule,
+}
+
+/// A configured source.
+pub struct Source {
+    /// Name, rider, schedule.
+    pub common: Common,
+    poller: Poller,
+}
+
+/// Why a run failed: a bounded set, for the failures metric.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The provider did not answer.
+    #[error("network: {0}")]
+    Network(String),
+    /// 429: wait this long (or the source's own back-off) before the next run.
+    #[error("rate limited; retry after {0:?}")]
+    RateLimited(Option<Duration>),
+    /// Credentials refused and not refreshable.
+    #[error("auth: {0}")]
+    Auth(String),
+    /// 5xx.
+    #[error("server: {0}")]
+    Server(String),
+    /// An answer we cannot read (a changed API, a changed page layout).
+    #[error("unexpected answer: {0}")]
+    BadResponse(String),
+    /// The readings could not be made durable (the log is full or failing).
+    #[error("not stored: {0}")]
+    Storage(String),
+}
+
+impl Failure {
+    /// The metrics label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Failure::Network(_) => "network",
+            Failure::RateLimited(_) => "rate_limited",
+            Failure::Auth(_) => "auth",
+            Failure::Server(_) => "server",
+            Failure::BadResponse(_) => "bad_response",
+            Failure::Storage(_) => "storage",
+        }
+    }
+
+    /// The failure an HTTP answer's status means, or `None` for a success.
+    pub fn of_status(response: &reqwest::Response) -> Option<Failure> {
+        let status = response.status();
+        match status.as_u16() {
+            200..=299 => None,
+            429 => Some(Failure::RateLimited(
+                response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs),
+            )),
+            401 | 403 => Some(Failure::Auth(format!("{status}"))),
+            500..=599 => Some(Failure::Server(format!("{status}"))),
+            _ => Some(Failure::BadResponse(format!("{status}"))),
+        }
+    }
+}
+
+/// The kinds of source. A run fetches what is new since the state it is given and returns
+/// the readings and the new state; the caller stores the readings, then saves the state.
+pub enum Poller {
+    /// Any JSON API, mapped by JSON pointers.
+    Json(json_api::JsonApi),
+}
+
+impl Poller {
+    /// The kind's name: the `source` tag of its readings and the protocol label of the
+    /// ingest metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Poller::Json(_) => json_api::KIND,
+        }
+    }
+
+    async fn run(&self, state: serde_json::Value) -> Result<(Vec<Reading>, serde_json::Value), Failure> {
+        match self {
+            Poller::Json(p) => p.run(state).await,
+        }
+    }
+}
+
+/// Reads a sources file against the riders file.
+///
+/// # Errors
+/// A message naming the file, the source and the setting to fix.
+pub fn load(path: &Path, registry: &Registry) -> Result<Vec<Source>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let file: SourcesFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut names = std::collections::BTreeSet::new();
+    let mut sources = Vec::new();
+    for (i, mut table) in file.source.into_iter().enumerate() {
+        expand_env(&mut table).map_err(|e| format!("{}: source {}: {e}", path.display(), i + 1))?;
+        let source =
+            build(table, registry).map_err(|e| format!("{}: source {}: {e}", path.display(), i + 1))?;
+        if !names.insert(source.common.name.clone()) {
+            return Err(format!("{}: two sources are named {:?}", path.display(), source.common.name));
+        }
+        sources.push(source);
+    }
+    Ok(sources)
+}
+
+fn build(mut table: toml::Table, registry: &Registry) -> Result<Source, String> {
+    let mut take = |key: &str| table.remove(key);
+    let text = |v: Option<toml::Value>, key: &str| -> Result<String, String> {
+        match v {
+            Some(toml::Value::String(s)) => Ok(s),
+            Some(_) => Err(format!("{key} must be a string")),
+            None => Err(format!("{key} is missing")),
+        }
+    };
+    let name = text(take("name"), "name")?;
+    let device = DeviceId::parse(&name).map_err(|e| format!("name {name:?}: {e}"))?;
+    let rider_name = text(take("rider"), "rider")?;
+    let rider = RiderId::parse(&rider_name)
+        .ok()
+        .filter(|id| registry.rider(id).is_some())
+        .ok_or_else(|| format!("{name}: rider {rider_name:?} is not in the riders file"))?;
+    let schedule = match (take("every"), take("cron")) {
+        (Some(every), None) => {
+            let every = text(Some(every), "every")?;
+            let d = humantime::parse_duration(&every).map_err(|e| format!("{name}: every {every:?}: {e}"))?;
+            if d < Duration::from_secs(1) {
+                return Err(format!("{name}: every {every:?} is shorter than a second"));
+            }
+            Schedule::Every(d)
+        }
+        (None, Some(cron)) => {
+            let cron = text(Some(cron), "cron")?;
+            Schedule::Cron(Box::new(cron::Schedule::from_str(&cron).map_err(|e| {
+                format!("{name}: cron {cron:?}: {e} (six fields, seconds first: \"0 */5 * * * *\")")
+            })?))
+        }
+        _ => return Err(format!("{name}: give exactly one of every (\"5m\") or cron (\"0 */5 * * * *\")")),
+    };
+    let kind = text(take("kind"), "kind")?;
+    let rest = toml::Value::Table(table);
+    let poller = match kind.as_str() {
+        "json" => Poller::Json(json_api::JsonApi::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
+        other => return Err(format!("{name}: kind {other:?} is not one of json")),
+    };
+    Ok(Source { common: Common { name, identity: DeviceIdentity { rider, device }, schedule }, poller })
+}
+
+/// Replaces `${NAME}` in every string with the environment variable `NAME`.
+fn expand_env(table: &mut toml::Table) -> Result<(), String> {
+    fn expand(value: &mut toml::Value) -> Result<(), String> {
+        match value {
+            toml::Value::String(s) => {
+                let mut out = String::with_capacity(s.len());
+                let mut rest = s.as_str();
+                while let Some(start) = rest.find("${") {
+                    out.push_str(&rest[..start]);
+                    let after = &rest[start + 2..];
+                    let end = after.find('}').ok_or_else(|| format!("unclosed ${{ in {s:?}"))?;
+                    let name = &after[..end];
+                    let value = std::env::var(name).map_err(|_| {
+                        format!("environment variable {name} is not set (used as ${{{name}}})")
+                    })?;
+                    out.push_str(&value);
+                    rest = &after[end + 1..];
+                }
+                out.push_str(rest);
+                *s = out;
+            }
+            toml::Value::Array(items) => items.iter_mut().try_for_each(expand)?,
+            toml::Value::Table(t) => t.iter_mut().try_for_each(|(_, v)| expand(v))?,
+            _ => {}
+        }
+        Ok(())
+    }
+    table.iter_mut().try_for_each(|(_, v)| expand(v))
+}
+
+/// Runs every source on its schedule until `stop` turns true.
+pub fn spawn(
+    sources: Vec<Source>,
+    ingest: Ingest,
+    state_dir: PathBuf,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinSet<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for source in sources {
+        tasks.spawn(run(Arc::new(source), ingest.clone(), state_dir.clone(), stop.clone()));
+    }
+    tasks
+}
+
+async fn run(source: Arc<Source>, ingest: Ingest, state_dir: PathBuf, mut stop: watch::Receiver<bool>) {
+    let name = source.common.name.clone();
+    let path = state_dir.join(format!("{name}.json"));
+    let mut wait = Duration::ZERO;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = velometry_core::shutdown::stopped(&mut stop) => return,
+        }
+        wait = source.common.schedule.next();
+        match once(&source, &ingest, &path).await {
+            Ok(n) => {
+                m::source_run(&name, n);
+                tracing::debug!(source = %name, readings = n, "Source polled.");
+            }
+            Err(failure) => {
+                m::source_failure(&name, failure.reason());
+                if let Failure::RateLimited(after) = &failure {
+                    wait = wait.max(after.unwrap_or(Duration::from_secs(60)));
+                }
+                tracing::warn!(source = %name, error = %failure, next_in = ?wait, "Source run failed.");
+            }
+        }
+    }
+}
+
+/// One run: fetch, store, then remember.
+async fn once(source: &Source, ingest: &Ingest, path: &Path) -> Result<usize, Failure> {
+    let state = load_state(path);
+    let (readings, state) = source.poller.run(state).await?;
+    let n = readings.len();
+    // Stored before the state moves on: a crash in between fetches the same readings again,
+    // which rewrites the same points.
+    ingest
+        .commit(source.poller.kind(), &source.common.identity, &readings)
+        .await
+        .map_err(|e| Failure::Storage(e.to_string()))?;
+    save_state(path, &state).map_err(|e| Failure::Storage(format!("cannot save {}: {e}", path.display())))?;
+    Ok(n)
+}
+
+fn load_state(path: &Path) -> serde_json::Value {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Writes `state` atomically (a temporary file renamed over the old one, both synced).
+fn save_state(path: &Path, state: &serde_json::Value) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(serde_json::to_string_pretty(state).unwrap_or_default().as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The sources' names, for start-up logs.
+pub fn names(sources: &[Source]) -> BTreeMap<String, String> {
+    sources.iter().map(|s| (s.common.name.clone(), s.poller.kind().to_owned())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_examples_load() {
+        let registry = Registry::parse("[[rider]]\nid = \"demo\"\n").expect("riders");
+        std::env::set_var("BP_CUFF_TOKEN", "x");
+        std::env::set_var("FOOD_LOG_API_KEY", "y");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sources");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&dir).expect("deploy/sources") {
+            let path = entry.expect("entry").path();
+            let sources = load(&path, &registry).unwrap_or_else(|e| panic!("{e}"));
+            assert!(!sources.is_empty(), "{}", path.display());
+            loaded += sources.len();
+        }
+        assert!(loaded >= 2);
+    }
+
+    #[test]
+    fn secrets_come_from_the_environment() {
+        std::env::set_var("VELOMETRY_TEST_SECRET", "s3cret");
+        let mut table: toml::Table = toml::from_str(
+            "a = \"Bearer ${VELOMETRY_TEST_SECRET}!\"\nb = { c = [\"${VELOMETRY_TEST_SECRET}\"] }",
+        )
+        .expect("toml");
+        expand_env(&mut table).expect("expands");
+        assert_eq!(table["a"].as_str(), Some("Bearer s3cret!"));
+        assert_eq!(table["b"]["c"][0].as_str(), Some("s3cret"));
+        let mut missing: toml::Table = toml::from_str("a = \"${VELOMETRY_TEST_NOT_SET}\"").expect("toml");
+        assert!(expand_env(&mut missing).is_err_and(|e| e.contains("VELOMETRY_TEST_NOT_SET is not set")));
+    }
+}
