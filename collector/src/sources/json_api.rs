@@ -144,8 +144,8 @@ impl JsonApi {
     }
 
     /// One run.
-    pub(super) async fn run(&self, state: Value) -> Result<(Vec<Reading>, Value), Failure> {
-        let mut state: State = serde_json::from_value(state).unwrap_or_default();
+    pub(super) async fn run(&self, saved: &mut Value) -> Result<Vec<Reading>, Failure> {
+        let mut state: State = serde_json::from_value(saved.clone()).unwrap_or_default();
         let since = state.since.map_or_else(String::new, |t| {
             if self.since_unix {
                 (t / 1_000_000_000).to_string()
@@ -189,7 +189,8 @@ impl JsonApi {
         if let Some(newest) = readings.iter().map(Reading::time).max() {
             state.since = Some(state.since.map_or(newest, |s| s.max(newest)));
         }
-        Ok((readings, serde_json::to_value(state).unwrap_or(Value::Null)))
+        *saved = serde_json::to_value(state).unwrap_or(Value::Null);
+        Ok(readings)
     }
 
     fn parse_time(&self, value: &Value) -> Option<Nanos> {

@@ -27,7 +27,11 @@ use velometry_core::riders::{DeviceIdentity, Registry};
 use crate::ingest::Ingest;
 use crate::metrics as m;
 
+pub mod fitbit;
 pub mod json_api;
+pub mod oauth;
+pub mod scraper;
+pub mod strava;
 
 /// A sources file.
 #[derive(Debug, Deserialize)]
@@ -133,11 +137,22 @@ impl Failure {
     }
 }
 
-/// The kinds of source. A run fetches what is new since the state it is given and returns
-/// the readings and the new state; the caller stores the readings, then saves the state.
+/// The kinds of source. A run fetches what is new since the state it is given, updating the
+/// state as it goes, and returns the readings; the caller stores them, then saves the state.
+///
+/// By convention a source keeps credentials that change (OAuth tokens, rotated at every
+/// refresh) under the state's `"oauth"` key and its progress under other keys: the caller
+/// saves `"oauth"` even when the run fails or its readings cannot be stored, and the
+/// progress only once the readings are durable.
 pub enum Poller {
     /// Any JSON API, mapped by JSON pointers.
     Json(json_api::JsonApi),
+    /// A live-tracking page without an API, read with CSS selectors.
+    Scraper(scraper::Scraper),
+    /// Fitbit's Web API.
+    Fitbit(fitbit::Fitbit),
+    /// Strava's API.
+    Strava(strava::Strava),
 }
 
 impl Poller {
@@ -146,12 +161,18 @@ impl Poller {
     pub fn kind(&self) -> &'static str {
         match self {
             Poller::Json(_) => json_api::KIND,
+            Poller::Scraper(_) => scraper::KIND,
+            Poller::Fitbit(_) => fitbit::KIND,
+            Poller::Strava(_) => strava::KIND,
         }
     }
 
-    async fn run(&self, state: serde_json::Value) -> Result<(Vec<Reading>, serde_json::Value), Failure> {
+    async fn run(&self, state: &mut serde_json::Value) -> Result<Vec<Reading>, Failure> {
         match self {
             Poller::Json(p) => p.run(state).await,
+            Poller::Scraper(p) => p.run(state).await,
+            Poller::Fitbit(p) => p.run(state).await,
+            Poller::Strava(p) => p.run(state).await,
         }
     }
 }
@@ -214,7 +235,10 @@ fn build(mut table: toml::Table, registry: &Registry) -> Result<Source, String> 
     let rest = toml::Value::Table(table);
     let poller = match kind.as_str() {
         "json" => Poller::Json(json_api::JsonApi::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
-        other => return Err(format!("{name}: kind {other:?} is not one of json")),
+        "scraper" => Poller::Scraper(scraper::Scraper::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
+        "fitbit" => Poller::Fitbit(fitbit::Fitbit::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
+        "strava" => Poller::Strava(strava::Strava::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
+        other => return Err(format!("{name}: kind {other:?} is not one of json, scraper, fitbit, strava")),
     };
     Ok(Source { common: Common { name, identity: DeviceIdentity { rider, device }, schedule }, poller })
 }
@@ -291,17 +315,39 @@ async fn run(source: Arc<Source>, ingest: Ingest, state_dir: PathBuf, mut stop: 
 
 /// One run: fetch, store, then remember.
 async fn once(source: &Source, ingest: &Ingest, path: &Path) -> Result<usize, Failure> {
-    let state = load_state(path);
-    let (readings, state) = source.poller.run(state).await?;
-    let n = readings.len();
-    // Stored before the state moves on: a crash in between fetches the same readings again,
-    // which rewrites the same points.
-    ingest
-        .commit(source.poller.kind(), &source.common.identity, &readings)
-        .await
-        .map_err(|e| Failure::Storage(e.to_string()))?;
-    save_state(path, &state).map_err(|e| Failure::Storage(format!("cannot save {}: {e}", path.display())))?;
-    Ok(n)
+    let before = load_state(path);
+    let mut state = before.clone();
+    let fetched = source.poller.run(&mut state).await;
+    let stored = match fetched {
+        // Stored before the progress moves on: a crash in between fetches the same readings
+        // again, which rewrites the same points.
+        Ok(readings) => ingest
+            .commit(source.poller.kind(), &source.common.identity, &readings)
+            .await
+            .map(|()| readings.len())
+            .map_err(|e| Failure::Storage(e.to_string())),
+        Err(failure) => Err(failure),
+    };
+    let keep = match &stored {
+        Ok(_) => state,
+        // Rotated credentials are kept whatever happened; progress only with its readings.
+        Err(_) => with_oauth(before, &state),
+    };
+    save_state(path, &keep).map_err(|e| Failure::Storage(format!("cannot save {}: {e}", path.display())))?;
+    stored
+}
+
+/// `state` with the `"oauth"` entry of `newer`.
+fn with_oauth(mut state: serde_json::Value, newer: &serde_json::Value) -> serde_json::Value {
+    if let Some(oauth) = newer.get("oauth") {
+        if !state.is_object() {
+            state = serde_json::Value::Object(serde_json::Map::new());
+        }
+        if let Some(object) = state.as_object_mut() {
+            object.insert("oauth".into(), oauth.clone());
+        }
+    }
+    state
 }
 
 fn load_state(path: &Path) -> serde_json::Value {
@@ -318,7 +364,11 @@ fn save_state(path: &Path, state: &serde_json::Value) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&tmp)?;
+    // It may hold OAuth tokens: readable by the collector's user only.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?
+    };
     file.write_all(serde_json::to_string_pretty(state).unwrap_or_default().as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;

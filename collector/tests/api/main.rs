@@ -10,4 +10,7 @@ mod live;
 mod pollers;
 mod protocols;
 mod sinks;
+mod source_fitbit;
+mod source_scraper;
+mod source_strava;
 mod sources;

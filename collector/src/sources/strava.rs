@@ -1,0 +1,28 @@
+//! (being written)
+
+use serde_json::Value;
+use velometry_core::reading::Reading;
+
+use super::Failure;
+
+/// The `source` tag of its readings.
+pub const KIND: &str = "strava";
+
+/// A configured source of this kind.
+#[derive(Debug)]
+pub struct Strava;
+
+impl Strava {
+    /// Reads the kind's settings.
+    ///
+    /// # Errors
+    /// A message naming the setting to fix.
+    pub fn from_config(_value: toml::Value) -> Result<Self, String> {
+        Err("not yet available".into())
+    }
+
+    /// One run.
+    pub(super) async fn run(&self, _state: &mut Value) -> Result<Vec<Reading>, Failure> {
+        Ok(Vec::new())
+    }
+}
