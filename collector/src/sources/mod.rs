@@ -235,7 +235,9 @@ fn build(mut table: toml::Table, registry: &Registry) -> Result<Source, String> 
     let rest = toml::Value::Table(table);
     let poller = match kind.as_str() {
         "json" => Poller::Json(json_api::JsonApi::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
-        "scraper" => Poller::Scraper(scraper::Scraper::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
+        "scraper" => {
+            Poller::Scraper(scraper::Scraper::from_config(rest).map_err(|e| format!("{name}: {e}"))?)
+        }
         "fitbit" => Poller::Fitbit(fitbit::Fitbit::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
         "strava" => Poller::Strava(strava::Strava::from_config(rest).map_err(|e| format!("{name}: {e}"))?),
         other => return Err(format!("{name}: kind {other:?} is not one of json, scraper, fitbit, strava")),

@@ -87,7 +87,8 @@ impl OAuth {
     /// # Errors
     /// As [`OAuth::access_token`].
     pub async fn refresh(&self, state: &mut Value) -> Result<String, Failure> {
-        let refresh_token = saved(state).map_or_else(|| self.first_refresh_token.clone(), |t| t.refresh_token);
+        let refresh_token =
+            saved(state).map_or_else(|| self.first_refresh_token.clone(), |t| t.refresh_token);
         let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token)];
         let mut request = self.http.post(&self.token_url).timeout(Duration::from_secs(30));
         match self.auth {
