@@ -1,11 +1,10 @@
 //! The HTTP front: the router of ingest routes, with request metrics and a whole-request
 //! timeout. It is served by [`velometry_core::server`], with connection limits.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -16,7 +15,7 @@ use crate::metrics as m;
 
 /// The ingest router.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/write", post(lineproto::write))
         .route("/api/v2/write", post(lineproto::write))
         .route("/v1/readings", post(json::readings))
@@ -28,9 +27,8 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
-        ))
-        .layer(middleware::from_fn(track))
-        .with_state(state)
+        ));
+    velometry_core::server::with_request_metrics(router, m::http_request).with_state(state)
 }
 
 /// InfluxDB clients ping before they write.
@@ -50,15 +48,4 @@ async fn readyz(State(state): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "the write-ahead log is full or failing").into_response()
     }
-}
-
-async fn track(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    m::http_request(route, response.status().as_u16(), started.elapsed());
-    response
 }

@@ -40,3 +40,16 @@ impl InfluxAuth {
         }
     }
 }
+
+/// An error with its sources (a connection refused under a request error), for logs and
+/// messages about InfluxDB.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

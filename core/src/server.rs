@@ -6,6 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -100,4 +102,23 @@ pub async fn serve(
         () = tokio::time::sleep(drain) => tracing::warn!("Requests still in flight after the drain time; closing them."),
     }
     Ok(())
+}
+
+/// `router` with request metrics: `record(route, status, elapsed)` for every request, the
+/// route being the matched pattern (`/v1/riders/{rider}/track`), never the raw path, so that
+/// labels stay bounded.
+pub fn with_request_metrics<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    record: fn(String, u16, Duration),
+) -> Router<S> {
+    router.layer(axum::middleware::from_fn(move |request: Request, next: Next| async move {
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+        let started = std::time::Instant::now();
+        let response = next.run(request).await;
+        record(route, response.status().as_u16(), started.elapsed());
+        response
+    }))
 }

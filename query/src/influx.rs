@@ -14,7 +14,7 @@ use bytes::{Buf, BytesMut};
 use futures::{Stream, StreamExt};
 use serde::de::{Deserializer, Visitor};
 use serde::Deserialize;
-use velometry_core::influx::InfluxAuth;
+use velometry_core::influx::{error_chain, InfluxAuth};
 
 /// What went wrong talking to InfluxDB.
 #[derive(Debug, thiserror::Error)]
@@ -318,17 +318,6 @@ fn decode(status: u16, body: &[u8]) -> Result<Vec<Series>, InfluxError> {
         });
     }
     Ok(series)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }
 
 /// `name` as an InfluxQL identifier, quoted.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use flate2::write::GzEncoder;
 use reqwest::StatusCode;
 
-use velometry_core::influx::InfluxAuth;
+use velometry_core::influx::{error_chain, InfluxAuth};
 
 use super::SinkError;
 
@@ -112,16 +112,4 @@ where
         404 if text.contains("database not found") => SinkError::Retry { kind: "missing_database", message },
         _ => SinkError::Retry { kind: "server", message },
     })
-}
-
-/// An error with its sources, for logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    message
 }

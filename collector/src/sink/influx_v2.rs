@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 
-use super::influx_v1::{classify, error_chain};
+use velometry_core::influx::error_chain;
+
+use super::influx_v1::classify;
 use super::SinkError;
 
 /// Writes line protocol with the `influxdb2` client.

@@ -3,11 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -54,23 +52,11 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             request_timeout,
         ));
-    Router::new()
+    let router = Router::new()
         .route("/v1/riders/{rider}/export.gpx", get(export::gpx))
         .route("/v1/riders/{rider}/export.csv", get(export::csv))
-        .merge(api)
-        .layer(middleware::from_fn(track_request))
-        .with_state(state)
-}
-
-async fn track_request(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    crate::metrics::http_request(route, response.status().as_u16(), started.elapsed());
-    response
+        .merge(api);
+    velometry_core::server::with_request_metrics(router, crate::metrics::http_request).with_state(state)
 }
 
 /// The rider `id`, if the caller may see it: public riders are seen by anyone, private ones
