@@ -379,6 +379,89 @@ impl NatsServer {
     }
 }
 
+/// A running Prometheus with a configuration of the test's.
+pub struct PrometheusServer {
+    // Held for `kill_on_drop`.
+    _child: Child,
+    dir: TempDir,
+    /// Base URL of its HTTP API.
+    pub url: String,
+    http: reqwest::Client,
+}
+
+impl PrometheusServer {
+    /// Starts `prometheus` with `config` (the text of a prometheus.yml; relative paths in it
+    /// are read from `files`, copied next to it) and waits until it is ready.
+    ///
+    /// # Errors
+    /// When it is missing or does not come up.
+    pub async fn start(config: &str, files: &[(&str, &str)]) -> Result<PrometheusServer> {
+        require("prometheus")?;
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&path, text).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(dir.path().join("prometheus.yml"), config).map_err(|e| e.to_string())?;
+        let port = free_port()?;
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start prometheus: {e}"))?;
+        let server = PrometheusServer {
+            _child: child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = server.http.get(format!("{}/-/ready", server.url)).send().await {
+                if r.status().is_success() {
+                    return Ok(server);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("prometheus did not become ready within 30 s: {}", server.log()))
+    }
+
+    /// Its log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// Runs an instant PromQL query; returns the `data.result` array.
+    ///
+    /// # Errors
+    /// When the request fails or Prometheus refuses the query.
+    pub async fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>> {
+        let body: serde_json::Value = self
+            .http
+            .get(format!("{}/api/v1/query", self.url))
+            .query(&[("query", promql)])
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if body["status"] != "success" {
+            return Err(format!("{promql}: {body}"));
+        }
+        Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
+    }
+}
+
 /// A running VictoriaMetrics, which answers InfluxDB's `/api/v2/write`.
 pub struct VictoriaMetrics {
     // Held for `kill_on_drop`.

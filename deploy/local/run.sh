@@ -13,14 +13,16 @@
 #   3. keeps all its state in one folder at the repository root, .velometry/ (git-ignored):
 #        influxdb.conf  influxdb/  InfluxDB's config and data
 #        nats/          the JetStream store
+#        prometheus/    Prometheus's data (prometheus.yml: its config, written at every start)
 #        wal/           the collector's write-ahead log (and dead letters)
 #        riders.toml    rider "demo" (public) with device "phone"
 #        dev-token      that device's token, fresh at every start (mode 600; never commit it)
 #        logs/          one log per process
 #        run.lock       held while this script (or anything it started) runs
 #      Data survives restarts; `rm -rf .velometry` starts from nothing;
-#   4. starts influxd, nats-server, the collector, the query service and the stream hub,
-#      waits until each answers, and prints
+#   4. starts influxd, nats-server, the collector, the query service, the stream hub and
+#      Prometheus (deploy/prometheus/, on this run's ports), waits until each answers, and
+#      prints
 #      the URLs, the token and commands to post a reading and to see it in InfluxDB;
 #   5. on Ctrl-C (or SIGTERM, or the terminal closing) stops the collector first and waits
 #      while it flushes its write-ahead log to InfluxDB, then NATS, then InfluxDB. If one of
@@ -33,6 +35,7 @@
 #   VELOMETRY_STREAM_METRICS_PORT 9190  stream hub /metrics
 #   VELOMETRY_QUERY_PORT       8070  query service: history API
 #   VELOMETRY_QUERY_METRICS_PORT 9170  query service /metrics
+#   VELOMETRY_PROMETHEUS_PORT  9090  Prometheus (scrapes the three, evaluates the alert rules)
 #   VELOMETRY_INFLUX_PORT      8086  InfluxDB HTTP API
 #   VELOMETRY_INFLUX_RPC_PORT  8088  InfluxDB backup/restore RPC (default: the HTTP port + 2)
 #   VELOMETRY_NATS_PORT        4222  NATS clients
@@ -80,6 +83,7 @@ stream_port=$(port_var VELOMETRY_STREAM_PORT 8090)
 stream_metrics_port=$(port_var VELOMETRY_STREAM_METRICS_PORT 9190)
 query_port=$(port_var VELOMETRY_QUERY_PORT 8070)
 query_metrics_port=$(port_var VELOMETRY_QUERY_METRICS_PORT 9170)
+prometheus_port=$(port_var VELOMETRY_PROMETHEUS_PORT 9090)
 influx_port=$(port_var VELOMETRY_INFLUX_PORT 8086)
 # InfluxDB 1.x opens a second listener for backup/restore RPC, 127.0.0.1:8088 unless told
 # otherwise. Following the HTTP port means one override moves both (18086 → 18088).
@@ -94,6 +98,7 @@ PORTS=(
   "$stream_metrics_port|stream hub metrics|VELOMETRY_STREAM_METRICS_PORT"
   "$query_port|query service|VELOMETRY_QUERY_PORT"
   "$query_metrics_port|query service metrics|VELOMETRY_QUERY_METRICS_PORT"
+  "$prometheus_port|Prometheus|VELOMETRY_PROMETHEUS_PORT"
   "$influx_port|InfluxDB HTTP|VELOMETRY_INFLUX_PORT"
   "$influx_rpc_port|InfluxDB RPC|VELOMETRY_INFLUX_RPC_PORT"
   "$nats_port|NATS|VELOMETRY_NATS_PORT"
@@ -223,6 +228,7 @@ cleanup() {
   stop demo-rider 5
   stop stream 10
   stop query 15
+  stop prometheus 10
   # The collector first, and with time to flush: it writes what its WAL still holds to
   # InfluxDB (up to --flush-timeout, 10 s by default, after up to 10 s of requests in
   # flight), so InfluxDB must still be up. Whatever it could not send stays in the WAL.
@@ -245,6 +251,7 @@ ensure_commands "${BUILD_COMMANDS[@]}" \
   influxd:influxdb \
   influx:influxdb-client \
   nats-server:nats-server \
+  prometheus:prometheus \
   curl:curl \
   setsid:util-linux \
   flock:util-linux
@@ -274,7 +281,7 @@ bin_dir=${CARGO_TARGET_DIR:-$root/target}/release
 # ---------------------------------------------------------------------------------------
 # State: folders, InfluxDB config, riders file and token
 
-mkdir -p "$state/influxdb" "$state/nats" "$state/wal" "$logs"
+mkdir -p "$state/influxdb" "$state/nats" "$state/wal" "$state/prometheus" "$logs"
 chmod 700 "$state"  # it holds the device token
 
 # Every listener on 127.0.0.1 and on our ports, including the RPC one (the top-level
@@ -363,6 +370,19 @@ start query "$bin_dir/query" serve \
   --influx-db "$db"
 wait_ready query 30 http_ok "http://127.0.0.1:$query_port/healthz"
 
+# deploy/prometheus/prometheus.yml as it is, with its static targets on this run's ports.
+sed -e "s/127.0.0.1:9180/127.0.0.1:$metrics_port/" \
+  -e "s/127.0.0.1:9170/127.0.0.1:$query_metrics_port/" \
+  -e "s/127.0.0.1:9190/127.0.0.1:$stream_metrics_port/" \
+  -e "s|rules/\*.yml|$root/deploy/prometheus/rules/*.yml|" \
+  -e "s|targets/|$root/deploy/prometheus/targets/|" \
+  "$root/deploy/prometheus/prometheus.yml" >"$state/prometheus.yml"
+start prometheus prometheus \
+  --config.file="$state/prometheus.yml" \
+  --storage.tsdb.path="$state/prometheus" \
+  --web.listen-address="127.0.0.1:$prometheus_port"
+wait_ready prometheus 30 http_ok "http://127.0.0.1:$prometheus_port/-/ready"
+
 # Data from the first second: the demo rider, simulated, sending through the ingest API as
 # a phone would. The token goes through the environment, not the arguments, so it stays
 # out of ps.
@@ -383,6 +403,7 @@ velometry is running. Ctrl-C stops everything.
   Metrics   http://127.0.0.1:$metrics_port/metrics  (collector)
             http://127.0.0.1:$stream_metrics_port/metrics  (stream hub)
             http://127.0.0.1:$query_metrics_port/metrics  (query service)
+  Prometheus http://127.0.0.1:$prometheus_port  (alerts at /alerts)
   InfluxDB  http://127.0.0.1:$influx_port  (database $db)
   NATS      nats://127.0.0.1:$nats_port  (JetStream)
   Logs      $logs/
@@ -411,8 +432,8 @@ EOF
 # Wait: until Ctrl-C (the traps above take over) or until a process dies on its own.
 
 status=0
-wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[query]}" "${pid[stream]}" || status=$?
-for name in influxd nats collector query stream; do
+wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[query]}" "${pid[stream]}" "${pid[prometheus]}" || status=$?
+for name in influxd nats collector query stream prometheus; do
   if ! kill -0 "${pid[$name]}" 2>/dev/null; then
     unset "pid[$name]"
     show_log "$name"

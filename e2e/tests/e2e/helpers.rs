@@ -1,0 +1,83 @@
+//! Starting the whole stack: InfluxDB, NATS, and the three services as their real binaries.
+
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, RidersToml, Service};
+
+pub const ALICE_PHONE: &str = "velo_e2e_alice_phone";
+
+/// The repository's root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Everything running, on free ports.
+pub struct Stack {
+    // Held: dropping them stops them.
+    _influx: InfluxServer,
+    _nats: NatsServer,
+    _dir: TempDir,
+    pub collector: Service,
+    pub query: Service,
+    pub stream: Service,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let influx = InfluxServer::start().await.expect("influxd");
+        let nats = NatsServer::start().await.expect("nats");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let riders = dir.path().join("riders.toml");
+        std::fs::write(
+            &riders,
+            RidersToml::new().rider("alice", "Alice", true).max_hr(190).device("phone", ALICE_PHONE).build(),
+        )
+        .expect("riders file");
+        let riders = format!("--riders={}", riders.display());
+        let common = |extra: Vec<String>| {
+            let mut args = vec![
+                "serve".to_owned(),
+                "--listen=127.0.0.1:0".into(),
+                "--metrics-listen=127.0.0.1:0".into(),
+                riders.clone(),
+            ];
+            args.extend(extra);
+            args
+        };
+        let collector = Service::start(
+            workspace_binary("velometry-collector", "collector").expect("collector"),
+            common(vec![
+                format!("--influx-url={}", influx.url),
+                format!("--nats-url={}", nats.url),
+                format!("--wal-dir={}", dir.path().join("wal").display()),
+            ]),
+        )
+        .await
+        .expect("the collector starts");
+        let query = Service::start(
+            workspace_binary("velometry-query", "query").expect("query"),
+            common(vec![format!("--influx-url={}", influx.url), "--rollup-interval=1s".into()]),
+        )
+        .await
+        .expect("the query service starts");
+        let stream = Service::start(
+            workspace_binary("velometry-stream", "stream").expect("stream"),
+            common(vec![format!("--nats-url={}", nats.url)]),
+        )
+        .await
+        .expect("the stream hub starts");
+        Stack { _influx: influx, _nats: nats, _dir: dir, collector, query, stream }
+    }
+
+    /// host:port of each service's metrics listener, by job.
+    pub fn metrics_targets(&self) -> [(&'static str, String); 3] {
+        let host =
+            |s: &Service| s.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
+        [
+            ("velometry-collector", host(&self.collector)),
+            ("velometry-query", host(&self.query)),
+            ("velometry-stream", host(&self.stream)),
+        ]
+    }
+}
