@@ -1,5 +1,6 @@
 //! The platform as a whole: Prometheus's configuration and alert rules against promtool and
 //! against a real Prometheus scraping the real services.
 
+mod grafana;
 mod helpers;
 mod prometheus;
