@@ -213,6 +213,11 @@ impl Fitbit {
         Ok(Fitbit { http, oauth, api_url, days_back, resources })
     }
 
+    /// Its OAuth client.
+    pub(super) fn oauth(&self) -> &OAuth {
+        &self.oauth
+    }
+
     /// One run: the profile's offset, then every resource from where the last run stopped.
     pub(super) async fn run(&self, state: &mut Value) -> Result<Vec<Reading>, Failure> {
         let mut api = Api { fitbit: self, state };

@@ -167,6 +167,15 @@ impl Poller {
         }
     }
 
+    /// Tells the kinds that hold rotating credentials where the source's state is saved.
+    fn keep_state_in(&self, path: &Path) {
+        match self {
+            Poller::Fitbit(p) => p.oauth().keep_in(path.to_owned()),
+            Poller::Strava(p) => p.oauth().keep_in(path.to_owned()),
+            Poller::Json(_) | Poller::Scraper(_) => {}
+        }
+    }
+
     async fn run(&self, state: &mut serde_json::Value) -> Result<Vec<Reading>, Failure> {
         match self {
             Poller::Json(p) => p.run(state).await,
@@ -292,6 +301,7 @@ pub fn spawn(
 async fn run(source: Arc<Source>, ingest: Ingest, state_dir: PathBuf, mut stop: watch::Receiver<bool>) {
     let name = source.common.name.clone();
     let path = state_dir.join(format!("{name}.json"));
+    source.poller.keep_state_in(&path);
     let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
@@ -340,7 +350,7 @@ async fn once(source: &Source, ingest: &Ingest, path: &Path) -> Result<usize, Fa
 }
 
 /// `state` with the `"oauth"` entry of `newer`.
-fn with_oauth(mut state: serde_json::Value, newer: &serde_json::Value) -> serde_json::Value {
+pub(super) fn with_oauth(mut state: serde_json::Value, newer: &serde_json::Value) -> serde_json::Value {
     if let Some(oauth) = newer.get("oauth") {
         if !state.is_object() {
             state = serde_json::Value::Object(serde_json::Map::new());
@@ -352,7 +362,7 @@ fn with_oauth(mut state: serde_json::Value, newer: &serde_json::Value) -> serde_
     state
 }
 
-fn load_state(path: &Path) -> serde_json::Value {
+pub(super) fn load_state(path: &Path) -> serde_json::Value {
     std::fs::read(path)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
@@ -360,7 +370,7 @@ fn load_state(path: &Path) -> serde_json::Value {
 }
 
 /// Writes `state` atomically (a temporary file renamed over the old one, both synced).
-fn save_state(path: &Path, state: &serde_json::Value) -> std::io::Result<()> {
+pub(super) fn save_state(path: &Path, state: &serde_json::Value) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -4,6 +4,8 @@
 //! saves even when a run fails, so a rotated refresh token is never lost; the refresh token
 //! in the sources file is only the first one.
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +24,7 @@ pub enum ClientAuth {
 }
 
 /// A token endpoint and the client's credentials.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OAuth {
     http: reqwest::Client,
     token_url: String,
@@ -30,6 +32,19 @@ pub struct OAuth {
     client_secret: String,
     first_refresh_token: String,
     auth: ClientAuth,
+    /// The source's state file: a rotated refresh token is written there the moment it
+    /// arrives, because the provider has already invalidated the old one.
+    state_file: OnceLock<PathBuf>,
+}
+
+impl std::fmt::Debug for OAuth {
+    // Secrets and tokens stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .finish()
+    }
 }
 
 /// The current tokens, as saved in the state.
@@ -66,7 +81,13 @@ impl OAuth {
             client_secret: client_secret.to_owned(),
             first_refresh_token: refresh_token.to_owned(),
             auth,
+            state_file: OnceLock::new(),
         }
+    }
+
+    /// Saves rotated tokens into `path` (the source's state file) as soon as they arrive.
+    pub fn keep_in(&self, path: PathBuf) {
+        let _ = self.state_file.set(path);
     }
 
     /// An access token valid for at least another minute: the saved one, or a fresh one
@@ -125,10 +146,59 @@ impl OAuth {
         if let Some(object) = state.as_object_mut() {
             object.insert("oauth".into(), serde_json::to_value(tokens).unwrap_or(Value::Null));
         }
+        if let Some(path) = self.state_file.get() {
+            // The rest of the state on disk stays as it was: progress moves only with the
+            // readings it describes.
+            let saved = super::with_oauth(super::load_state(path), state);
+            if let Err(e) = super::save_state(path, &saved) {
+                tracing::error!(file = %path.display(), error = %e,
+                    "Cannot save a rotated OAuth refresh token; if the collector stops before the run ends, authorise the source again.");
+            }
+        }
         Ok(access)
     }
 }
 
 fn saved(state: &Value) -> Option<Tokens> {
     serde_json::from_value(state.get("oauth")?.clone()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::post;
+    use axum::{Form, Json, Router};
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_rotated_token_is_on_disk_at_once_and_the_progress_on_disk_is_left_alone() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/token", listener.local_addr().expect("addr"));
+        let app = Router::new().route(
+            "/token",
+            post(|Form(form): Form<std::collections::BTreeMap<String, String>>| async move {
+                let next = format!("{}+", form["refresh_token"]);
+                Json(json!({"access_token": "a1", "refresh_token": next, "expires_in": 3600}))
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("fitbit.json");
+        super::super::save_state(&path, &json!({"since": 5})).expect("saved");
+
+        let oauth = OAuth::new(reqwest::Client::new(), &url, "id", "secret", "r0", ClientAuth::Form);
+        oauth.keep_in(path.clone());
+        // Progress made in memory during the run, not yet stored with its readings.
+        let mut state = json!({"since": 9});
+        assert_eq!(oauth.access_token(&mut state).await.expect("token"), "a1");
+        let on_disk: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+        assert_eq!(on_disk["oauth"]["refresh_token"], "r0+", "the rotated token, at once");
+        assert_eq!(on_disk["since"], 5, "the progress on disk moves only with its readings");
+        assert_eq!(state["since"], 9);
+        oauth.refresh(&mut state).await.expect("token");
+        let on_disk: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("JSON");
+        assert_eq!(on_disk["oauth"]["refresh_token"], "r0++", "refreshed from the rotated one");
+        assert!(!format!("{oauth:?}").contains("secret"));
+    }
 }

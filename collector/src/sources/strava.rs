@@ -350,6 +350,11 @@ impl Strava {
         Ok(Strava { http, oauth, api_url, since })
     }
 
+    /// Its OAuth client.
+    pub(super) fn oauth(&self) -> &OAuth {
+        &self.oauth
+    }
+
     /// One run.
     pub(super) async fn run(&self, state: &mut Value) -> Result<Vec<Reading>, Failure> {
         let now = now_nanos();
