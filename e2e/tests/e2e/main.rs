@@ -3,4 +3,5 @@
 
 mod grafana;
 mod helpers;
+mod k6;
 mod prometheus;
