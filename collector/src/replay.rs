@@ -101,7 +101,7 @@ pub async fn run(args: ReplayArgs, stop: impl std::future::Future<Output = ()>) 
             tasks.spawn(synthetic(rider, Device::new(&http, &url, token, &counts), every));
         }
         eprintln!(
-            "Riding {} simulated riders at {}× real time; Ctrl-C stops.",
+            "Riding {} simulated rider(s) at {}× real time; Ctrl-C stops.",
             args.tokens.len(),
             args.speed
         );
