@@ -3,7 +3,7 @@
 //   QUERY_URL      the query service                (default http://127.0.0.1:8070)
 //   STREAM_URL     the stream hub                   (default http://127.0.0.1:8090)
 //   TOKENS         device tokens, comma-separated; VU n sends as device n modulo their count.
-//                  The collector limits each token (--rate-per-token, 200 requests/s by
+//                  The collector limits each token (--rate-limit, 200 requests/s by
 //                  default): give enough tokens for the rate asked, or raise the limit.
 //   RIDERS         rider ids to ask history and follow, comma-separated (default demo)
 //   SUMMARY        where handleSummary writes its JSON (default summary.json)
