@@ -203,3 +203,25 @@ async fn health_and_readiness() {
     assert_eq!(env.http.get(env.url("/readyz")).send().await.expect("readyz").status(), 200);
     assert_eq!(env.http.get(env.url("/ping")).send().await.expect("ping").status(), 204);
 }
+
+#[tokio::test]
+async fn create_database_from_influx_clients_succeeds_and_queries_are_sent_elsewhere() {
+    let env = Env::start(&[]).await;
+    let query = |q: &str, token: Option<&str>| {
+        let mut request = env.http.post(env.url("/query")).form(&[("q", q)]);
+        if let Some(t) = token {
+            request = request.header("Authorization", format!("Token {t}"));
+        }
+        request.send()
+    };
+    // What Telegraf's InfluxDB output sends at start.
+    let created = query("CREATE DATABASE \"telegraf\"", Some(ALICE_EDGE)).await.expect("answers");
+    assert_eq!(created.status(), 200);
+    let body: serde_json::Value = created.json().await.expect("JSON");
+    assert_eq!(body, serde_json::json!({"results": [{"statement_id": 0}]}));
+    let refused = query("SELECT * FROM gps", Some(ALICE_EDGE)).await.expect("answers");
+    assert_eq!(refused.status(), 400);
+    let body: serde_json::Value = refused.json().await.expect("JSON");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("query service")), "{body}");
+    assert_eq!(query("CREATE DATABASE x", None).await.expect("answers").status(), 401);
+}
