@@ -101,7 +101,8 @@ async fn connection(
     let id = state.hub.connection_id();
     let queue = Arc::new(Queue::new(state.limits.queue, state.limits.slow_after));
     let (sink, mut stream) = socket.split();
-    let (close_tx, close_rx) = watch::channel(None::<(u16, &'static str)>);
+    // The reader tells the writer to end the connection: close code, text, metrics reason.
+    let (close_tx, close_rx) = watch::channel(None::<(u16, &'static str, &'static str)>);
     let mut writer = tokio::spawn(write(sink, queue.clone(), state.limits, close_rx, state.stop.clone()));
     let mut writer_reason = None;
     let mut followed: BTreeSet<RiderId> = BTreeSet::new();
@@ -123,7 +124,7 @@ async fn connection(
         };
         let message = match next {
             Err(_) => {
-                let _ = close_tx.send(Some((CLOSE_IDLE, "idle timeout")));
+                let _ = close_tx.send(Some((CLOSE_IDLE, "idle timeout", "idle")));
                 break "idle";
             }
             Ok(None) | Ok(Some(Err(_))) => break "client",
@@ -177,6 +178,11 @@ async fn connection(
     for rider in &followed {
         state.hub.unfollow(rider, id);
     }
+    if reason == "client" && writer_reason.is_none() {
+        // The client closed or went away: the writer answers its Close (or finds the socket
+        // gone) and ends, which releases the connection.
+        let _ = close_tx.send(Some((1000, "", "client")));
+    }
     queue.wake();
     let reason = match writer_reason {
         Some(ended) => ended,
@@ -220,7 +226,7 @@ async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     queue: Arc<Queue>,
     limits: Limits,
-    mut close: watch::Receiver<Option<(u16, &'static str)>>,
+    mut close: watch::Receiver<Option<(u16, &'static str, &'static str)>>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<&'static str> {
     let mut ping =
@@ -239,13 +245,15 @@ async fn write(
                 }
             }
             _ = ping.tick() => {
-                if tokio::time::timeout(limits.slow_after, sink.send(Message::Ping(Default::default()))).await.is_err() {
-                    break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow");
+                match tokio::time::timeout(limits.slow_after, sink.send(Message::Ping(Default::default()))).await {
+                    Err(_) => break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow"),
+                    Ok(Err(_)) => return None,
+                    Ok(Ok(())) => {}
                 }
             }
             changed = close.changed() => {
                 match (changed, *close.borrow()) {
-                    (Ok(()), Some((code, why))) => break (code, why, "idle"),
+                    (Ok(()), Some((code, why, reason))) => break (code, why, reason),
                     _ => return None,
                 }
             }

@@ -145,3 +145,46 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
     let text = hub.metrics().await.expect("metrics");
     assert_eq!(metric(&text, "stream_closes_total{reason=\"idle\"}"), 1.0, "{text}");
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_frees_its_connection() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub = hub(&nats, &riders, &["--max-connections=2"]).await;
+    for round in 0..3 {
+        let mut polite = Client::connect(&hub, "").await;
+        polite.next(5 * SECOND).await.expect("hello");
+        polite.socket.send(Message::Close(None)).await.expect("close");
+        // The hub completes the closing handshake: the client's stream ends.
+        let ended = tokio::time::timeout(5 * SECOND, async {
+            while let Some(Ok(message)) = polite.socket.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "round {round}: the connection ends after the client's Close");
+        // Another simply drops its TCP connection.
+        let rude = Client::connect(&hub, "").await;
+        drop(rude);
+    }
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = hub.metrics().await.expect("metrics");
+        if metric(&text, "stream_connections ") == 0.0
+            && metric(&text, "stream_closes_total{reason=\"client\"}") >= 6.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&text, "stream_connections "), 0.0, "{text}");
+    assert_eq!(metric(&text, "stream_closes_total{reason=\"client\"}"), 6.0, "{text}");
+    // Six clients came and went through a cap of two: the slots were freed.
+    let mut last = Client::connect(&hub, "").await;
+    assert_eq!(last.next(5 * SECOND).await.expect("hello")["type"], "hello");
+}
