@@ -57,10 +57,15 @@ pub async fn serve_metrics(
     handle: PrometheusHandle,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // The standard process metrics (CPU seconds, resident memory, open files, threads),
+    // read at each scrape.
+    let process = metrics_process::Collector::default();
+    process.describe();
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();
+            process.collect();
             async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
