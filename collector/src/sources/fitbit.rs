@@ -197,11 +197,7 @@ impl Fitbit {
         if let Some(unknown) = table.keys().next() {
             return Err(format!("unknown key `{unknown}` (a fitbit source knows {KEYS})"));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = super::http_client()?;
         let oauth = OAuth::new(
             http.clone(),
             &token_url,

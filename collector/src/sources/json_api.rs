@@ -21,7 +21,6 @@
 //! items not newer than that are skipped whatever the API answers.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -125,11 +124,7 @@ impl JsonApi {
             other => return Err(format!("since_format {other:?} is not rfc3339 or unix")),
         };
         reqwest::Url::parse(&c.url.replace("{since}", "x")).map_err(|e| format!("url {:?}: {e}", c.url))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = super::http_client()?;
         Ok(JsonApi {
             http,
             url: c.url,

@@ -186,6 +186,20 @@ impl Poller {
     }
 }
 
+/// The HTTP client every source fetches with: bounded connect and request times, and a
+/// user agent that names us to the provider.
+///
+/// # Errors
+/// When TLS cannot be set up.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .user_agent(concat!("velometry/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))
+}
+
 /// Reads a sources file against the riders file.
 ///
 /// # Errors

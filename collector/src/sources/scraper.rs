@@ -21,8 +21,6 @@
 //! site changed its layout) fails the run with the selector named, rather than writing
 //! zeros; so does a page whose text no longer reads as numbers or a time.
 
-use std::time::Duration;
-
 use scraper::{Html, Selector};
 use serde::Deserialize;
 use serde_json::Value;
@@ -147,12 +145,7 @@ impl Scraper {
             pattern if pattern.contains('%') => Some(pattern.to_owned()),
             other => return Err(format!("time_format {other:?} is not rfc3339 or a strftime pattern")),
         };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("velometry/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = super::http_client()?;
         Ok(Scraper {
             http,
             url: c.url,

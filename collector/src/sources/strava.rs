@@ -334,11 +334,7 @@ impl Strava {
         if let Some(unknown) = table.keys().next() {
             return Err(format!("unknown field `{unknown}`, expected one of {}", SETTINGS.join(", ")));
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = super::http_client()?;
         let oauth = OAuth::new(
             http.clone(),
             &token_url,

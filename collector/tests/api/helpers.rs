@@ -90,13 +90,25 @@ pub struct Env {
     pub influx: InfluxServer,
     pub collector: Collector,
     pub http: reqwest::Client,
+    /// Files the collector reads at every start (a sources file).
+    kept: Vec<TempDir>,
 }
 
 impl Env {
     pub async fn start(extra: &[&str]) -> Env {
         let influx = InfluxServer::start().await.expect("influxd");
         let collector = Collector::start(&influx.url, extra).await;
-        Env { influx, collector, http: reqwest::Client::new() }
+        Env { influx, collector, http: reqwest::Client::new(), kept: Vec::new() }
+    }
+
+    /// InfluxDB plus a collector polling the sources file whose text is `sources`.
+    pub async fn with_sources(sources: &str) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sources.toml");
+        std::fs::write(&path, sources).expect("sources file");
+        let mut env = Env::start(&[&format!("--sources={}", path.display())]).await;
+        env.kept.push(dir);
+        env
     }
 
     pub fn url(&self, path: &str) -> String {

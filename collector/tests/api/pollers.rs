@@ -78,12 +78,8 @@ async fn a_json_api_is_polled_incrementally_and_survives_429_500_and_a_restart()
     let app = Router::new().route("/v1/measurements", get(measurements)).with_state(cuff.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sources = dir.path().join("sources.toml");
-    std::fs::write(
-        &sources,
-        format!(
-            r#"
+    let sources = format!(
+        r#"
 [[source]]
 name = "cuff"
 kind = "json"
@@ -96,13 +92,10 @@ metric = "blood_pressure"
 time = "/taken_at"
 fields = {{ systolic = "/sys", diastolic = "/dia", pulse = "/pulse" }}
 "#
-        ),
-    )
-    .expect("sources file");
+    );
     // The secret comes from the environment, never from the file.
     std::env::set_var("VELOMETRY_TEST_CUFF_TOKEN", "cuff-secret");
-    let sources_flag = format!("--sources={}", sources.display());
-    let mut env = Env::start(&[&sources_flag]).await;
+    let mut env = Env::with_sources(&sources).await;
 
     let q = "SELECT \"systolic\", \"diastolic\", \"pulse\" FROM \"blood_pressure\" WHERE \"device\" = 'cuff' AND \"source\" = 'json_api'";
     let rows = env.wait_rows(q, 2).await;

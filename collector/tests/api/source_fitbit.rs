@@ -407,12 +407,8 @@ async fn fitbit_is_polled_with_rotated_tokens_and_resumes_after_a_restart() {
     let app = Router::new().route("/oauth2/token", post(token)).fallback(api).with_state(fake.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sources = dir.path().join("sources.toml");
-    std::fs::write(
-        &sources,
-        format!(
-            r#"
+    let sources = format!(
+        r#"
 [[source]]
 name = "charge6"
 kind = "fitbit"
@@ -425,13 +421,10 @@ api_url = "{base}"
 token_url = "{base}/oauth2/token"
 days_back = 1
 "#
-        ),
-    )
-    .expect("sources file");
+    );
     std::env::set_var("VELOMETRY_TEST_FITBIT_SECRET", CLIENT_SECRET);
     std::env::set_var("VELOMETRY_TEST_FITBIT_REFRESH_TOKEN", FIRST_REFRESH_TOKEN);
-    let sources_flag = format!("--sources={}", sources.display());
-    let mut env = Env::start(&[&sources_flag]).await;
+    let mut env = Env::with_sources(&sources).await;
 
     // Everything lands, tagged with the source's name and kind, at UTC times.
     let tags = "\"rider\" = 'alice' AND \"device\" = 'charge6' AND \"source\" = 'fitbit'";

@@ -40,17 +40,11 @@ async fn a_tracking_page_is_scraped_once_per_fix_and_a_new_layout_is_a_failure()
         .with_state(current.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sources = dir.path().join("sources.toml");
-    std::fs::write(
-        &sources,
-        format!(
+    let sources = format!(
             "[[source]]\nname = \"tracker\"\nkind = \"scraper\"\nrider = \"alice\"\nevery = \"1s\"\nurl = \"{url}\"\n\
              position = \"#pos\"\ntime = \"#at\"\ntime_format = \"%d/%m/%Y %H:%M:%S\"\nspeed = \".speed\"\nheart_rate = \".hr\"\n"
-        ),
-    )
-    .expect("sources file");
-    let env = Env::start(&[&format!("--sources={}", sources.display())]).await;
+        );
+    let env = Env::with_sources(&sources).await;
     let q = "SELECT \"lat\", \"lon\", \"speed\" FROM \"gps\" WHERE \"device\" = 'tracker' AND \"source\" = 'scraper'";
     let rows = env.wait_rows(q, 1).await;
     assert_eq!((rows[0]["lat"].as_f64(), rows[0]["lon"].as_f64()), (Some(45.0703), Some(7.6869)));

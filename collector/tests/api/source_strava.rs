@@ -289,12 +289,8 @@ async fn strava_activities_and_streams_land_with_rotated_tokens_a_401_a_429_and_
         .with_state(strava.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sources = dir.path().join("sources.toml");
-    std::fs::write(
-        &sources,
-        format!(
-            r#"
+    let sources = format!(
+        r#"
 [[source]]
 name = "strava"
 kind = "strava"
@@ -307,14 +303,11 @@ api_url = "{base}/api/v3"
 token_url = "{base}/oauth/token"
 since = "2018-01-01T00:00:00Z"
 "#
-        ),
-    )
-    .expect("sources file");
+    );
     // Secrets come from the environment, never from the file.
     std::env::set_var("VELOMETRY_TEST_STRAVA_SECRET", CLIENT_SECRET);
     std::env::set_var("VELOMETRY_TEST_STRAVA_REFRESH", FIRST_REFRESH_TOKEN);
-    let sources_flag = format!("--sources={}", sources.display());
-    let mut env = Env::start(&[&sources_flag]).await;
+    let mut env = Env::with_sources(&sources).await;
 
     // Every activity once, and three GPS samples of each, at start_date + time, in UTC.
     let where_ = "WHERE \"rider\" = 'alice' AND \"device\" = 'strava' AND \"source\" = 'strava'";
