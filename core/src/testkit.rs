@@ -35,6 +35,19 @@ pub fn workspace_binary(package: &str, name: &str) -> Result<PathBuf> {
     Ok(binary)
 }
 
+/// The best time of `runs` runs of `f` (a benchmark's kernel), and what its last run
+/// returned, kept from the optimiser by `black_box`.
+pub fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
+    let mut best = Duration::MAX;
+    let mut out = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        out = std::hint::black_box(f());
+        best = best.min(started.elapsed());
+    }
+    (best, out)
+}
+
 /// A riders file for tests and benchmarks, written from the riders, devices and viewers
 /// added to it; tokens are hashed as the real file holds them.
 #[derive(Debug, Default)]

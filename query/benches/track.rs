@@ -2,21 +2,8 @@
 //!
 //! `cargo bench -p velometry-query --bench track -- [--points N] [--vertices K]`
 
-use std::hint::black_box;
-use std::time::{Duration, Instant};
-
+use velometry_core::testkit::best_of;
 use velometry_query::track::{simplify, Vertex};
-
-fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
-    let mut best = Duration::MAX;
-    let mut out = 0;
-    for _ in 0..runs {
-        let started = Instant::now();
-        out = black_box(f());
-        best = best.min(started.elapsed());
-    }
-    (best, out)
-}
 
 fn main() {
     let n = velometry_core::testkit::flag("--points", 21 * 86_400) as usize;
