@@ -4,7 +4,7 @@
 //   k6 run -e TOKENS=velo_…,velo_… -e RATE=2000 k6/ingest.js
 import http from 'k6/http';
 import { check } from 'k6';
-import { collector, token, position, summary } from './lib/config.js';
+import { collector, token, position, summary, summaryTrendStats } from './lib/config.js';
 
 const rate = Number(__ENV.RATE || 1000);
 const duration = __ENV.DURATION || '60s';
@@ -21,6 +21,7 @@ const scenario = (exec, share) => ({
 });
 
 export const options = {
+  summaryTrendStats,
   scenarios: {
     json_single: scenario('jsonSingle', 0.5),
     json_batch: scenario('jsonBatch', 0.2),

@@ -2,15 +2,19 @@
 // month, several point budgets and methods), tracks, summaries and latest values.
 //
 //   k6 run -e RIDERS=demo -e RATE=200 k6/query.js
+//
+// MIX=chart asks only the commonest request, a chart of the last hour of heart rate at
+// 1,000 points, instead of the whole mix.
 import http from 'k6/http';
 import { check } from 'k6';
-import { query, riders, summary } from './lib/config.js';
+import { query, riders, summary, summaryTrendStats } from './lib/config.js';
 
 const rate = Number(__ENV.RATE || 100);
 const duration = __ENV.DURATION || '60s';
 const vus = Number(__ENV.VUS || 100);
 
 export const options = {
+  summaryTrendStats,
   scenarios: {
     history: {
       executor: 'constant-arrival-rate',
@@ -40,13 +44,14 @@ const mix = [
   [10, (r, now) => `/v1/riders/${r}/summary?from=${now - 2 * HOUR}&to=${now}`],
   [15, (r) => `/v1/riders/${r}/latest`],
 ];
-const total = mix.reduce((sum, [w]) => sum + w, 0);
+const asked = __ENV.MIX === 'chart' ? mix.slice(0, 1) : mix;
+const total = asked.reduce((sum, [w]) => sum + w, 0);
 
 export function history() {
   const rider = riders[(__VU + __ITER) % riders.length];
   let pick = (__ITER * 7919 + __VU * 104729) % total;
-  let build = mix[0][1];
-  for (const [weight, path] of mix) {
+  let build = asked[0][1];
+  for (const [weight, path] of asked) {
     if (pick < weight) {
       build = path;
       break;

@@ -6,7 +6,7 @@
 export { jsonSingle, jsonBatch, lineProtocol, osmand } from './ingest.js';
 export { history } from './query.js';
 export { follow } from './live.js';
-import { summary } from './lib/config.js';
+import { summary, summaryTrendStats } from './lib/config.js';
 
 const steady = (exec, rate) => ({
   executor: 'constant-arrival-rate',
@@ -19,6 +19,7 @@ const steady = (exec, rate) => ({
 });
 
 export const options = {
+  summaryTrendStats,
   scenarios: {
     json_single: steady('jsonSingle', 20),
     json_batch: steady('jsonBatch', 2),

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 #
-# Helpers shared by deploy/local/run.sh and deploy/local/test.sh: messages, and installing
-# the Debian packages that provide missing commands. Sourced, never run on its own.
+# Helpers shared by the scripts of deploy/local/: messages, and installing the Debian
+# packages that provide missing commands and the Python packages that provide others.
+# Sourced, never run on its own.
 #
 # Both scripts must work on a fresh Debian 12 machine, as root without sudo or as a user
 # with sudo, so everything that installs goes through `as_root` and `apt_install` here.
@@ -100,3 +101,58 @@ require_cargo() {
 # gcc, which --no-install-recommends skips, and without it nothing links.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 BUILD_COMMANDS=('cc:gcc libc6-dev')
+
+# Whether pip may install into this python3: not into a distribution's own Python, which
+# marks itself EXTERNALLY-MANAGED (PEP 668; Debian 12 does), unless it runs in a venv.
+pip_allowed() {
+  python3 - <<'EOF'
+import os, sys, sysconfig
+in_venv = sys.prefix != sys.base_prefix
+marked = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+sys.exit(0 if in_venv or not marked else 1)
+EOF
+}
+
+# ensure_pip 'PYTHON STATEMENT' COMMAND… -- PACKAGE… — pip-installs the PACKAGEs unless the
+# statement (imports) runs and every COMMAND is on PATH already. Where the system's python3
+# refuses pip installs, into a private venv, .velometry/python at the repository root
+# (git-ignored), put first on PATH so that later `python3` and the commands are its own.
+# Needs $root, the repository root.
+ensure_pip() {
+  # shellcheck disable=SC2154 # $root is set by the script that sources this file
+  local check=$1 commands=() venv=$root/.velometry/python ok=1 cmd
+  shift
+  while (($#)) && [[ $1 != -- ]]; do
+    commands+=("$1")
+    shift
+  done
+  shift
+  # A venv made by an earlier run comes first on PATH, for the tests as much as for us.
+  if [[ -x $venv/bin/python3 && :$PATH: != *:$venv/bin:* ]]; then
+    export PATH=$venv/bin:$PATH
+  fi
+  python3 -c "$check" 2>/dev/null || ok=0
+  for cmd in "${commands[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || ok=0
+  done
+  ((ok)) && return 0
+  ensure_commands python3:python3
+  if ! pip_allowed; then
+    # Rather than --break-system-packages: a private venv. Debian ships venv's pip separately.
+    say "python3 is managed by the system (PEP 668): installing into $venv instead"
+    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+      rm -rf "$venv"
+      apt_install python3-venv
+      python3 -m venv "$venv"
+    fi
+    export PATH=$venv/bin:$PATH
+  elif ! python3 -m pip --version >/dev/null 2>&1; then
+    apt_install python3-pip
+  fi
+  say "Installing the Python packages $* (pip)"
+  python3 -m pip install --quiet "$@"
+  python3 -c "$check" || die "python3 still cannot run: $check (after pip install $*)"
+  for cmd in "${commands[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || die "$cmd is still not on PATH after pip install $*"
+  done
+}

