@@ -32,6 +32,8 @@ pub struct Settings {
     pub influx_auth: InfluxAuth,
     /// Whether InfluxDB's answers are asked gzipped.
     pub influx_gzip: bool,
+    /// How long identical reads share one answer.
+    pub read_cache_ttl: Duration,
     /// The riders file.
     pub riders: PathBuf,
     /// The rollup job.

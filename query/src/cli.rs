@@ -55,6 +55,11 @@ pub struct ServeArgs {
     /// third of its CPU per query (profiled), which is worth it only over a slow link.
     #[arg(long, env = "VELOMETRY_INFLUX_GZIP", default_value_t = false, action = clap::ArgAction::Set)]
     pub influx_gzip: bool,
+    /// How long identical reads share one InfluxDB answer: requests for the same chart made
+    /// within it cost InfluxDB one read, and may be that much behind the newest readings.
+    /// `0s` turns sharing off.
+    #[arg(long, env = "VELOMETRY_READ_CACHE_TTL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub read_cache_ttl: Duration,
     /// The riders file (the same as the collector's): public riders are readable by anyone,
     /// private ones need a viewer token.
     #[arg(long, env = "VELOMETRY_RIDERS")]
@@ -104,6 +109,7 @@ impl ServeArgs {
             influx_db: self.influx_db,
             influx_auth: auth,
             influx_gzip: self.influx_gzip,
+            read_cache_ttl: self.read_cache_ttl,
             riders: self.riders,
             rollups: RollupSettings {
                 interval: self.rollup_interval,

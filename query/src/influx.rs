@@ -4,10 +4,15 @@
 //! Answers are decoded straight into [`Series`] of [`Cell`]s, without a generic JSON tree in
 //! between: a year of hourly rollups is tens of thousands of rows. Long reads go through
 //! [`Influx::query_chunks`], which hands InfluxDB's chunked answer over one chunk at a time so
-//! that a three-week export never sits in memory at once.
+//! that a three-week export never sits in memory at once. Reads that many requests repeat go
+//! through [`Influx::read_shared`] and [`Influx::query_shared`], which share one answer among
+//! identical statements for a moment (see [`shared`]).
+
+pub mod shared;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
@@ -145,6 +150,7 @@ pub struct Influx {
     url: String,
     db: String,
     auth: InfluxAuth,
+    shared: Arc<shared::Shared<Vec<Series>>>,
 }
 
 impl Influx {
@@ -159,7 +165,20 @@ impl Influx {
             .pool_idle_timeout(Duration::from_secs(30))
             .gzip(gzip)
             .build()?;
-        Ok(Influx { http, url: url.trim_end_matches('/').to_owned(), db: db.to_owned(), auth })
+        Ok(Influx {
+            http,
+            url: url.trim_end_matches('/').to_owned(),
+            db: db.to_owned(),
+            auth,
+            shared: Arc::new(shared::Shared::new(Duration::ZERO)),
+        })
+    }
+
+    /// The same client, sharing the answers of identical reads for `ttl` (zero: never).
+    #[must_use]
+    pub fn sharing_reads(mut self, ttl: Duration) -> Influx {
+        self.shared = Arc::new(shared::Shared::new(ttl));
+        self
     }
 
     /// The database.
@@ -195,6 +214,43 @@ impl Influx {
         .await;
         crate::metrics::influx_query(answer.is_ok(), started.elapsed());
         answer
+    }
+
+    /// Like [`Influx::query`], sharing the answer with identical statements asked within the
+    /// read time to live.
+    ///
+    /// # Errors
+    /// As [`Influx::query`].
+    pub async fn query_shared(&self, q: &str) -> Result<Arc<Vec<Series>>, InfluxError> {
+        let (answer, was_shared) = self.shared.get(q, || self.query(q)).await?;
+        crate::metrics::shared_read(was_shared);
+        Ok(answer)
+    }
+
+    /// One statement's whole answer, read in chunks, series split across chunks joined
+    /// again; shared with identical statements asked within the read time to live.
+    ///
+    /// # Errors
+    /// As [`Influx::query_chunks`].
+    pub async fn read_shared(&self, q: &str) -> Result<Arc<Vec<Series>>, InfluxError> {
+        let read = || async {
+            let mut out: Vec<Series> = Vec::new();
+            let mut chunks = std::pin::pin!(self.query_chunks(q));
+            while let Some(chunk) = chunks.next().await {
+                for s in chunk? {
+                    match out.last_mut() {
+                        Some(last) if last.name == s.name && last.tags == s.tags => {
+                            last.values.extend(s.values)
+                        }
+                        _ => out.push(s),
+                    }
+                }
+            }
+            Ok(out)
+        };
+        let (answer, was_shared) = self.shared.get(q, read).await?;
+        crate::metrics::shared_read(was_shared);
+        Ok(answer)
     }
 
     /// Runs one statement and yields its answer chunk by chunk (at most 10,000 rows each), in

@@ -16,6 +16,8 @@ pub const REFUSED: &str = "query_connections_refused_total";
 pub const INFLUX_QUERIES: &str = "query_influx_queries_total";
 /// Duration of InfluxQL requests.
 pub const INFLUX_DURATION: &str = "query_influx_query_duration_seconds";
+/// Reads of repeated statements, by whether InfluxDB was asked or an answer shared.
+pub const SHARED_READS: &str = "query_influx_shared_reads_total";
 /// Series answers, by the tier they were read from (raw, 1m, 1h).
 pub const SERIES_ANSWERS: &str = "query_series_answers_total";
 /// Rollup cycles, by outcome (ok, error).
@@ -43,6 +45,10 @@ pub(crate) fn refused() {
 pub(crate) fn influx_query(ok: bool, elapsed: Duration) {
     counter!(INFLUX_QUERIES, "outcome" => if ok { "ok" } else { "error" }).increment(1);
     histogram!(INFLUX_DURATION).record(elapsed.as_secs_f64());
+}
+
+pub(crate) fn shared_read(shared: bool) {
+    counter!(SHARED_READS, "outcome" => if shared { "shared" } else { "read" }).increment(1);
 }
 
 pub(crate) fn series_answer(tier: &'static str) {
@@ -78,6 +84,7 @@ mod tests {
             super::REFUSED,
             super::INFLUX_QUERIES,
             super::INFLUX_DURATION,
+            super::SHARED_READS,
             super::SERIES_ANSWERS,
             super::ROLLUP_CYCLES,
             super::ROLLUP_DURATION,

@@ -208,7 +208,7 @@ pub async fn main_devices<const N: usize>(
         })
         .collect();
     let mut best: BTreeMap<&'static str, (i64, String)> = BTreeMap::new();
-    for s in influx.query(&statements.join("; ")).await? {
+    for s in influx.query_shared(&statements.join("; ")).await?.iter() {
         let Some(&(measurement, _)) = measurements.iter().find(|(m, _)| *m == s.name) else { continue };
         let (Some(device), Some(count)) =
             (s.tags.get("device"), s.values.first().and_then(|r| r.get(1)?.as_i64()))

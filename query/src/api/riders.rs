@@ -126,7 +126,7 @@ pub async fn latest(
         })
         .collect();
     let mut metrics = BTreeMap::new();
-    for s in state.influx.query(&statements.join("; ")).await? {
+    for s in state.influx.query_shared(&statements.join("; ")).await?.iter() {
         let (Some(metric), Some(row)) = (Metric::from_name(&s.name), s.values.first()) else { continue };
         let Some(time) = row.first().and_then(Cell::as_i64) else { continue };
         let mut fields = BTreeMap::new();

@@ -14,13 +14,13 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures::StreamExt;
 use serde::Serialize;
 use velometry_core::reading::Metric;
 
 use super::{cached_json, millis, visible, AppState, Params, TimeRange};
 use crate::downsample::{lttb, m4_of, minmax_lttb, regroup, windows, Point, Window};
 use crate::error::ApiError;
+use crate::influx::shared::widen;
 use crate::influx::{ident, literal, Cell, Influx};
 use crate::rollup::{self, Tier, TIERS};
 
@@ -209,33 +209,33 @@ impl Source<'_> {
         if from >= to {
             return Ok(Vec::new());
         }
+        // Whole seconds, so that the same chart asked within a second is one read; one row
+        // past the cap tells a range that holds too many.
+        let (a, b) = widen(from, to);
+        let limit = self.cap + 1;
         let q = format!(
-            "SELECT {} FROM {} WHERE \"rider\" = {} AND time >= {from} AND time < {to}",
+            "SELECT {} FROM {} WHERE \"rider\" = {} AND time >= {a} AND time < {b} LIMIT {limit}",
             ident(self.field),
             ident(self.metric.name()),
             literal(self.rider)
         );
-        let mut points = Vec::new();
-        let mut chunks = std::pin::pin!(self.influx.query_chunks(&q));
-        while let Some(chunk) = chunks.next().await {
-            for s in chunk? {
-                points.extend(s.values.iter().filter_map(|row| {
-                    Some((row.first().and_then(Cell::as_i64)?, row.get(1).and_then(Cell::as_f64)?))
-                }));
-            }
-            if points.len() > self.cap {
-                return Err(ApiError::BadRequest(format!(
-                    "this request needs more than {} raw points; ask for a shorter range, or let the \
-                     service pick a rollup tier (tier=auto){}",
-                    self.cap,
-                    " — if it did, the rollups have not reached this range yet; retry in a few minutes"
-                )));
-            }
+        let answer = self.influx.read_shared(&q).await?;
+        if answer.iter().map(|s| s.values.len()).sum::<usize>() >= limit {
+            return Err(ApiError::BadRequest(format!(
+                "this request needs more than {} raw points; ask for a shorter range, or let the \
+                 service pick a rollup tier (tier=auto){}",
+                self.cap, " — if it did, the rollups have not reached this range yet; retry in a few minutes"
+            )));
         }
-        Ok(points)
+        Ok(answer
+            .iter()
+            .flat_map(|s| s.values.iter())
+            .filter_map(|row| Some((row.first().and_then(Cell::as_i64)?, row.get(1).and_then(Cell::as_f64)?)))
+            .filter(|&(t, _)| t >= from && t < to)
+            .collect())
     }
 
-    /// The windows of `tier` in `[from, to)`.
+    /// The windows of `tier` in `[from, to)` (whole windows: the same for every request).
     async fn tier(&self, tier: Tier, from: i64, to: i64) -> Result<Vec<Window>, ApiError> {
         let q = format!(
             "SELECT {} FROM {} WHERE \"rider\" = {} AND time >= {from} AND time < {to}",
@@ -243,12 +243,7 @@ impl Source<'_> {
             ident(&tier.measurement(self.metric)),
             literal(self.rider)
         );
-        let mut out = Vec::new();
-        let mut chunks = std::pin::pin!(self.influx.query_chunks(&q));
-        while let Some(chunk) = chunks.next().await {
-            out.extend(rollup::decode(&chunk?, self.field));
-        }
-        Ok(out)
+        Ok(rollup::decode(&self.influx.read_shared(&q).await?, self.field))
     }
 }
 

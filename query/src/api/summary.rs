@@ -1,6 +1,7 @@
 //! `GET /v1/riders/{rider}/summary`: distance, moving time, climbing, speed, heart rate with
-//! zones, and power over a range, computed from the raw readings as they stream out of
-//! InfluxDB (a three-week ride is never held in memory).
+//! zones, and power over a range, computed from the raw readings: ranges up to a day read
+//! whole and shared by identical requests made within a second, longer ones as they stream
+//! out of InfluxDB (a three-week ride is never held in memory).
 //!
 //! When a rider carried several devices of one kind at once (a bike computer and a phone),
 //! their readings would interleave and double distances and zone times: each measurement is
@@ -17,7 +18,8 @@ use serde::Serialize;
 
 use super::{cached_json, main_devices, millis, visible, AppState, Params};
 use crate::error::ApiError;
-use crate::influx::{ident, literal, Cell};
+use crate::influx::shared::widen;
+use crate::influx::{ident, literal, Cell, Series};
 use crate::summary::{Summary, SummaryBuilder};
 
 /// The answer.
@@ -39,6 +41,10 @@ pub struct SummaryAnswer {
 const READ: [(&str, &[&str]); 3] =
     [("gps", &["lat", "lon", "alt", "speed"]), ("heart_rate", &["bpm"]), ("power", &["watts"])];
 
+/// Summaries of ranges up to this long (ns) are read whole and shared by identical requests
+/// (a day of 1 Hz gps is about 15 MB of rows); longer ones are streamed.
+const SHARED_SPAN: i64 = 24 * 3_600 * 1_000_000_000;
+
 /// The handler.
 ///
 /// # Errors
@@ -51,12 +57,10 @@ pub async fn summary(
 ) -> Result<Response, ApiError> {
     let rider = visible(&state.registry, &headers, &rider)?;
     let range = params.range(Duration::from_secs(24 * 3600))?;
-    let only = format!(
-        "\"rider\" = {} AND time >= {} AND time < {}",
-        literal(rider.id.as_str()),
-        range.from,
-        range.to
-    );
+    // Whole seconds, so that the same summary asked within a second is one read; rows
+    // outside the range asked are dropped below.
+    let (from, to) = widen(range.from, range.to);
+    let only = format!("\"rider\" = {} AND time >= {from} AND time < {to}", literal(rider.id.as_str()));
     let devices = main_devices(&state.influx, &only, READ.map(|(m, f)| (m, f[0]))).await?;
     let mut builder = SummaryBuilder::new(rider.max_hr);
     for (measurement, fields) in READ {
@@ -67,23 +71,32 @@ pub async fn summary(
             ident(measurement),
             literal(device)
         );
-        let mut chunks = std::pin::pin!(state.influx.query_chunks(&q));
-        while let Some(chunk) = chunks.next().await {
-            for s in chunk? {
-                for row in &s.values {
-                    let value = |i: usize| row.get(i).and_then(Cell::as_f64);
-                    let Some(t) = row.first().and_then(Cell::as_i64) else { continue };
-                    match (measurement, value(1)) {
-                        ("gps", Some(lat)) => {
-                            if let Some(lon) = value(2) {
-                                builder.gps(t, lat, lon, value(3), value(4));
-                            }
-                        }
-                        ("heart_rate", Some(bpm)) => builder.heart_rate(t, bpm),
-                        ("power", Some(watts)) => builder.power(t, watts),
-                        _ => {}
-                    }
+        let mut take = |series: &[Series]| {
+            for row in series.iter().flat_map(|s| s.values.iter()) {
+                let value = |i: usize| row.get(i).and_then(Cell::as_f64);
+                let Some(t) = row.first().and_then(Cell::as_i64) else { continue };
+                if t < range.from || t >= range.to {
+                    continue;
                 }
+                match (measurement, value(1)) {
+                    ("gps", Some(lat)) => {
+                        if let Some(lon) = value(2) {
+                            builder.gps(t, lat, lon, value(3), value(4));
+                        }
+                    }
+                    ("heart_rate", Some(bpm)) => builder.heart_rate(t, bpm),
+                    ("power", Some(watts)) => builder.power(t, watts),
+                    _ => {}
+                }
+            }
+        };
+        if range.to - range.from <= SHARED_SPAN {
+            take(&state.influx.read_shared(&q).await?);
+        } else {
+            // Long ranges stream through, a chunk at a time, rather than sit in memory.
+            let mut chunks = std::pin::pin!(state.influx.query_chunks(&q));
+            while let Some(chunk) = chunks.next().await {
+                take(&chunk?);
             }
         }
     }

@@ -7,10 +7,10 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use futures::StreamExt;
 
 use super::{cached_json, main_devices, visible, AppState, Params};
 use crate::error::ApiError;
+use crate::influx::shared::widen;
 use crate::influx::{literal, Cell};
 use crate::track::{feature, simplify, Vertex};
 
@@ -27,37 +27,33 @@ pub async fn track(
     let rider = visible(&state.registry, &headers, &rider)?;
     let range = params.range(Duration::from_secs(24 * 3600))?;
     let max_points = params.max_points(1_000, 2)?;
-    let filter = format!(
-        "\"rider\" = {} AND time >= {} AND time < {}",
-        literal(rider.id.as_str()),
-        range.from,
-        range.to
-    );
+    // Whole seconds, so that the same track asked within a second is one read.
+    let (from, to) = widen(range.from, range.to);
+    let filter = format!("\"rider\" = {} AND time >= {from} AND time < {to}", literal(rider.id.as_str()));
     let devices = main_devices(&state.influx, &filter, [("gps", "lat")]).await?;
     let mut vertices = Vec::new();
     if let Some(device) = devices.get("gps") {
+        // One row past the cap tells a range that holds too many.
+        let limit = state.max_raw_points + 1;
         let q = format!(
-            "SELECT \"lat\",\"lon\" FROM \"gps\" WHERE {filter} AND \"device\" = {}",
+            "SELECT \"lat\",\"lon\" FROM \"gps\" WHERE {filter} AND \"device\" = {} LIMIT {limit}",
             literal(device)
         );
-        let mut chunks = std::pin::pin!(state.influx.query_chunks(&q));
-        while let Some(chunk) = chunks.next().await {
-            for s in chunk? {
-                vertices.extend(s.values.iter().filter_map(|row| {
-                    Some(Vertex {
-                        time_ns: row.first().and_then(Cell::as_i64)?,
-                        lat: row.get(1).and_then(Cell::as_f64)?,
-                        lon: row.get(2).and_then(Cell::as_f64)?,
-                    })
-                }));
-            }
-            if vertices.len() > state.max_raw_points {
-                return Err(ApiError::BadRequest(format!(
-                    "the track has more than {} points in this range; ask for a shorter range",
-                    state.max_raw_points
-                )));
-            }
+        let answer = state.influx.read_shared(&q).await?;
+        if answer.iter().map(|s| s.values.len()).sum::<usize>() >= limit {
+            return Err(ApiError::BadRequest(format!(
+                "the track has more than {} points in this range; ask for a shorter range",
+                state.max_raw_points
+            )));
         }
+        vertices.extend(answer.iter().flat_map(|s| s.values.iter()).filter_map(|row| {
+            let time_ns = row.first().and_then(Cell::as_i64)?;
+            (time_ns >= range.from && time_ns < range.to).then_some(Vertex {
+                time_ns,
+                lat: row.get(1).and_then(Cell::as_f64)?,
+                lon: row.get(2).and_then(Cell::as_f64)?,
+            })
+        }));
     }
     let simplified = simplify(&vertices, max_points);
     Ok(cached_json(range, rider.public, &feature(rider.id.as_str(), &simplified)))
