@@ -45,8 +45,10 @@ pub struct FeedSettings {
 
 /// Runs the feed until `stop` turns true, reconnecting with backoff on any failure.
 pub async fn run(hub: Arc<Hub>, settings: FeedSettings, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Duration::from_millis(200);
+    const FIRST: Duration = Duration::from_millis(200);
+    let mut backoff = FIRST;
     loop {
+        let started = Instant::now();
         tokio::select! {
             result = consume(&hub, &settings) => {
                 if let Err(e) = result {
@@ -54,6 +56,10 @@ pub async fn run(hub: Arc<Hub>, settings: FeedSettings, mut stop: watch::Receive
                 }
             }
             _ = stopped(&mut stop) => return,
+        }
+        // A feed that ran a while was healthy: the next outage starts from a short wait again.
+        if started.elapsed() >= Duration::from_secs(10) {
+            backoff = FIRST;
         }
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
@@ -64,9 +70,21 @@ pub async fn run(hub: Arc<Hub>, settings: FeedSettings, mut stop: watch::Receive
 }
 
 async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
+    // A restarted NATS server has forgotten the ordered consumer, and the client would only
+    // notice when its heartbeats stop, seconds later: on a disconnect, start over at once.
+    let disconnected = Arc::new(tokio::sync::Notify::new());
+    let notify = disconnected.clone();
     let client = async_nats::ConnectOptions::new()
         .name("velometry-stream")
         .connection_timeout(Duration::from_secs(5))
+        .event_callback(move |event| {
+            let notify = notify.clone();
+            async move {
+                if matches!(event, async_nats::Event::Disconnected) {
+                    notify.notify_one();
+                }
+            }
+        })
         .connect(&settings.url)
         .await?;
     let js = jetstream::new(client.clone());
@@ -107,7 +125,12 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
     // The latest are written at most once a second per rider and metric by each replica:
     // the live stream's replay covers the rest.
     let mut written: HashMap<(String, Arc<str>), Instant> = HashMap::new();
-    while let Some(message) = messages.next().await {
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => message,
+            () = disconnected.notified() => anyhow::bail!("disconnected from NATS"),
+        };
+        let Some(message) = message else { break };
         let message = message.context("the ordered consumer failed")?;
         if let Ok(info) = message.info() {
             m::lag(info.pending);
