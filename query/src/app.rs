@@ -67,7 +67,8 @@ impl Application {
             settings.influx_auth.clone(),
             settings.influx_gzip,
         )
-        .context("cannot build the InfluxDB client")?;
+        .context("cannot build the InfluxDB client")?
+        .sharing_reads(settings.read_cache_ttl);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", settings.listen))?;

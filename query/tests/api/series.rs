@@ -117,6 +117,43 @@ async fn an_hour_of_raw_data_is_answered_raw_and_sparse_data_whole() {
 }
 
 #[tokio::test]
+async fn identical_requests_share_one_read_and_see_new_readings_once_it_expires() {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let now = velometry_core::time::now_nanos();
+    let start = now - HOUR;
+    let (lines, raw) = heart_rate_walk("alice", start, 3_000, 3);
+    influx.write(DB, &lines).await.expect("write");
+    let riders = riders_file();
+    let service = query(&influx, &riders, &["--read-cache-ttl=2s"]).await;
+    // A range that ends just past a reading, between two seconds: rows past it, read with
+    // the whole second, must not show.
+    let (from, to) = (start / 1_000_000 - 1_500, (start + 2_998 * SECOND) / 1_000_000 + 1);
+    let path = format!("/v1/riders/alice/series/heart_rate?from={from}&to={to}&max_points=10000");
+    let inside = raw.iter().filter(|p| p.0 >= from * 1_000_000 && p.0 < to * 1_000_000).count();
+    assert!(inside < raw.len(), "the range leaves the last reading out");
+
+    let answers = futures::future::join_all((0..20).map(|_| get(&service, &path, None))).await;
+    assert!(answers.iter().all(|(status, body)| *status == 200 && *body == answers[0].1));
+    assert_eq!(points(&answers[0].1).len(), inside, "rows read with the whole seconds are dropped");
+    let read = counter(&service, "query_influx_shared_reads_total{outcome=\"read\"}").await;
+    let shared = counter(&service, "query_influx_shared_reads_total{outcome=\"shared\"}").await;
+    assert_eq!(read + shared, 20.0);
+    assert!(read <= 2.0, "twenty identical requests cost InfluxDB {read} reads");
+
+    // A reading inside the range, then the same request: the shared answer until it expires,
+    // then the new reading.
+    influx
+        .write(DB, &heart_rate("alice", "edge", start + 10 * SECOND + 500_000_000, 199.0))
+        .await
+        .expect("write");
+    let (_, cached) = get(&service, &path, None).await;
+    assert_eq!(cached, answers[0].1, "within the time to live, the shared answer");
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    let (_, fresh) = get(&service, &path, None).await;
+    assert_eq!(points(&fresh).len(), inside + 1, "once it expired, the new reading too: {fresh}");
+}
+
+#[tokio::test]
 async fn bad_parameters_are_refused_with_what_to_fix() {
     let influx = InfluxServer::start().await.expect("influxd");
     influx
