@@ -2,6 +2,8 @@
 // batches and OsmAnd fixes, each VU a device with its own token.
 //
 //   k6 run -e TOKENS=velo_…,velo_… -e RATE=2000 k6/ingest.js
+//
+// MIX=single sends only single JSON readings, as phones and devices do, at the whole RATE.
 import http from 'k6/http';
 import { check } from 'k6';
 import { collector, token, position, summary, summaryTrendStats } from './lib/config.js';
@@ -20,14 +22,19 @@ const scenario = (exec, share) => ({
   maxVUs: vus * 2,
 });
 
+const scenarios =
+  __ENV.MIX === 'single'
+    ? { json_single: scenario('jsonSingle', 1) }
+    : {
+        json_single: scenario('jsonSingle', 0.5),
+        json_batch: scenario('jsonBatch', 0.2),
+        lineprotocol: scenario('lineProtocol', 0.1),
+        osmand: scenario('osmand', 0.2),
+      };
+
 export const options = {
   summaryTrendStats,
-  scenarios: {
-    json_single: scenario('jsonSingle', 0.5),
-    json_batch: scenario('jsonBatch', 0.2),
-    lineprotocol: scenario('lineProtocol', 0.1),
-    osmand: scenario('osmand', 0.2),
-  },
+  scenarios,
   thresholds: {
     http_req_failed: ['rate==0'],
     'http_req_duration{kind:ingest}': ['p(99)<50'],

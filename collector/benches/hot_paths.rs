@@ -14,6 +14,10 @@
 //! On a shared machine the absolute times move from run to run; the ratio to the baseline
 //! measured in the same run is the figure to compare.
 
+// The line-protocol batch of the core's benchmark.
+#[path = "../../core/benches/traffic.rs"]
+mod traffic;
+
 use std::fs::{File, OpenOptions};
 use std::hint::black_box;
 use std::io::Write;
@@ -31,6 +35,8 @@ use velometry_core::lineproto::Origin;
 use velometry_core::reading::Reading;
 use velometry_core::time::Nanos;
 
+use traffic::line;
+
 /// 2026-11-27T10:00:00Z in nanoseconds.
 const T0: Nanos = 1_795_773_600_000_000_000;
 /// The clock the decoders are given: just after the batch, so every reading is on time.
@@ -45,31 +51,6 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-/// Line `n` of a 5,000-line batch: a quarter each heart rate, power, four- and six-field
-/// gps, with client tags and nanosecond timestamps (as in the core `lineproto` bench).
-fn line(n: usize) -> String {
-    let lat = 45.0 + (n % 1000) as f64 * 1e-5;
-    let lon = 7.0 + (n % 777) as f64 * 1e-5;
-    let tags = if n.is_multiple_of(2) { "host=edge530,sport=ride" } else { "host=phone-7,sport=run" };
-    let ts = T0 + n as i64 * 250_000_000;
-    let (measurement, fields) = match n % 4 {
-        0 => ("heart_rate", format!("bpm={}", 100 + n % 80)),
-        1 => ("power", format!("watts={}", 150 + n % 200)),
-        2 => ("gps", format!("lat={lat},lon={lon},alt={},speed={}", 200 + n % 50, 8.5)),
-        _ => (
-            "gps",
-            format!(
-                "lat={lat},lon={lon},alt={},speed={},heading={},accuracy={}",
-                200.0 + (n % 500) as f64 * 0.1,
-                8.0 + (n % 40) as f64 * 0.05,
-                n % 360,
-                3 + n % 7
-            ),
-        ),
-    };
-    format!("{measurement},{tags} {fields} {ts}\n")
-}
-
 fn origin_ids() -> (RiderId, DeviceId) {
     (RiderId::parse("alice").expect("valid id"), DeviceId::parse("edge530").expect("valid id"))
 }
@@ -78,7 +59,7 @@ const AGES: Ages = Ages { live_oldest: None, late_before: T0 - 3_600_000_000_000
 
 /// What the collector appends for a 5,000-line `/write`: the batch, parsed and re-encoded.
 fn lineproto_record() -> Vec<u8> {
-    let text: String = (0..5_000).map(line).collect();
+    let text: String = (0..5_000).map(|n| line(n) + "\n").collect();
     let (rider, device) = origin_ids();
     let origin = Origin { rider: &rider, device: &device, source: "lineproto" };
     let parsed = lineproto::parse(&text, 1, NOW, origin, AGES);
@@ -142,15 +123,15 @@ fn time_file(iters: u64, group: &[Vec<u8>], sync: bool) -> Duration {
 }
 
 fn wal_append(c: &mut Criterion) {
+    // Throughput in lines (readings), whether they come as one record or many.
     let cases = [
-        ("one 5,000-line /write", vec![lineproto_record()]),
-        ("32 concurrent single readings", (0..CONCURRENT).map(reading_record).collect()),
+        ("one 5,000-line /write", 5_000, vec![lineproto_record()]),
+        ("32 concurrent single readings", CONCURRENT, (0..CONCURRENT).map(reading_record).collect()),
     ];
     let mut group = c.benchmark_group("wal_append");
-    for (name, records) in &cases {
+    for (name, lines, records) in &cases {
         let bytes: usize = records.iter().map(|r| r.len() + 8).sum();
-        group
-            .throughput(Throughput::ElementsAndBytes { elements: records.len() as u64, bytes: bytes as u64 });
+        group.throughput(Throughput::ElementsAndBytes { elements: *lines as u64, bytes: bytes as u64 });
         group.bench_with_input(BenchmarkId::new("wal append, fsync", name), records, |b, r| {
             b.iter_custom(|iters| time_wal(iters, r));
         });
@@ -215,7 +196,7 @@ fn json_decode(c: &mut Criterion) {
 }
 
 fn lineproto_ingest(c: &mut Criterion) {
-    let text: String = (0..5_000).map(line).collect();
+    let text: String = (0..5_000).map(|n| line(n) + "\n").collect();
     let (rider, device) = origin_ids();
     let origin = Origin { rider: &rider, device: &device, source: "lineproto" };
     let mut group = c.benchmark_group("lineproto_ingest");

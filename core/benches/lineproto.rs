@@ -8,6 +8,8 @@
 //! import sends them. On a shared machine the absolute times move from run to run; the
 //! ratio to the baseline measured in the same run is the figure to compare.
 
+mod traffic;
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -17,34 +19,10 @@ use velometry_core::ids::{DeviceId, RiderId};
 use velometry_core::lineproto::parse::{parse_line, Value};
 use velometry_core::lineproto::{encode_parts, FieldRef, Origin};
 
+use traffic::line;
+
 /// Lines per batch: InfluxDB's recommended batch, the collector sink's default.
 const LINES: usize = 5_000;
-/// 2026-11-27T10:00:00Z in nanoseconds.
-const T0: i64 = 1_795_773_600_000_000_000;
-
-/// Line `n` of the batch, without its newline.
-fn line(n: usize) -> String {
-    let lat = 45.0 + (n % 1000) as f64 * 1e-5;
-    let lon = 7.0 + (n % 777) as f64 * 1e-5;
-    let tags = if n.is_multiple_of(2) { "host=edge530,sport=ride" } else { "host=phone-7,sport=run" };
-    let ts = T0 + n as i64 * 250_000_000;
-    let (measurement, fields) = match n % 4 {
-        0 => ("heart_rate", format!("bpm={}", 100 + n % 80)),
-        1 => ("power", format!("watts={}", 150 + n % 200)),
-        2 => ("gps", format!("lat={lat},lon={lon},alt={},speed={}", 200 + n % 50, 8.5)),
-        _ => (
-            "gps",
-            format!(
-                "lat={lat},lon={lon},alt={},speed={},heading={},accuracy={}",
-                200.0 + (n % 500) as f64 * 0.1,
-                8.0 + (n % 40) as f64 * 0.05,
-                n % 360,
-                3 + n % 7
-            ),
-        ),
-    };
-    format!("{measurement},{tags} {fields} {ts}")
-}
 
 fn batch() -> String {
     (0..LINES).map(|n| line(n) + "\n").collect()

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p velometry-query --bench kernels`
 //!
-//! The points are those of the `downsample` bench (a random walk with spikes, 1 Hz). On a
+//! The points are 1 Hz heart rate, roughly: a random walk with spikes. On a
 //! shared machine the absolute times move from run to run; the ratio to the baseline
 //! measured in the same run is the figure to compare.
 
@@ -28,7 +28,7 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-/// `n` points of 1 Hz heart rate: a random walk with spikes (as in the `downsample` bench).
+/// `n` points of 1 Hz heart rate: a random walk with spikes.
 fn points(n: usize) -> Vec<Point> {
     let mut state = 0x9e37_79b9_7f4a_7c15_u64;
     let mut v = 120.0;
