@@ -48,6 +48,17 @@ pub fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (Duration, usize) {
     (best, out)
 }
 
+/// CPU time (user and system) a process has used so far, from /proc; zero when it is not
+/// running. Benchmarks compare two readings to tell when a server has gone quiet.
+pub fn cpu_time(pid: Option<u32>) -> Duration {
+    let stat = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok()).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) end with `)`; utime and stime
+    // are the 12th and 13th of them, in ticks of 1/100 s.
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
+    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    Duration::from_millis(ticks * 10)
+}
+
 /// A riders file for tests and benchmarks, written from the riders, devices and viewers
 /// added to it; tokens are hashed as the real file holds them.
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use velometry_collector::simulate::Rider;
-use velometry_core::testkit::metric;
+use velometry_core::testkit::{cpu_time, metric};
 
 use crate::stack::{binary, Fleet, Stack};
 use k6::{Summary, Target};
@@ -183,28 +183,16 @@ impl Running {
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        let Some(pid) = self.stack.influx.pid() else { return };
+        let pid = self.stack.influx.pid();
         for _ in 0..60 {
-            let before = cpu_seconds(pid);
+            let before = cpu_time(pid);
             tokio::time::sleep(Duration::from_secs(5)).await;
             // Under a quarter of a core over those five seconds.
-            if cpu_seconds(pid) - before < 1.25 {
+            if cpu_time(pid) - before < Duration::from_millis(1_250) {
                 return;
             }
         }
     }
-}
-
-/// CPU time (user and system) a process has used, from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name (which is in parentheses and may hold spaces).
-    let fields: Vec<&str> =
-        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-    // utime and stime are fields 14 and 15 of the line (11 and 12 counted from 0 after the
-    // name), in ticks of 1/100 s on Linux.
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn running_target(args: &Args, collector: &str) -> anyhow::Result<Target> {

@@ -8,21 +8,13 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use velometry_core::testkit::{flag, InfluxServer, RidersToml, Service};
+use velometry_core::testkit::{cpu_time, flag, InfluxServer, RidersToml, Service};
 
 const SECOND: i64 = 1_000_000_000;
 const HOUR: i64 = 3600 * SECOND;
 const DAY: i64 = 24 * HOUR;
 
 /// CPU time a process has used (user and system).
-fn cpu(pid: Option<u32>) -> Duration {
-    let stat = pid.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/stat")).ok()).unwrap_or_default();
-    // The fields after the command name (which may hold spaces) end with `)`.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-    Duration::from_millis(ticks * 10)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i].as_secs_f64() * 1e3
@@ -136,9 +128,9 @@ async fn main() {
     // would measure the compactions.
     eprintln!("Waiting for InfluxDB to finish compacting…");
     loop {
-        let before = cpu(influx.pid());
+        let before = cpu_time(influx.pid());
         tokio::time::sleep(Duration::from_secs(5)).await;
-        if cpu(influx.pid()) - before < Duration::from_millis(250) {
+        if cpu_time(influx.pid()) - before < Duration::from_millis(250) {
             break;
         }
     }
@@ -189,12 +181,12 @@ async fn main() {
     let tier = probe["tier"].as_str().unwrap_or("?").to_owned();
     let bucket_s = probe["bucket_ms"].as_i64().unwrap_or(0) / 1000;
     let points = probe["points"].as_array().map_or(0, Vec::len);
-    let cpu_before = cpu(service.pid());
+    let cpu_before = cpu_time(service.pid());
     let ours = timed(requests, || async {
         series(year.clone()).await;
     })
     .await;
-    let cpu_per_request = (cpu(service.pid()) - cpu_before).as_secs_f64() * 1e3 / requests as f64;
+    let cpu_per_request = (cpu_time(service.pid()) - cpu_before).as_secs_f64() * 1e3 / requests as f64;
 
     // The same buckets straight from the raw points, as a dashboard without rollups would.
     let raw_query = format!(
