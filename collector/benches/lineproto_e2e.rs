@@ -1,10 +1,13 @@
 //! Line-protocol batches of 5,000 lines end to end into InfluxDB through the collector,
 //! side by side with writing the same batches straight to InfluxDB.
 //!
-//! `cargo bench -p velometry-collector --bench lineproto_e2e -- [--points N] [--rounds R] [--gps]`
+//! `cargo bench -p velometry-collector --bench lineproto_e2e -- [--points N] [--rounds R] [--gps]
+//! [--influx-cache-snapshot 25m]`
 //!
 //! The default mix is a third each `heart_rate`, `power` and four-field `gps` lines;
 //! `--gps` sends full six-field GPS fixes only, a heavier line for InfluxDB.
+//! `--influx-cache-snapshot` runs InfluxDB with another write-cache size than velometry's
+//! (`25m` is InfluxDB's default).
 //!
 //! Each round starts a fresh InfluxDB for each side and alternates the order, so neither
 //! side meets a fuller database. "Direct" is timed until InfluxDB has acknowledged every
@@ -18,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use velometry_core::testkit::InfluxServer;
+use velometry_core::testkit::{text_flag, InfluxServer, INFLUX_CACHE_SNAPSHOT};
 
 const BATCH: usize = 5_000;
 const CLIENTS: usize = 4;
@@ -106,15 +109,21 @@ async fn send_all(url: &str, batches: &Batches, tagged: bool) -> Duration {
     started.elapsed()
 }
 
+/// A fresh InfluxDB, with `--influx-cache-snapshot` if given.
+async fn start_influx() -> InfluxServer {
+    let size = text_flag("--influx-cache-snapshot").unwrap_or_else(|| INFLUX_CACHE_SNAPSHOT.to_owned());
+    InfluxServer::start_with_cache_snapshot(&size).await.expect("influxd")
+}
+
 async fn direct(batches: &Batches) -> f64 {
-    let influx = InfluxServer::start().await.expect("influxd");
+    let influx = start_influx().await;
     influx.query("velometry", "CREATE DATABASE velometry").await.expect("create");
     let elapsed = send_all(&format!("{}/write?db=velometry", influx.url), batches, true).await;
     (batches.len() * BATCH) as f64 / elapsed.as_secs_f64()
 }
 
 async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
-    let influx = InfluxServer::start().await.expect("influxd");
+    let influx = start_influx().await;
     let dir = tempfile::tempdir().expect("tempdir");
     common::write_riders(&dir.path().join("riders.toml"), CLIENTS);
     let collector = common::start_collector(

@@ -299,6 +299,9 @@ bind-address = "127.0.0.1:$influx_rpc_port"
   dir = "$state/influxdb/data"
   wal-dir = "$state/influxdb/wal"
   query-log-enabled = false
+  # Velometry's setting (docs/deploy.md, "InfluxDB settings"): the shard being written keeps
+  # at most 4 MB in memory, which every query of it would copy.
+  cache-snapshot-memory-size = "4m"
 
 [monitor]
   store-enabled = false

@@ -3,18 +3,22 @@
 //! 1,000 points, side by side with the raw InfluxQL `GROUP BY time()` that computes the same
 //! buckets; and an hour of raw data to 1,000 points.
 //!
-//! `cargo bench -p velometry-query --bench history -- [--days 365] [--requests 200]`
+//! `cargo bench -p velometry-query --bench history -- [--days 365] [--requests 200]
+//! [--influx-cache-snapshot 25m]`: the last runs InfluxDB with another write-cache size than
+//! velometry's (`25m` is InfluxDB's default).
 
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use velometry_core::testkit::{cpu_time, flag, InfluxServer, RidersToml, Service};
+use velometry_core::testkit::{
+    cpu_time, flag, text_flag, InfluxServer, RidersToml, Service, INFLUX_CACHE_SNAPSHOT,
+};
 
 const SECOND: i64 = 1_000_000_000;
 const HOUR: i64 = 3600 * SECOND;
 const DAY: i64 = 24 * HOUR;
 
-/// CPU time a process has used (user and system).
+/// The `p` quantile of sorted durations, in milliseconds.
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
     sorted[i].as_secs_f64() * 1e3
@@ -80,7 +84,9 @@ async fn fill(influx: &InfluxServer, start: i64, days: i64) {
 async fn main() {
     let days = flag("--days", 365) as i64;
     let requests = flag("--requests", 200) as usize;
-    let influx = InfluxServer::start().await.expect("influxd");
+    let cache_snapshot =
+        text_flag("--influx-cache-snapshot").unwrap_or_else(|| INFLUX_CACHE_SNAPSHOT.to_owned());
+    let influx = InfluxServer::start_with_cache_snapshot(&cache_snapshot).await.expect("influxd");
     let now = velometry_core::time::now_nanos();
     let start = (now - days * DAY).div_euclid(HOUR) * HOUR;
     let end = start + days * DAY;
@@ -201,7 +207,8 @@ async fn main() {
     .await;
 
     println!(
-        "{days} days of 1 Hz heart rate ({} points); written in {:.0} s, rolled up in {:.0} s",
+        "{days} days of 1 Hz heart rate ({} points); written in {:.0} s, rolled up in {:.0} s; \
+         InfluxDB's cache-snapshot-memory-size {cache_snapshot}",
         days * 86_400,
         fill_time.as_secs_f64(),
         rollup_time.as_secs_f64()

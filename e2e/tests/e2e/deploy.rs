@@ -40,7 +40,7 @@ fn output(command: &mut Command) -> Output {
 
 /// Runs a command and returns its standard output; fails the test, with the command's
 /// output, when its program is missing or the command fails.
-fn succeed(command: &mut Command) -> String {
+pub(crate) fn succeed(command: &mut Command) -> String {
     let output = output(command);
     let args: Vec<_> = command.get_args().map(|a| a.to_string_lossy()).collect();
     assert!(
@@ -114,12 +114,12 @@ fn documents(yaml: &str, origin: &str) -> Vec<Value> {
 }
 
 /// The production overlay's objects.
-fn production() -> Vec<Value> {
+pub(crate) fn production() -> Vec<Value> {
     documents(&render(&root().join("deploy/k8s/overlays/production")), "overlay production")
 }
 
 /// A string, or "" for anything else (a missing field).
-fn text(value: &Value) -> &str {
+pub(crate) fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("")
 }
 
@@ -137,12 +137,12 @@ fn string_map(value: &Value) -> BTreeMap<String, String> {
 }
 
 /// A sequence's items, none for anything else.
-fn items(value: &Value) -> &[Value] {
+pub(crate) fn items(value: &Value) -> &[Value] {
     value.as_sequence().map(Vec::as_slice).unwrap_or_default()
 }
 
 /// The objects that run pods, with their pod templates.
-fn workloads(objects: &[Value]) -> Vec<(&Value, &Value)> {
+pub(crate) fn workloads(objects: &[Value]) -> Vec<(&Value, &Value)> {
     objects
         .iter()
         .filter_map(|o| match text(&o["kind"]) {
@@ -156,7 +156,7 @@ fn workloads(objects: &[Value]) -> Vec<(&Value, &Value)> {
 }
 
 /// Every container of a pod template, init containers included.
-fn containers(template: &Value) -> impl Iterator<Item = &Value> {
+pub(crate) fn containers(template: &Value) -> impl Iterator<Item = &Value> {
     items(&template["spec"]["containers"]).iter().chain(items(&template["spec"]["initContainers"]))
 }
 

@@ -5,5 +5,6 @@ mod deploy;
 mod grafana;
 mod helpers;
 mod images;
+mod influxdb;
 mod k6;
 mod prometheus;
