@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use velometry_core::testkit::{text_flag, InfluxServer, INFLUX_CACHE_SNAPSHOT};
+use velometry_core::testkit::{cpu_time, text_flag, InfluxServer, INFLUX_CACHE_SNAPSHOT};
 
 const BATCH: usize = 5_000;
 const CLIENTS: usize = 4;
@@ -115,14 +115,26 @@ async fn start_influx() -> InfluxServer {
     InfluxServer::start_with_cache_snapshot(&size).await.expect("influxd")
 }
 
-async fn direct(batches: &Batches) -> f64 {
+/// The direct rate, and InfluxDB's CPU time per million lines (ms).
+async fn direct(batches: &Batches) -> (f64, f64) {
     let influx = start_influx().await;
     influx.query("velometry", "CREATE DATABASE velometry").await.expect("create");
+    let total = (batches.len() * BATCH) as f64;
+    let cpu = cpu_time(influx.pid());
     let elapsed = send_all(&format!("{}/write?db=velometry", influx.url), batches, true).await;
-    (batches.len() * BATCH) as f64 / elapsed.as_secs_f64()
+    (total / elapsed.as_secs_f64(), (cpu_time(influx.pid()) - cpu).as_secs_f64() * 1e3 / (total / 1e6))
 }
 
-async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
+/// The collector's end-to-end rate, its acknowledgement rate, and the CPU time it and
+/// InfluxDB spent per million lines (ms).
+struct Run {
+    stored: f64,
+    acked: f64,
+    collector_cpu: f64,
+    influx_cpu: f64,
+}
+
+async fn through_collector(batches: &Batches, gzip: bool) -> Run {
     let influx = start_influx().await;
     let dir = tempfile::tempdir().expect("tempdir");
     common::write_riders(&dir.path().join("riders.toml"), CLIENTS);
@@ -135,17 +147,26 @@ async fn through_collector(batches: &Batches, gzip: bool) -> (f64, f64) {
     // Let the sink create the database before the clock starts.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let total = (batches.len() * BATCH) as f64;
+    let (collector_cpu, influx_cpu) = (cpu_time(collector.pid()), cpu_time(influx.pid()));
     let started = Instant::now();
     let acked = send_all(&format!("{}/write", collector.url), batches, false).await;
     while common::metric(&collector, "collector_sink_lines_written_total").await < total {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let stored = started.elapsed();
+    let per_million = |spent: Duration| spent.as_secs_f64() * 1e3 / (total / 1e6);
+    let collector_cpu = per_million(cpu_time(collector.pid()) - collector_cpu);
+    let influx_cpu = per_million(cpu_time(influx.pid()) - influx_cpu);
     let count = influx.count("velometry", "heart_rate", "bpm").await.expect("count")
         + influx.count("velometry", "power", "watts").await.expect("count")
         + influx.count("velometry", "gps", "lat").await.expect("count");
     assert_eq!(count as f64, total, "every line is in InfluxDB");
-    (total / stored.as_secs_f64(), total / acked.as_secs_f64())
+    Run {
+        stored: total / stored.as_secs_f64(),
+        acked: total / acked.as_secs_f64(),
+        collector_cpu,
+        influx_cpu,
+    }
 }
 
 #[tokio::main]
@@ -158,7 +179,7 @@ async fn main() {
     println!("{} batches of {BATCH} lines ({mix}), {CLIENTS} clients, {rounds} rounds", batches.len());
     let mut ratios = Vec::new();
     for round in 0..rounds {
-        let (d, (c, c_ack), (g, _)) = if round % 2 == 0 {
+        let ((d, d_cpu), c, g) = if round % 2 == 0 {
             let d = direct(&batches).await;
             (d, through_collector(&batches, false).await, through_collector(&batches, true).await)
         } else {
@@ -167,11 +188,18 @@ async fn main() {
             (direct(&batches).await, c, g)
         };
         println!(
-            "round {round}: direct {d:.0} points/s | collector end to end {c:.0} points/s ({:.0}%), acknowledged at {c_ack:.0}/s | with gzip to InfluxDB {g:.0} points/s ({:.0}%)",
-            100.0 * c / d,
-            100.0 * g / d
+            "round {round}: direct {d:.0} points/s | collector end to end {:.0} points/s ({:.0}%), acknowledged at {:.0}/s | with gzip to InfluxDB {:.0} points/s ({:.0}%)",
+            c.stored,
+            100.0 * c.stored / d,
+            c.acked,
+            g.stored,
+            100.0 * g.stored / d
         );
-        ratios.push((c / d, g / d));
+        println!(
+            "  CPU per million lines: InfluxDB direct {d_cpu:.0} ms | collector {:.0} ms + InfluxDB {:.0} ms | with gzip: collector {:.0} ms + InfluxDB {:.0} ms",
+            c.collector_cpu, c.influx_cpu, g.collector_cpu, g.influx_cpu
+        );
+        ratios.push((c.stored / d, g.stored / d));
     }
     let mut plain: Vec<f64> = ratios.iter().map(|r| r.0).collect();
     let mut gz: Vec<f64> = ratios.iter().map(|r| r.1).collect();

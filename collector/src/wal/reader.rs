@@ -48,7 +48,10 @@ pub struct WalReader {
     committed: watch::Receiver<u64>,
     shared: Arc<Shared>,
     current: Option<(u64, File)>,
+    /// The last chunk read from disk, and the LSN of its first byte: the records of one
+    /// chunk serve several batches.
     buf: Vec<u8>,
+    buf_lsn: u64,
     /// The checkpoint in memory, and when it was last written to disk.
     checkpoint: u64,
     persisted: Option<Instant>,
@@ -76,6 +79,7 @@ impl WalReader {
             shared,
             current: None,
             buf: Vec::new(),
+            buf_lsn: 0,
             checkpoint: pos,
             persisted: None,
         }
@@ -133,8 +137,8 @@ impl WalReader {
         Ok(Batch { body, lines, end: self.pos })
     }
 
-    /// Reads records of the segment holding the cursor from disk; returns the lines and
-    /// bytes added, (0, 0) when the cursor is at the committed end.
+    /// Reads records at the cursor from disk (through the chunk last read, while it holds
+    /// them); returns the lines and bytes added, (0, 0) when the cursor is at the committed end.
     fn read_disk(
         &mut self,
         committed: u64,
@@ -142,36 +146,12 @@ impl WalReader {
         max_bytes: usize,
         parts: &mut Vec<Bytes>,
     ) -> io::Result<(usize, usize)> {
-        let start = self.open_segment_for(self.pos)?;
-        let file = match &self.current {
-            Some((_, file)) => file,
-            None => return Err(io::Error::other("no WAL segment open")),
-        };
-        let offset = self.pos - start;
-        let want = (committed - self.pos).min(CHUNK as u64) as usize;
-        self.buf.resize(want, 0);
-        let got = read_at(file, &mut self.buf, offset)?;
-        self.buf.truncate(got);
-        let (mut used, mut lines, mut bytes) = (0, 0, 0);
-        while used < self.buf.len() && lines < max_lines && bytes < max_bytes {
-            match frame(&self.buf[used..]) {
-                Frame::Record { payload, len } => {
-                    let payload = &self.buf[used + payload.start..used + payload.end];
-                    lines += memchr::memchr_iter(b'\n', payload).count();
-                    bytes += payload.len();
-                    parts.push(Bytes::copy_from_slice(payload));
-                    used += len;
-                }
-                Frame::Incomplete(need) if used == 0 && got == want && need > want => {
-                    // A record larger than one chunk: read it whole.
-                    self.buf.resize(need, 0);
-                    if read_at(file, &mut self.buf, offset)? < need {
-                        break;
-                    }
-                }
-                Frame::Incomplete(_) | Frame::Corrupt => break,
-            }
+        let (used, lines, bytes) = self.take_buffered(max_lines, max_bytes, parts);
+        if used > 0 {
+            return Ok((lines, bytes));
         }
+        let start = self.fill(committed)?;
+        let (used, lines, bytes) = self.take_buffered(max_lines, max_bytes, parts);
         if used == 0 {
             // Nothing more in this segment: the next one starts further on (after a cut).
             if let Some(next) = self.next_segment_start(start)?.filter(|&next| next <= committed) {
@@ -179,8 +159,66 @@ impl WalReader {
                 return self.read_disk(committed, max_lines, max_bytes, parts);
             }
         }
-        self.pos += used as u64;
         Ok((lines, bytes))
+    }
+
+    /// Takes the whole records of the buffered chunk at the cursor, as one part; returns the
+    /// bytes the cursor moved, and the lines and payload bytes taken.
+    fn take_buffered(
+        &mut self,
+        max_lines: usize,
+        max_bytes: usize,
+        parts: &mut Vec<Bytes>,
+    ) -> (usize, usize, usize) {
+        let Some(skip) = self.pos.checked_sub(self.buf_lsn).filter(|&skip| skip < self.buf.len() as u64)
+        else {
+            return (0, 0, 0);
+        };
+        let skip = skip as usize;
+        let (mut used, mut lines, mut bytes) = (skip, 0, 0);
+        let mut part = BytesMut::new();
+        while used < self.buf.len() && lines < max_lines && bytes < max_bytes {
+            match frame(&self.buf[used..]) {
+                Frame::Record { payload, len } => {
+                    let payload = &self.buf[used + payload.start..used + payload.end];
+                    lines += memchr::memchr_iter(b'\n', payload).count();
+                    bytes += payload.len();
+                    part.extend_from_slice(payload);
+                    used += len;
+                }
+                Frame::Incomplete(_) | Frame::Corrupt => break,
+            }
+        }
+        if !part.is_empty() {
+            parts.push(part.freeze());
+        }
+        self.pos += (used - skip) as u64;
+        (used - skip, lines, bytes)
+    }
+
+    /// Reads the chunk of the segment holding the cursor that starts at the cursor (a
+    /// record larger than a chunk whole); returns the segment's start.
+    fn fill(&mut self, committed: u64) -> io::Result<u64> {
+        let start = self.open_segment_for(self.pos)?;
+        let file = match &self.current {
+            Some((_, file)) => file,
+            None => return Err(io::Error::other("no WAL segment open")),
+        };
+        let offset = self.pos - start;
+        let want = (committed - self.pos).min(CHUNK as u64) as usize;
+        self.buf.clear();
+        self.buf.resize(want, 0);
+        let got = read_at(file, &mut self.buf, offset)?;
+        self.buf.truncate(got);
+        self.buf_lsn = self.pos;
+        if let Frame::Incomplete(need) = frame(&self.buf) {
+            if got == want && need > want {
+                self.buf.resize(need, 0);
+                let got = read_at(file, &mut self.buf, offset)?;
+                self.buf.truncate(got);
+            }
+        }
+        Ok(start)
     }
 
     fn open_segment_for(&mut self, pos: u64) -> io::Result<u64> {

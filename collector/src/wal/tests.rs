@@ -141,3 +141,27 @@ async fn a_reader_behind_the_memory_tail_reads_the_disk_and_catches_up() {
     }
     assert_eq!(body, (0..30).flat_map(line).collect::<Vec<u8>>());
 }
+
+#[tokio::test]
+async fn a_reader_on_disk_sees_records_appended_after_its_last_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Segments larger than everything written: the reads share one chunk of one segment.
+    let opts = WalOptions { memory_bytes: 40, ..options(dir.path(), 1 << 20, 1 << 16) };
+    let (wal, mut reader) = open(&opts);
+    let mut body = Vec::new();
+    for round in 0..5 {
+        for i in 0..10 {
+            wal.append(line(round * 10 + i)).await.expect("append");
+        }
+        // Three lines at a time: the chunk read for the first batch serves the next ones,
+        // and the last read of a round ends where the log ended when the chunk was read.
+        loop {
+            let batch = reader.read(3, 1 << 20).expect("read");
+            if batch.lines == 0 {
+                break;
+            }
+            body.extend_from_slice(&batch.body);
+        }
+    }
+    assert_eq!(body, (0..50).flat_map(line).collect::<Vec<u8>>());
+}

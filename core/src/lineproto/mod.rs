@@ -76,7 +76,7 @@ pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
     time: i64,
     out: &mut Vec<u8>,
 ) {
-    escape(measurement, b", ", out);
+    escape(measurement, &MEASUREMENT, out);
     let origin_tags =
         [("device", origin.device.as_str()), ("rider", origin.rider.as_str()), ("source", origin.source)];
     if tags.is_empty() {
@@ -99,7 +99,7 @@ pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
     }
     for (i, (name, value)) in fields.enumerate() {
         out.push(if i == 0 { b' ' } else { b',' });
-        escape(name, b", =", out);
+        escape(name, &KEY, out);
         out.push(b'=');
         match value {
             FieldRef::Float(v) => {
@@ -124,7 +124,7 @@ pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
             FieldRef::Bool(v) => out.extend_from_slice(if v { b"true" } else { b"false" }),
             FieldRef::Str(s) => {
                 out.push(b'"');
-                escape(s, b"\"\\", out);
+                escape(s, &STRING, out);
                 out.push(b'"');
             }
         }
@@ -136,23 +136,58 @@ pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
 
 fn write_tag(key: &str, value: &str, out: &mut Vec<u8>) {
     out.push(b',');
-    escape(key, b", =", out);
+    escape(key, &KEY, out);
     out.push(b'=');
-    escape(value, b", =", out);
+    escape(value, &KEY, out);
 }
 
-fn escape(s: &str, special: &[u8], out: &mut Vec<u8>) {
-    if !s.bytes().any(|b| b == b'\n' || special.contains(&b)) {
-        out.extend_from_slice(s.as_bytes());
-        return;
-    }
-    for &b in s.as_bytes() {
-        if special.contains(&b) {
-            out.push(b'\\');
+/// A set of bytes as a table: one lookup per byte, where searching a list of them is a
+/// loop (escaping was 12 % of the collector's CPU with the search).
+pub(crate) struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    /// The set of `bytes`.
+    pub(crate) const fn of(bytes: &[u8]) -> ByteSet {
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < bytes.len() {
+            table[bytes[i] as usize] = true;
+            i += 1;
         }
-        // A raw newline would end the line; InfluxDB cannot store one in a tag either.
-        out.push(if b == b'\n' { b' ' } else { b });
+        ByteSet(table)
     }
+
+    /// Whether `b` is in the set.
+    #[inline]
+    pub(crate) fn contains(&self, b: u8) -> bool {
+        self.0[usize::from(b)]
+    }
+}
+
+// The bytes escaped with a backslash in each part of a line, and the newline, which would
+// end the line and which InfluxDB cannot store in a tag either: it becomes a space.
+/// In a measurement name.
+static MEASUREMENT: ByteSet = ByteSet::of(b", \n");
+/// In tag keys and values and field keys.
+static KEY: ByteSet = ByteSet::of(b", =\n");
+/// In a string field value (between its quotes).
+static STRING: ByteSet = ByteSet::of(b"\"\\\n");
+
+fn escape(s: &str, special: &ByteSet, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if special.contains(b) {
+            out.extend_from_slice(&bytes[copied..i]);
+            if b == b'\n' {
+                out.push(b' ');
+            } else {
+                out.extend_from_slice(&[b'\\', b]);
+            }
+            copied = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[copied..]);
 }
 
 #[cfg(test)]

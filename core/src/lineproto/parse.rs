@@ -8,6 +8,8 @@
 
 use std::borrow::Cow;
 
+use super::ByteSet;
+
 /// One field value as written.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
@@ -62,10 +64,10 @@ pub enum ParseError {
     BadTimestamp(String),
 }
 
-const MEASUREMENT_END: &[u8] = b", ";
-const KEY_END: &[u8] = b",= ";
-const TAG_VALUE_END: &[u8] = b", ";
-const FIELD_VALUE_END: &[u8] = b", ";
+static MEASUREMENT_END: ByteSet = ByteSet::of(b", ");
+static KEY_END: ByteSet = ByteSet::of(b",= ");
+static TAG_VALUE_END: ByteSet = ByteSet::of(b", ");
+static FIELD_VALUE_END: ByteSet = ByteSet::of(b", ");
 
 /// Parses one line (without its newline).
 ///
@@ -73,17 +75,17 @@ const FIELD_VALUE_END: &[u8] = b", ";
 /// [`ParseError`] saying what is malformed.
 pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
     let bytes = line.as_bytes();
-    let (measurement, mut i) = scan(line, 0, MEASUREMENT_END, b", ");
+    let (measurement, mut i) = scan(line, 0, &MEASUREMENT_END, b", ");
     if measurement.is_empty() {
         return Err(ParseError::MissingMeasurement);
     }
     let mut tags = Vec::new();
     while bytes.get(i) == Some(&b',') {
-        let (key, eq) = scan(line, i + 1, KEY_END, b",= ");
+        let (key, eq) = scan(line, i + 1, &KEY_END, b",= ");
         if key.is_empty() || bytes.get(eq) != Some(&b'=') {
             return Err(ParseError::BadTag);
         }
-        let (value, end) = scan(line, eq + 1, TAG_VALUE_END, b",= ");
+        let (value, end) = scan(line, eq + 1, &TAG_VALUE_END, b",= ");
         if value.is_empty() {
             return Err(ParseError::BadTag);
         }
@@ -96,7 +98,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
     }
     let mut fields = Vec::with_capacity(4);
     loop {
-        let (key, eq) = scan(line, i, KEY_END, b",= ");
+        let (key, eq) = scan(line, i, &KEY_END, b",= ");
         if key.is_empty() || bytes.get(eq) != Some(&b'=') {
             return Err(ParseError::BadField);
         }
@@ -105,7 +107,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
         } else {
             let end = bytes[eq + 1..]
                 .iter()
-                .position(|b| FIELD_VALUE_END.contains(b))
+                .position(|&b| FIELD_VALUE_END.contains(b))
                 .map_or(bytes.len(), |p| eq + 1 + p);
             (scalar(&line[eq + 1..end])?, end)
         };
@@ -140,7 +142,7 @@ fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {
 
 /// Reads from `start` to the first unescaped byte of `end`; a backslash before one of
 /// `escapable` is dropped, any other backslash is kept (as InfluxDB does).
-fn scan<'a>(line: &'a str, start: usize, end: &[u8], escapable: &[u8]) -> (Cow<'a, str>, usize) {
+fn scan<'a>(line: &'a str, start: usize, end: &ByteSet, escapable: &[u8]) -> (Cow<'a, str>, usize) {
     let bytes = line.as_bytes();
     let mut i = start;
     let mut escaped = false;
@@ -150,7 +152,7 @@ fn scan<'a>(line: &'a str, start: usize, end: &[u8], escapable: &[u8]) -> (Cow<'
                 escaped = true;
                 i += 2;
             }
-            b if end.contains(&b) => break,
+            b if end.contains(b) => break,
             _ => i += 1,
         }
     }
