@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use velometry_core::lineproto::parse::{parse_line as parse_lp, Value as LpValue};
-use velometry_core::lineproto::{encode_parts, FieldRef, Origin};
+use velometry_core::lineproto::{encode_parts, encode_verbatim, origin_tags, FieldRef, Origin};
 use velometry_core::reading::{validate_known, FieldValue, Metric, Reading, ReadingError};
 use velometry_core::time::{now_nanos, Nanos};
 
@@ -120,6 +120,8 @@ pub struct Parsed {
 /// [`Reading`] for each (only those that will be published live).
 pub fn parse(text: &str, multiplier: i64, now: Nanos, origin: Origin<'_>, ages: Ages) -> Parsed {
     let mut parsed = Parsed { lines: Vec::with_capacity(text.len() + text.len() / 2), ..Parsed::default() };
+    let tags = origin_tags(origin);
+    let origin = (origin, tags.as_slice());
     for (number, raw) in text.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw);
         let trimmed = line.trim_start();
@@ -144,11 +146,12 @@ pub fn parse(text: &str, multiplier: i64, now: Nanos, origin: Origin<'_>, ages: 
 /// The most fields a known measurement has.
 const MAX_FIELDS: usize = 8;
 
+/// Encodes one line for the log, tagged with `origin` (whose tags, encoded, are `.1`).
 fn encode_line(
     line: &str,
     multiplier: i64,
     now: Nanos,
-    origin: Origin<'_>,
+    (origin, tags): (Origin<'_>, &[u8]),
     ages: Ages,
     out: &mut Parsed,
 ) -> Result<(), String> {
@@ -191,11 +194,17 @@ fn encode_line(
     }
     let numbers = &numbers[..parsed.fields.len()];
     validate_known(metric, time, now, numbers).map_err(|e| e.to_string())?;
-    let fields = numbers
-        .iter()
-        .zip(texts)
-        .map(|((k, v), text)| (*k, text.map_or(FieldRef::Float(*v), FieldRef::FloatText)));
-    encode_parts(metric.name(), &parsed.tags, origin, fields, time, &mut out.lines);
+    if parsed.tags.is_empty() && texts[..numbers.len()].iter().all(Option::is_some) {
+        // Known field names need no escaping and every value is copied as written: the
+        // fields go out as the client wrote them.
+        encode_verbatim(metric.name(), tags, parsed.fields_text, time, &mut out.lines);
+    } else {
+        let fields = numbers
+            .iter()
+            .zip(texts)
+            .map(|((k, v), text)| (*k, text.map_or(FieldRef::Float(*v), FieldRef::FloatText)));
+        encode_parts(metric.name(), &parsed.tags, origin, fields, time, &mut out.lines);
+    }
     if time < ages.late_before {
         out.late.note(metric, time);
     }
@@ -296,6 +305,30 @@ mod tests {
         assert_eq!(plain_float("1e5"), Some("1e5"));
         assert_eq!(plain_float("+1"), None);
         assert_eq!(plain_float(".5"), None);
+    }
+
+    #[test]
+    fn fields_copied_as_written_give_the_line_encoding_each_part_gives() {
+        let rider = RiderId::parse("alice").expect("valid");
+        let device = DeviceId::parse("edge").expect("valid");
+        let origin = Origin { rider: &rider, device: &device, source: "lineproto" };
+        for line in [
+            format!("gps lat=45.1,lon=-7.6e0,alt=250,speed=8.25,heading=359.9,accuracy=3 {NOW}"),
+            format!("heart_rate bpm=142 {NOW}"),
+            format!("power watts=250.5  {NOW}"),
+            format!("temperature celsius=-3.5E-1 {NOW}"),
+        ] {
+            let copied = run(&line, 1, None);
+            assert_eq!(copied.bad, 0, "{line}: {:?}", copied.first_error);
+            let parts = parse_lp(&line).expect("line protocol");
+            let mut encoded = Vec::new();
+            let fields = parts.fields.iter().map(|(key, value)| match value {
+                LpValue::Float(_, text) => (key.as_ref(), FieldRef::FloatText(text)),
+                other => panic!("{other:?}"),
+            });
+            encode_parts(&parts.measurement, &parts.tags, origin, fields, NOW, &mut encoded);
+            assert_eq!(String::from_utf8(copied.lines), String::from_utf8(encoded), "{line}");
+        }
     }
 
     #[test]

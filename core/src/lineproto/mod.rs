@@ -134,6 +134,30 @@ pub fn encode_parts<'f, K: AsRef<str>, V: AsRef<str>>(
     out.push(b'\n');
 }
 
+/// The origin's tags as they follow the measurement of a line without tags of its own
+/// (`,device=…,rider=…,source=…`), for [`encode_verbatim`]: written once per request.
+pub fn origin_tags(origin: Origin<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    write_tag("device", origin.device.as_str(), &mut out);
+    write_tag("rider", origin.rider.as_str(), &mut out);
+    write_tag("source", origin.source, &mut out);
+    out
+}
+
+/// Appends a line whose measurement and fields are copied as written, after the
+/// [`origin_tags`]: for a line the caller has checked needs no escaping and no
+/// normalising (the line-protocol hot path's known measurements with plain float fields),
+/// where encoding each part again was a fifth of the collector's CPU.
+pub fn encode_verbatim(measurement: &str, origin_tags: &[u8], fields: &str, time: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(measurement.as_bytes());
+    out.extend_from_slice(origin_tags);
+    out.push(b' ');
+    out.extend_from_slice(fields.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(itoa::Buffer::new().format(time).as_bytes());
+    out.push(b'\n');
+}
+
 fn write_tag(key: &str, value: &str, out: &mut Vec<u8>) {
     out.push(b',');
     escape(key, &KEY, out);

@@ -34,6 +34,8 @@ pub struct Line<'a> {
     pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Fields in the order written.
     pub fields: Vec<(Cow<'a, str>, Value<'a>)>,
+    /// The fields as written, from the first key to the end of the last value.
+    pub fields_text: &'a str,
     /// Timestamp in the request's precision, if the line has one.
     pub timestamp: Option<i64>,
 }
@@ -97,6 +99,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
         return Err(ParseError::MissingFields);
     }
     let mut fields = Vec::with_capacity(4);
+    let fields_start = i;
     loop {
         let (key, eq) = scan(line, i, &KEY_END, b",= ");
         if key.is_empty() || bytes.get(eq) != Some(&b'=') {
@@ -119,6 +122,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
             break;
         }
     }
+    let fields_text = &line[fields_start..i];
     i = skip_spaces(bytes, i);
     let timestamp = if i < bytes.len() {
         let end = bytes[i..].iter().position(|&b| b == b' ').map_or(bytes.len(), |p| i + p);
@@ -130,7 +134,7 @@ pub fn parse_line(line: &str) -> Result<Line<'_>, ParseError> {
     } else {
         None
     };
-    Ok(Line { measurement, tags, fields, timestamp })
+    Ok(Line { measurement, tags, fields, fields_text, timestamp })
 }
 
 fn skip_spaces(bytes: &[u8], mut i: usize) -> usize {

@@ -23,7 +23,9 @@ fn reads_every_part_of_a_line() {
             ("name".into(), Value::Str("x y".into())),
         ]
     );
+    assert_eq!(l.fields_text, "lat=45.1,lon=-7.5e0,n=3i,u=4u,ok=t,name=\"x y\"");
     assert_eq!(l.timestamp, Some(1_700_000_000));
+    assert_eq!(ok("m  a=1,b=2").fields_text, "a=1,b=2", "from the first key to the end of the line");
 }
 
 #[test]
