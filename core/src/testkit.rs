@@ -162,6 +162,9 @@ pub struct InfluxServer {
     /// Base URL of its HTTP API.
     pub url: String,
     http: reqwest::Client,
+    /// With authentication on: the admin's name and password, which this server's own
+    /// requests use.
+    admin: Option<(String, String)>,
 }
 
 impl InfluxServer {
@@ -179,6 +182,35 @@ impl InfluxServer {
     /// # Errors
     /// When `influxd` is missing or does not come up.
     pub async fn start_with_cache_snapshot(size: &str) -> Result<InfluxServer> {
+        InfluxServer::launch(size, None).await
+    }
+
+    /// Starts `influxd` with authentication on and an admin user (the first user, which
+    /// InfluxDB lets anyone create), as production runs it: every request needs a user.
+    ///
+    /// # Errors
+    /// When `influxd` is missing or does not come up.
+    pub async fn start_with_auth() -> Result<InfluxServer> {
+        let password = format!("admin-{:x}", crate::time::now_nanos());
+        let server =
+            InfluxServer::launch(INFLUX_CACHE_SNAPSHOT, Some(("admin".to_owned(), password))).await?;
+        server
+            .query(
+                "",
+                &format!(
+                    "CREATE USER \"admin\" WITH PASSWORD '{}' WITH ALL PRIVILEGES",
+                    server.admin_password()
+                ),
+            )
+            .await?;
+        Ok(server)
+    }
+
+    fn admin_password(&self) -> &str {
+        self.admin.as_ref().map_or("", |(_, password)| password.as_str())
+    }
+
+    async fn launch(size: &str, admin: Option<(String, String)>) -> Result<InfluxServer> {
         require("influxd")?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let mut server = InfluxServer {
@@ -191,6 +223,7 @@ impl InfluxServer {
             // Uncompressed answers, as the query service asks them: gzip costs InfluxDB a third
             // of its CPU per query, which would weigh on every comparison with it.
             http: reqwest::Client::builder().gzip(false).build().map_err(|e| e.to_string())?,
+            admin,
         };
         let mut last = String::new();
         for _ in 0..3 {
@@ -236,6 +269,7 @@ bind-address = "127.0.0.1:{rpc}"
 [http]
   bind-address = "127.0.0.1:{http}"
   log-enabled = false
+  auth-enabled = {auth}
 [continuous_queries]
   enabled = false
 [logging]
@@ -245,6 +279,7 @@ bind-address = "127.0.0.1:{rpc}"
             http = self.port,
             root = root.display(),
             cache_snapshot = self.cache_snapshot,
+            auth = self.admin.is_some(),
         );
         let conf_path = root.join("influxdb.conf");
         std::fs::write(&conf_path, config).map_err(|e| e.to_string())?;
@@ -299,8 +334,7 @@ bind-address = "127.0.0.1:{rpc}"
     /// When the request fails or InfluxDB reports an error.
     pub async fn query(&self, db: &str, q: &str) -> Result<serde_json::Value> {
         let resp = self
-            .http
-            .post(format!("{}/query", self.url))
+            .as_admin(self.http.post(format!("{}/query", self.url)))
             .form(&[("db", db), ("q", q), ("epoch", "ns")])
             .send()
             .await
@@ -343,8 +377,7 @@ bind-address = "127.0.0.1:{rpc}"
     pub async fn write(&self, db: &str, lines: &str) -> Result<()> {
         self.query(db, &format!("CREATE DATABASE \"{db}\"")).await?;
         let resp = self
-            .http
-            .post(format!("{}/write?db={db}&precision=ns", self.url))
+            .as_admin(self.http.post(format!("{}/write?db={db}&precision=ns", self.url)))
             .body(lines.to_owned())
             .send()
             .await
@@ -353,6 +386,14 @@ bind-address = "127.0.0.1:{rpc}"
             Ok(())
         } else {
             Err(format!("write refused: {}", resp.text().await.unwrap_or_default()))
+        }
+    }
+
+    /// A request as the admin, when authentication is on.
+    fn as_admin(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.admin {
+            Some((user, password)) => request.basic_auth(user, Some(password)),
+            None => request,
         }
     }
 

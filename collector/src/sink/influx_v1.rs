@@ -36,32 +36,60 @@ impl InfluxV1 {
     }
 
     /// Creates the database if it is missing (InfluxDB 1.x). Servers that cannot (2.x and
-    /// 3.x map databases to buckets; a user without admin rights) are reported, not fatal.
+    /// 3.x map databases to buckets; a user without admin rights) are reported, not fatal,
+    /// and only when the database is not there already.
     pub async fn create_database(&self) {
-        let request = self
-            .http
-            .post(format!("{}/query", self.url))
-            .form(&[("q", format!("CREATE DATABASE \"{}\"", self.db.replace('"', "\\\"")))]);
-        let outcome = match self.auth.apply(request).send().await {
+        let created = self.statement(&format!("CREATE DATABASE \"{}\"", self.db.replace('"', "\\\""))).await;
+        let error = match created {
+            Ok(_) => {
+                tracing::info!(db = %self.db, url = %self.url, "InfluxDB database ready.");
+                return;
+            }
+            Err(e) => e,
+        };
+        if self.database_exists().await {
+            // The production manifests give the collector every right on its database and
+            // none to create databases: nothing to report.
+            tracing::info!(
+                db = %self.db,
+                url = %self.url,
+                "InfluxDB database ready (it exists; the collector may not create databases, and need not)."
+            );
+            return;
+        }
+        tracing::warn!(
+            db = %self.db,
+            url = %self.url,
+            error = %error,
+            "Cannot create the InfluxDB database; readings stay in the WAL until it exists. \
+             Create it (or the DBRP mapping on InfluxDB 2.x), or give the collector a user with admin rights."
+        );
+    }
+
+    /// Whether `SHOW DATABASES` lists the database (for a user without admin rights, among
+    /// the databases it has rights on).
+    async fn database_exists(&self) -> bool {
+        let Ok(answer) = self.statement("SHOW DATABASES").await else {
+            return false;
+        };
+        answer.pointer("/results/0/series/0/values").and_then(serde_json::Value::as_array).is_some_and(
+            |rows| rows.iter().any(|row| row.get(0).and_then(serde_json::Value::as_str) == Some(&self.db)),
+        )
+    }
+
+    /// Runs one InfluxQL statement; its JSON answer, or what went wrong.
+    async fn statement(&self, q: &str) -> Result<serde_json::Value, String> {
+        let request = self.http.post(format!("{}/query", self.url)).form(&[("q", q)]);
+        match self.auth.apply(request).send().await {
             Ok(r) if r.status().is_success() => {
-                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
                 match body.pointer("/results/0/error").and_then(|e| e.as_str()) {
-                    None => Ok(()),
+                    None => Ok(body),
                     Some(e) => Err(e.to_owned()),
                 }
             }
             Ok(r) => Err(format!("HTTP {}: {}", r.status(), r.text().await.unwrap_or_default())),
             Err(e) => Err(e.to_string()),
-        };
-        match outcome {
-            Ok(()) => tracing::info!(db = %self.db, url = %self.url, "InfluxDB database ready."),
-            Err(e) => tracing::warn!(
-                db = %self.db,
-                url = %self.url,
-                error = %e,
-                "Cannot create the InfluxDB database; readings stay in the WAL until it exists. \
-                 Create it (or the DBRP mapping on InfluxDB 2.x), or give the collector a user with admin rights."
-            ),
         }
     }
 

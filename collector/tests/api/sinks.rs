@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use velometry_core::testkit::{free_port, VictoriaMetrics};
+use velometry_core::testkit::{free_port, InfluxServer, VictoriaMetrics};
 
 use crate::helpers::{eventually, metric, ms_ago, poll, Collector, Env, ALICE_EDGE, DB};
 
@@ -143,4 +143,51 @@ async fn sigterm_flushes_what_was_accepted_then_exits() {
     let status = env.collector.terminate().await;
     assert!(status.success(), "{status}: {}", env.collector.logs());
     assert_eq!(env.influx.count(DB, "heart_rate", "bpm").await.expect("count"), 500);
+}
+
+/// InfluxDB with authentication on, as production runs it. A collector whose user may not
+/// create databases says clearly that its database is missing, keeps the readings it
+/// acknowledges, and delivers them once the database exists; restarted then, it reports the
+/// database ready instead of warning again.
+#[tokio::test]
+async fn with_authentication_a_missing_database_is_named_and_its_readings_wait_for_it() {
+    let influx = InfluxServer::start_with_auth().await.expect("influxd");
+    influx.query("", "CREATE USER \"collector\" WITH PASSWORD 'collector-password'").await.expect("user");
+    let mut collector =
+        Collector::start(&influx.url, &["--influx-user=collector", "--influx-password=collector-password"])
+            .await;
+    let warning = "Cannot create the InfluxDB database; readings stay in the WAL until it exists";
+    assert!(
+        eventually(Duration::from_secs(10), || async { collector.logs().contains(warning) }).await,
+        "no warning about the missing database: {}",
+        collector.logs()
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/readings", collector.url))
+        .header("Authorization", format!("Token {ALICE_EDGE}"))
+        .json(&json!([{"metric": "heart_rate", "time": ms_ago(10), "bpm": 142}]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 200, "an InfluxDB the collector cannot write to never refuses readings");
+
+    // An operator creates the database and gives the collector's user its rights on it.
+    influx.query("", &format!("CREATE DATABASE \"{DB}\"")).await.expect("create");
+    influx.query("", &format!("GRANT ALL ON \"{DB}\" TO \"collector\"")).await.expect("grant");
+    let stored = eventually(Duration::from_secs(30), || async {
+        influx.count(DB, "heart_rate", "bpm").await.unwrap_or(0) == 1
+    })
+    .await;
+    assert!(stored, "the reading never reached InfluxDB: {}", collector.logs());
+
+    collector.restart().await;
+    let ready = "InfluxDB database ready (it exists; the collector may not create databases, and need not)";
+    assert!(
+        eventually(Duration::from_secs(10), || async { collector.logs().contains(ready) }).await,
+        "{}",
+        collector.logs()
+    );
+    let logs = collector.logs();
+    let since_restart = logs.rsplit("--- restart ---").next().unwrap_or_default();
+    assert!(!since_restart.contains(warning), "warned again after the restart: {logs}");
 }
