@@ -123,6 +123,18 @@ async fn segments_are_kept_until_every_sink_has_stored_them() {
     );
 }
 
+/// Everything the reader has yet to read, `max_lines` lines a batch.
+fn read_to_end(reader: &mut WalReader, max_lines: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let batch = reader.read(max_lines, 1 << 20).expect("read");
+        if batch.lines == 0 {
+            return body;
+        }
+        body.extend_from_slice(&batch.body);
+    }
+}
+
 #[tokio::test]
 async fn a_reader_behind_the_memory_tail_reads_the_disk_and_catches_up() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -131,15 +143,7 @@ async fn a_reader_behind_the_memory_tail_reads_the_disk_and_catches_up() {
     for i in 0..30 {
         wal.append(line(i)).await.expect("append");
     }
-    let mut body = Vec::new();
-    loop {
-        let batch = reader.read(7, 1 << 20).expect("read");
-        if batch.lines == 0 {
-            break;
-        }
-        body.extend_from_slice(&batch.body);
-    }
-    assert_eq!(body, (0..30).flat_map(line).collect::<Vec<u8>>());
+    assert_eq!(read_to_end(&mut reader, 7), (0..30).flat_map(line).collect::<Vec<u8>>());
 }
 
 #[tokio::test]
@@ -155,13 +159,7 @@ async fn a_reader_on_disk_sees_records_appended_after_its_last_read() {
         }
         // Three lines at a time: the chunk read for the first batch serves the next ones,
         // and the last read of a round ends where the log ended when the chunk was read.
-        loop {
-            let batch = reader.read(3, 1 << 20).expect("read");
-            if batch.lines == 0 {
-                break;
-            }
-            body.extend_from_slice(&batch.body);
-        }
+        body.extend(read_to_end(&mut reader, 3));
     }
     assert_eq!(body, (0..50).flat_map(line).collect::<Vec<u8>>());
 }

@@ -8,6 +8,21 @@ use velometry_core::testkit::{free_port, InfluxServer, VictoriaMetrics};
 
 use crate::helpers::{eventually, metric, ms_ago, poll, Collector, Env, ALICE_EDGE, DB};
 
+/// Posts one heart-rate reading from Alice's bike computer, `ago_s` seconds old.
+async fn post_heart_rate(
+    http: &reqwest::Client,
+    collector: &Collector,
+    ago_s: i64,
+    bpm: u32,
+) -> reqwest::Response {
+    http.post(format!("{}/v1/readings", collector.url))
+        .header("Authorization", format!("Token {ALICE_EDGE}"))
+        .json(&json!([{"metric": "heart_rate", "time": ms_ago(ago_s), "bpm": bpm}]))
+        .send()
+        .await
+        .expect("post")
+}
+
 #[tokio::test]
 async fn the_v2_sink_writes_through_api_v2_write() {
     let vm = VictoriaMetrics::start().await.expect("victoria-metrics");
@@ -16,13 +31,7 @@ async fn the_v2_sink_writes_through_api_v2_write() {
         &["--sink=influx-v2", "--influx-token=secret", "--influx-org=club", "--influx-bucket=rides"],
     )
     .await;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/readings", collector.url))
-        .header("Authorization", format!("Token {ALICE_EDGE}"))
-        .json(&json!([{"metric": "heart_rate", "time": ms_ago(10), "bpm": 142}]))
-        .send()
-        .await
-        .expect("post");
+    let resp = post_heart_rate(&reqwest::Client::new(), &collector, 10, 142).await;
     assert_eq!(resp.status(), 200);
     let (found, series) = poll(
         Duration::from_secs(30),
@@ -102,13 +111,7 @@ async fn a_full_wal_answers_503_and_accepts_nothing_it_cannot_keep() {
     let mut accepted = 0;
     let mut full = None;
     for i in 0..200 {
-        let resp = http
-            .post(format!("{}/v1/readings", collector.url))
-            .header("Authorization", format!("Token {ALICE_EDGE}"))
-            .json(&json!([{"metric": "heart_rate", "time": ms_ago(i), "bpm": 100}]))
-            .send()
-            .await
-            .expect("post");
+        let resp = post_heart_rate(&http, &collector, i, 100).await;
         match resp.status().as_u16() {
             200 => accepted += 1,
             503 => {
@@ -162,13 +165,7 @@ async fn with_authentication_a_missing_database_is_named_and_its_readings_wait_f
         "no warning about the missing database: {}",
         collector.logs()
     );
-    let resp = reqwest::Client::new()
-        .post(format!("{}/v1/readings", collector.url))
-        .header("Authorization", format!("Token {ALICE_EDGE}"))
-        .json(&json!([{"metric": "heart_rate", "time": ms_ago(10), "bpm": 142}]))
-        .send()
-        .await
-        .expect("post");
+    let resp = post_heart_rate(&reqwest::Client::new(), &collector, 10, 142).await;
     assert_eq!(resp.status(), 200, "an InfluxDB the collector cannot write to never refuses readings");
 
     // An operator creates the database and gives the collector's user its rights on it.
