@@ -6,6 +6,7 @@
 //! the shutdown signal and time parsing, plus (behind the `testkit` feature) a harness that
 //! starts real InfluxDB and NATS processes for integration tests.
 
+pub mod cli;
 pub mod ids;
 pub mod influx;
 pub mod lineproto;

@@ -153,6 +153,7 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: TempDir,
     port: u16,
+    max_file_store: Option<u64>,
     /// `nats://127.0.0.1:<port>`.
     pub url: String,
 }
@@ -163,19 +164,41 @@ impl NatsServer {
     /// # Errors
     /// When `nats-server` is missing or does not come up.
     pub async fn start() -> Result<NatsServer> {
+        NatsServer::start_with(None).await
+    }
+
+    /// Starts one whose JetStream store holds at most `bytes` (`max_file_store`), as on a
+    /// small disk.
+    ///
+    /// # Errors
+    /// When `nats-server` is missing or does not come up.
+    pub async fn start_with_file_store(bytes: u64) -> Result<NatsServer> {
+        NatsServer::start_with(Some(bytes)).await
+    }
+
+    async fn start_with(max_file_store: Option<u64>) -> Result<NatsServer> {
         require("nats-server")?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port()?;
-        let mut server = NatsServer { child: None, dir, port, url: format!("nats://127.0.0.1:{port}") };
+        let mut server =
+            NatsServer { child: None, dir, port, max_file_store, url: format!("nats://127.0.0.1:{port}") };
         server.spawn().await?;
         Ok(server)
     }
 
     async fn spawn(&mut self) -> Result<()> {
-        let store: PathBuf = self.dir.path().join("js");
+        let store = self.dir.path().join("js");
+        let max_file_store =
+            self.max_file_store.map_or_else(String::new, |b| format!(", max_file_store: {b}"));
+        let config = self.dir.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!("jetstream {{ store_dir: {:?}{max_file_store} }}\n", store.display().to_string()),
+        )
+        .map_err(|e| e.to_string())?;
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(&store)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-c"])
+            .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -418,6 +441,25 @@ impl Service {
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         self.child = Some(child);
         Ok(())
+    }
+
+    /// Waits until its `/readyz` answers 200 (within 30 s).
+    ///
+    /// # Errors
+    /// The last answer and the service's log, when it never does.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match http.get(format!("{}/readyz", self.url)).send().await {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) => last = format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("{} was not ready within 30 s ({last}): {}", self.binary.display(), self.logs()))
     }
 
     fn log_path(&self, start: usize) -> PathBuf {

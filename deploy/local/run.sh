@@ -363,7 +363,7 @@ start stream "$bin_dir/stream" serve \
   --metrics-listen "127.0.0.1:$stream_metrics_port" \
   --riders "$state/riders.toml" \
   --nats-url "nats://127.0.0.1:$nats_port"
-wait_ready stream 30 http_ok "http://127.0.0.1:$stream_port/healthz"
+wait_ready stream 30 http_ok "http://127.0.0.1:$stream_port/readyz"
 
 start query "$bin_dir/query" serve \
   --listen "127.0.0.1:$query_port" \

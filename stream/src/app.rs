@@ -17,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use velometry_core::riders::Registry;
 use velometry_core::server::ServerLimits;
 
-use crate::feed::{self, FeedSettings};
+use crate::feed::{self, FeedSettings, FeedState};
 use crate::hub::Hub;
 use crate::ws::{self, Limits};
 
@@ -55,6 +55,8 @@ pub struct AppState {
     pub allowed_origins: Option<Arc<Vec<String>>>,
     /// Turns true at shutdown.
     pub stop: watch::Receiver<bool>,
+    /// What the NATS feed is doing.
+    pub feed: watch::Receiver<FeedState>,
     page: Arc<String>,
 }
 
@@ -112,13 +114,15 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
-        let feed = tokio::spawn(feed::run(hub.clone(), settings.feed.clone(), stop_rx.clone()));
+        let (feed_tx, feed_rx) = watch::channel(FeedState::Starting(None));
+        let feed = tokio::spawn(feed::run(hub.clone(), settings.feed.clone(), feed_tx, stop_rx.clone()));
         let state = AppState {
             hub,
             permits: Arc::new(Semaphore::new(settings.max_connections)),
             limits: settings.limits,
             allowed_origins: settings.allowed_origins.clone().map(Arc::new),
             stop: stop_rx,
+            feed: feed_rx,
             page: Arc::new(crate::page::render(settings.tile_url.as_deref())),
         };
         let limits = ServerLimits {
@@ -151,7 +155,25 @@ fn router(state: AppState) -> Router {
         .route("/", get(page))
         .route("/v1/live", get(ws::live))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
         .with_state(state)
+}
+
+/// Ready once the feed has followed NATS: from then on the hub has every rider's latest
+/// reading and serves it, even while it reconnects after an outage (which the body says).
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    match &*state.feed.borrow() {
+        FeedState::Following => (StatusCode::OK, "following live readings\n".into()),
+        FeedState::Reconnecting(e) => {
+            (StatusCode::OK, format!("reconnecting to NATS (serving the readings already known): {e}\n"))
+        }
+        FeedState::Starting(None) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "not following NATS yet: connecting\n".into())
+        }
+        FeedState::Starting(Some(e)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("not following NATS yet: {e}\n"))
+        }
+    }
 }
 
 async fn page(State(state): State<AppState>) -> impl IntoResponse {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::Settings;
 use crate::feed::FeedSettings;
 use crate::ws::Limits;
+use velometry_core::cli::parse_bytes;
 
 /// Velometry's stream hub: pushes live GPS and heart rate to browsers over WebSocket, fed
 /// by NATS; run as many replicas as you like behind a plain load balancer.
@@ -55,6 +56,10 @@ pub struct ServeArgs {
     /// How long NATS keeps live readings for replay.
     #[arg(long, env = "VELOMETRY_STREAM_HISTORY", default_value = "24h", value_parser = humantime::parse_duration)]
     pub history: Duration,
+    /// Bytes of live readings NATS keeps at most (e.g. 1GiB, 256MiB); a JetStream store with
+    /// less room gets a smaller stream and a warning.
+    #[arg(long, env = "VELOMETRY_STREAM_HISTORY_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
+    pub history_max_bytes: u64,
     /// Frames queued per connection; when full, the newest reading of a rider's metric
     /// replaces the queued one.
     #[arg(long, env = "VELOMETRY_STREAM_QUEUE", default_value_t = 64)]
@@ -85,7 +90,12 @@ impl ServeArgs {
             listen: self.listen,
             metrics_listen: self.metrics_listen,
             riders: self.riders,
-            feed: FeedSettings { url: self.nats_url, trail: self.trail, history: self.history },
+            feed: FeedSettings {
+                url: self.nats_url,
+                trail: self.trail,
+                history: self.history,
+                history_max_bytes: self.history_max_bytes,
+            },
             max_connections: self.max_connections,
             allowed_origins: self.allowed_origins,
             limits: Limits {

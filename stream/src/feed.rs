@@ -8,14 +8,16 @@
 //! latest (however old), then replays the live stream from `--trail` ago with an ordered
 //! consumer, which goes on delivering live messages: one gap-free path from history to now. Every replica runs its own
 //! consumer, so every replica sees every reading. If NATS goes away the feed reconnects and
-//! replays from the trail again; readings already known are skipped by time.
+//! replays from the trail again; readings already known are skipped by time. What the
+//! feed is doing is a [`FeedState`], which `/readyz` reports.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::context::{CreateStreamError, CreateStreamErrorKind};
+use async_nats::jetstream::{self, consumer, stream, ErrorCode};
 use futures::StreamExt;
 use tokio::sync::watch;
 
@@ -41,19 +43,50 @@ pub struct FeedSettings {
     pub trail: Duration,
     /// How long the stream keeps live readings.
     pub history: Duration,
+    /// How many bytes of live readings the stream keeps at most.
+    pub history_max_bytes: u64,
 }
 
-/// Runs the feed until `stop` turns true, reconnecting with backoff on any failure.
-pub async fn run(hub: Arc<Hub>, settings: FeedSettings, mut stop: watch::Receiver<bool>) {
+/// The smallest live stream the feed settles for when NATS cannot reserve
+/// [`FeedSettings::history_max_bytes`].
+const MIN_HISTORY_BYTES: u64 = 1 << 20;
+
+/// What the feed is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedState {
+    /// Not following NATS yet; the last failure, if there was one.
+    Starting(Option<String>),
+    /// Following live readings.
+    Following,
+    /// Followed NATS before; reconnecting after this failure.
+    Reconnecting(String),
+}
+
+/// Runs the feed until `stop` turns true, reconnecting with backoff on any failure, and
+/// keeps `state` up to date.
+pub async fn run(
+    hub: Arc<Hub>,
+    settings: FeedSettings,
+    state: watch::Sender<FeedState>,
+    mut stop: watch::Receiver<bool>,
+) {
     const FIRST: Duration = Duration::from_millis(200);
     let mut backoff = FIRST;
     loop {
         let started = Instant::now();
         tokio::select! {
-            result = consume(&hub, &settings) => {
-                if let Err(e) = result {
-                    tracing::warn!(error = format!("{e:#}"), retry_in = ?backoff, "Live feed from NATS failed; reconnecting.");
-                }
+            result = consume(&hub, &settings, &state) => {
+                let failure = match result {
+                    Err(e) => format!("{e:#}"),
+                    Ok(()) => "the NATS consumer ended".to_owned(),
+                };
+                tracing::warn!(error = %failure, retry_in = ?backoff, "Live feed from NATS failed; reconnecting.");
+                state.send_modify(|s| {
+                    *s = match s {
+                        FeedState::Starting(_) => FeedState::Starting(Some(failure)),
+                        FeedState::Following | FeedState::Reconnecting(_) => FeedState::Reconnecting(failure),
+                    }
+                });
             }
             _ = stopped(&mut stop) => return,
         }
@@ -69,7 +102,8 @@ pub async fn run(hub: Arc<Hub>, settings: FeedSettings, mut stop: watch::Receive
     }
 }
 
-async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
+/// Follows the live stream until the connection fails. Returns `Ok` if the consumer ends.
+async fn consume(hub: &Hub, settings: &FeedSettings, state: &watch::Sender<FeedState>) -> anyhow::Result<()> {
     // A restarted NATS server has forgotten the ordered consumer, and the client would only
     // notice when its heartbeats stop, seconds later: on a disconnect, start over at once.
     let disconnected = Arc::new(tokio::sync::Notify::new());
@@ -88,18 +122,6 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
         .connect(&settings.url)
         .await?;
     let js = jetstream::new(client.clone());
-    let live = js
-        .get_or_create_stream(stream::Config {
-            name: STREAM.into(),
-            subjects: vec![SUBJECTS.into()],
-            max_age: settings.history,
-            max_bytes: 1 << 30,
-            storage: stream::StorageType::File,
-            discard: stream::DiscardPolicy::Old,
-            ..stream::Config::default()
-        })
-        .await
-        .with_context(|| format!("cannot create or open the JetStream stream {STREAM}"))?;
     let latest = js
         .get_or_create_stream(stream::Config {
             name: LATEST.into(),
@@ -111,6 +133,8 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
         })
         .await
         .with_context(|| format!("cannot create or open the JetStream stream {LATEST}"))?;
+    // The live stream second: it takes what room the JetStream store has left.
+    let live = open_live(&js, settings).await?;
     let loaded = load_latest(hub, &latest).await.context("cannot read the latest readings")?;
     let start = time::OffsetDateTime::now_utc() - settings.trail;
     let consumer = live
@@ -122,6 +146,7 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
         .context("cannot create the ordered consumer")?;
     let mut messages = consumer.messages().await.context("cannot consume")?;
     tracing::info!(url = %settings.url, latest = loaded, "Following live readings.");
+    state.send_replace(FeedState::Following);
     // The latest are written at most once a second per rider and metric by each replica:
     // the live stream's replay covers the rest.
     let mut written: HashMap<(String, Arc<str>), Instant> = HashMap::new();
@@ -130,7 +155,7 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
             message = messages.next() => message,
             () = disconnected.notified() => anyhow::bail!("disconnected from NATS"),
         };
-        let Some(message) = message else { break };
+        let Some(message) = message else { return Ok(()) };
         let message = message.context("the ordered consumer failed")?;
         if let Ok(info) = message.info() {
             m::lag(info.pending);
@@ -154,7 +179,79 @@ async fn consume(hub: &Hub, settings: &FeedSettings) -> anyhow::Result<()> {
             }
         }
     }
-    anyhow::bail!("the NATS consumer ended")
+}
+
+/// Creates the live stream, or brings an existing one to the configured limits. A NATS whose
+/// JetStream store cannot reserve `--history-max-bytes` gets a stream of the largest half,
+/// quarter, … of it that fits, and a warning that says so.
+async fn open_live(js: &jetstream::Context, settings: &FeedSettings) -> anyhow::Result<stream::Stream> {
+    let mut max_bytes = settings.history_max_bytes;
+    loop {
+        let config = stream::Config {
+            name: STREAM.into(),
+            subjects: vec![SUBJECTS.into()],
+            max_age: settings.history,
+            max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
+            storage: stream::StorageType::File,
+            discard: stream::DiscardPolicy::Old,
+            ..stream::Config::default()
+        };
+        match create_or_update(js, &config).await {
+            Ok(live) => {
+                if max_bytes < settings.history_max_bytes {
+                    tracing::warn!(
+                        wanted = %mib(settings.history_max_bytes),
+                        kept = %mib(max_bytes),
+                        "NATS cannot reserve --history-max-bytes for live readings in its JetStream store; \
+                         the stream keeps less. Give nats-server more (jetstream max_file_store, or free \
+                         disk) or lower --history-max-bytes."
+                    );
+                }
+                return Ok(live);
+            }
+            Err(e) if storage_exceeded(&e) && max_bytes / 2 >= MIN_HISTORY_BYTES => max_bytes /= 2,
+            Err(e) if storage_exceeded(&e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "NATS has no room for the JetStream stream {STREAM}, not even {}: give \
+                         nats-server more storage (jetstream max_file_store, or free disk)",
+                        mib(max_bytes)
+                    )
+                })
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create or open the JetStream stream {STREAM}"))
+            }
+        }
+    }
+}
+
+/// Opens the stream `config` names, creating it if missing and updating its limits if they
+/// differ (after `--history` or `--history-max-bytes` changed).
+async fn create_or_update(
+    js: &jetstream::Context,
+    config: &stream::Config,
+) -> Result<stream::Stream, CreateStreamError> {
+    let mut live = js.get_or_create_stream(config.clone()).await?;
+    let current = &live.cached_info().config;
+    if current.max_age != config.max_age || current.max_bytes != config.max_bytes {
+        let info = js.update_stream(config).await?;
+        tracing::info!(
+            max_age = ?info.config.max_age,
+            max_bytes = %mib(u64::try_from(info.config.max_bytes).unwrap_or(0)),
+            "Updated the limits of the JetStream stream {STREAM}."
+        );
+        live = js.get_or_create_stream(config.clone()).await?;
+    }
+    Ok(live)
+}
+
+fn storage_exceeded(e: &CreateStreamError) -> bool {
+    matches!(e.kind(), CreateStreamErrorKind::JetStream(e) if e.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes >> 20)
 }
 
 /// Reads the latest reading of every rider and metric into the hub.

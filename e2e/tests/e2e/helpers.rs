@@ -67,6 +67,9 @@ impl Stack {
         )
         .await
         .expect("the stream hub starts");
+        // Readings published before the hub follows NATS would miss the live stream.
+        stream.wait_ready().await.expect("the stream hub follows NATS");
+        collector.wait_ready().await.expect("the collector is ready");
         Stack { _influx: influx, _nats: nats, _dir: dir, collector, query, stream }
     }
 

@@ -12,7 +12,7 @@ use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
 use velometry_core::testkit::{free_port, NatsServer};
 
-use crate::helpers::{collector, hub, nats_client, riders_file, wait_for_feed, Socket, ALICE_PHONE};
+use crate::helpers::{collector, hub, riders_file, Socket, ALICE_PHONE};
 
 /// A DevTools connection to one page.
 struct DevTools {
@@ -62,7 +62,6 @@ async fn readings_sent_to_the_collector_appear_on_the_live_page() {
     // The page is about the live path; InfluxDB being away only delays the sink.
     let collector = collector(&nats, &riders, &wal, &nowhere).await;
     let hub = hub(&nats, &riders, &[]).await;
-    wait_for_feed(&hub, &nats_client(&nats).await).await;
 
     let profile = tempfile::tempdir().expect("tempdir");
     let mut browser = Command::new(chromium)

@@ -6,9 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use velometry_core::testkit::{InfluxServer, NatsServer};
 
-use crate::helpers::{
-    collector, hub, nats_client, publish, riders_file, wait_for_feed, Client, ALICE_PHONE, COACH,
-};
+use crate::helpers::{collector, hub, nats_client, publish, riders_file, Client, ALICE_PHONE, COACH};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -20,7 +18,6 @@ async fn a_reading_sent_to_the_collector_reaches_a_websocket_follower() {
     let wal = tempfile::tempdir().expect("tempdir");
     let collector = collector(&nats, &riders, &wal, &influx.url).await;
     let hub = hub(&nats, &riders, &[]).await;
-    wait_for_feed(&hub, &nats_client(&nats).await).await;
     let mut client = Client::connect(&hub, "").await;
     client.subscribe(&["alice"]).await;
 
@@ -56,8 +53,6 @@ async fn every_replica_delivers_every_reading() {
     let riders = riders_file();
     let (one, two) = (hub(&nats, &riders, &[]).await, hub(&nats, &riders, &[]).await);
     let publisher = nats_client(&nats).await;
-    wait_for_feed(&one, &publisher).await;
-    wait_for_feed(&two, &publisher).await;
     let (mut a, mut b) = (Client::connect(&one, "").await, Client::connect(&two, "").await);
     a.subscribe(&["alice"]).await;
     b.subscribe(&["*"]).await;
@@ -74,7 +69,6 @@ async fn a_new_follower_gets_the_latest_and_the_trail_at_once() {
     let riders = riders_file();
     let hub = hub(&nats, &riders, &[]).await;
     let publisher = nats_client(&nats).await;
-    wait_for_feed(&hub, &publisher).await;
     for i in 0..5 {
         publish(
             &publisher,

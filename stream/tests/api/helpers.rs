@@ -48,8 +48,17 @@ pub async fn collector(nats: &NatsServer, riders: &TempDir, wal: &TempDir, influ
     .expect("the collector starts")
 }
 
-/// Starts a hub on `nats` with extra flags.
+/// Starts a hub on `nats` with extra flags and waits until it follows NATS.
 pub async fn hub(nats: &NatsServer, riders: &TempDir, extra: &[&str]) -> Service {
+    let hub = Service::start(env!("CARGO_BIN_EXE_stream").into(), hub_args(nats, riders, extra))
+        .await
+        .expect("the hub starts");
+    hub.wait_ready().await.expect("the hub follows NATS");
+    hub
+}
+
+/// The flags of a hub on `nats`, and `extra`.
+pub fn hub_args(nats: &NatsServer, riders: &TempDir, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
         "serve".to_owned(),
         "--listen=127.0.0.1:0".into(),
@@ -58,7 +67,7 @@ pub async fn hub(nats: &NatsServer, riders: &TempDir, extra: &[&str]) -> Service
         format!("--riders={}", riders.path().join("riders.toml").display()),
     ];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    Service::start(env!("CARGO_BIN_EXE_stream").into(), args).await.expect("the hub starts")
+    args
 }
 
 /// Publishes a reading on NATS exactly as the collector does after making it durable.
@@ -137,18 +146,4 @@ impl Client {
 
 pub async fn nats_client(nats: &NatsServer) -> async_nats::Client {
     async_nats::connect(&nats.url).await.expect("NATS client")
-}
-
-/// Waits until the hub has its NATS consumer (it connects in the background).
-pub async fn wait_for_feed(hub: &Service, nats: &async_nats::Client) {
-    // A reading of a rider no test follows; once the hub counts it, the feed is live.
-    for _ in 0..100 {
-        publish(nats, "bob", "heart_rate", 0.0, json!({"bpm": 60})).await;
-        let text = hub.metrics().await.unwrap_or_default();
-        if velometry_core::testkit::metric(&text, "stream_readings_received_total") > 0.0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the hub never received a reading from NATS: {}", hub.logs());
 }

@@ -4,4 +4,5 @@
 mod browser;
 mod follow;
 mod helpers;
+mod nats;
 mod resilience;

@@ -6,7 +6,7 @@ use serde_json::json;
 use tokio::net::TcpSocket;
 use velometry_core::testkit::{metric, NatsServer};
 
-use crate::helpers::{hub, nats_client, publish, riders_file, wait_for_feed, Client};
+use crate::helpers::{hub, nats_client, publish, riders_file, Client};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -16,7 +16,6 @@ async fn a_stalled_client_neither_delays_the_others_nor_stays_connected() {
     let riders = riders_file();
     let hub = hub(&nats, &riders, &["--queue=16", "--slow-after=1s"]).await;
     let publisher = nats_client(&nats).await;
-    wait_for_feed(&hub, &publisher).await;
 
     // The stalled client: a tiny receive buffer, and it never reads after subscribing.
     let addr = hub.url.trim_start_matches("http://").parse().expect("addr");
@@ -99,7 +98,6 @@ async fn a_restarted_hub_serves_the_latest_at_once_and_carries_on() {
     let riders = riders_file();
     let mut hub = hub(&nats, &riders, &[]).await;
     let publisher = nats_client(&nats).await;
-    wait_for_feed(&hub, &publisher).await;
     let mut client = Client::connect(&hub, "").await;
     client.subscribe(&["alice"]).await;
     publish(&publisher, "alice", "heart_rate", 1.0, json!({"bpm": 133})).await;
