@@ -113,7 +113,9 @@ impl Stack {
         let query = start("query", serve(vec![format!("--influx-url={}", influx.url)])).await?;
         let mut streams = Vec::new();
         for _ in 0..stream_replicas {
-            streams.push(start("stream", serve(vec![format!("--nats-url={}", nats.url)])).await?);
+            let hub = start("stream", serve(vec![format!("--nats-url={}", nats.url)])).await?;
+            hub.wait_ready().await.map_err(|e| anyhow!("stream: {e}"))?;
+            streams.push(hub);
         }
         Ok(Stack { influx, nats, collector, query, streams, fleet, dir })
     }

@@ -190,6 +190,7 @@ async fn main() {
     )
     .await
     .expect("hub");
+    hub.wait_ready().await.expect("the hub follows NATS");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let baseline = rss_bytes(hub.pid().expect("pid"));
     println!("{riders} riders at 1 Hz (gps + heart_rate through the collector), {seconds} s per round");
