@@ -45,9 +45,9 @@ pub enum Scenario {
     sets simulated riders riding, runs k6 (k6/*.js) and writes each scenario's section of \
     BENCHMARKS.md. A full `all` run takes about 40 minutes.")]
 pub struct Args {
-    /// What to measure
-    #[arg(value_enum)]
-    scenario: Scenario,
+    /// What to measure: one scenario, or several, run in the order given on one stack
+    #[arg(value_enum, required = true)]
+    scenarios: Vec<Scenario>,
     /// The report whose sections are (re)written
     #[arg(long, default_value = "BENCHMARKS.md")]
     report: PathBuf,
@@ -57,6 +57,10 @@ pub struct Args {
     /// The folder of the k6 scripts
     #[arg(long, default_value = "k6")]
     scripts: PathBuf,
+    /// InfluxDB's `cache-snapshot-memory-size` for the started stack (e.g. 25m, InfluxDB's
+    /// default), to measure velometry's setting side by side
+    #[arg(long, default_value = velometry_core::testkit::INFLUX_CACHE_SNAPSHOT)]
+    influx_cache_snapshot: String,
     /// Riders in the generated riders file
     #[arg(long, default_value_t = 50)]
     riders: usize,
@@ -128,12 +132,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             (target, Some(running))
         }
     };
-    let scenarios = match args.scenario {
+    let scenarios = args.scenarios.iter().flat_map(|&scenario| match scenario {
         Scenario::All => {
             vec![Scenario::Requests, Scenario::IngestCeiling, Scenario::HistoryCeiling, Scenario::LiveCeiling]
         }
         one => vec![one],
-    };
+    });
     for scenario in scenarios {
         if let Some(running) = &running {
             running.settle().await;
@@ -153,7 +157,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             Scenario::All => unreachable!("expanded above"),
         };
-        let command = format!("deploy/local/bench.sh {name}");
+        let mut command = format!("deploy/local/bench.sh {name}");
+        if args.influx_cache_snapshot != velometry_core::testkit::INFLUX_CACHE_SNAPSHOT {
+            command.push_str(&format!(" --influx-cache-snapshot {}", args.influx_cache_snapshot));
+        }
         let section = format!("{}{body}", report::preamble(&command).await);
         println!("\n## {title}\n\n{section}");
         if !args.dry_run {
@@ -222,7 +229,7 @@ async fn start(args: &Args) -> anyhow::Result<(Target, Running)> {
     }
     let fleet = Fleet { riders: args.riders, devices: args.devices };
     println!("Starting InfluxDB, NATS, the collector, the query service and a stream hub …");
-    let stack = Stack::start(fleet, 1).await?;
+    let stack = Stack::start(fleet, 1, &args.influx_cache_snapshot).await?;
     let stream = stack.streams.first().context("no stream hub")?.url.clone();
     println!(
         "collector {} · query {} · stream {} · InfluxDB {}",

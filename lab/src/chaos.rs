@@ -98,7 +98,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         plan.iter().map(Fault::victim).collect::<Vec<_>>().join(", ")
     );
     let fleet = Fleet { riders: args.riders, devices: 1 };
-    let mut stack = Stack::start(fleet, args.stream_replicas).await.context("cannot start the stack")?;
+    let mut stack = Stack::start(fleet, args.stream_replicas, velometry_core::testkit::INFLUX_CACHE_SNAPSHOT)
+        .await
+        .context("cannot start the stack")?;
     eprintln!(
         "Stack up: collector {}, query {}, hubs {}",
         stack.collector.url,

@@ -76,12 +76,18 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts InfluxDB, NATS, the collector, the query service and `stream_replicas` hubs.
+    /// Starts InfluxDB (with `cache-snapshot-memory-size` = `influx_cache_snapshot`), NATS,
+    /// the collector, the query service and `stream_replicas` hubs.
     ///
     /// # Errors
     /// When a binary is missing or a process does not come up.
-    pub async fn start(fleet: Fleet, stream_replicas: usize) -> anyhow::Result<Stack> {
-        let influx = InfluxServer::start().await.map_err(|e| anyhow!(e))?;
+    pub async fn start(
+        fleet: Fleet,
+        stream_replicas: usize,
+        influx_cache_snapshot: &str,
+    ) -> anyhow::Result<Stack> {
+        let influx =
+            InfluxServer::start_with_cache_snapshot(influx_cache_snapshot).await.map_err(|e| anyhow!(e))?;
         let nats = NatsServer::start().await.map_err(|e| anyhow!(e))?;
         let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
         let riders = dir.path().join("riders.toml");
