@@ -126,12 +126,24 @@ impl Env {
             .expect("request")
     }
 
-    /// Rows of a query, waiting until there are `n` of them (or panicking after 30 s).
+    /// Rows of a query, waiting until there are `n` of them and the collector has stored
+    /// everything it acknowledged (or panicking after 30 s). InfluxDB stores a point's fields
+    /// one after the other, so a read during a write may see some fields of a point and not
+    /// others; once the collector's WAL holds nothing unstored, every write it made is whole.
     pub async fn wait_rows(&self, q: &str, n: usize) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        let (found, last) = poll(
+        let (found, (_, last)) = poll(
             Duration::from_secs(30),
-            || async { self.influx.rows(DB, q).await.unwrap_or_default() },
-            |rows| rows.len() >= n,
+            || async {
+                // A collector that does not answer (stopped by the test) has nothing in flight.
+                let unstored = self
+                    .collector
+                    .service
+                    .metrics()
+                    .await
+                    .map_or(0.0, |text| metric(&text, "collector_wal_bytes "));
+                (unstored, self.influx.rows(DB, q).await.unwrap_or_default())
+            },
+            |(unstored, rows)| *unstored == 0.0 && rows.len() >= n,
         )
         .await;
         assert!(found, "expected {n} rows for {q}, have {}: {last:?}\n{}", last.len(), self.collector.logs());
