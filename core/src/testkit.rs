@@ -153,7 +153,6 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: TempDir,
     port: u16,
-    max_file_store: Option<u64>,
     /// `nats://127.0.0.1:<port>`.
     pub url: String,
 }
@@ -164,7 +163,7 @@ impl NatsServer {
     /// # Errors
     /// When `nats-server` is missing or does not come up.
     pub async fn start() -> Result<NatsServer> {
-        NatsServer::start_with(None).await
+        NatsServer::start_with(free_port()?, "", "").await
     }
 
     /// Starts one whose JetStream store holds at most `bytes` (`max_file_store`), as on a
@@ -173,29 +172,47 @@ impl NatsServer {
     /// # Errors
     /// When `nats-server` is missing or does not come up.
     pub async fn start_with_file_store(bytes: u64) -> Result<NatsServer> {
-        NatsServer::start_with(Some(bytes)).await
+        NatsServer::start_with(free_port()?, &format!("max_file_store: {bytes}"), "").await
     }
 
-    async fn start_with(max_file_store: Option<u64>) -> Result<NatsServer> {
+    /// Starts a cluster of `size` servers, each with JetStream, routed to one another as in
+    /// production; JetStream then elects its leader within a few seconds.
+    ///
+    /// # Errors
+    /// When `nats-server` is missing or a server does not come up.
+    pub async fn start_cluster(size: usize) -> Result<Vec<NatsServer>> {
+        let client_ports = (0..size).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
+        let route_ports = (0..size).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
+        let routes: Vec<String> = route_ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
+        let mut servers = Vec::new();
+        for (i, (&port, route_port)) in client_ports.iter().zip(&route_ports).enumerate() {
+            let cluster = format!(
+                "server_name: n{i}\ncluster {{ name: velometry, listen: \"127.0.0.1:{route_port}\", routes: [{}] }}\n",
+                routes.join(", ")
+            );
+            servers.push(NatsServer::start_with(port, "", &cluster).await?);
+        }
+        Ok(servers)
+    }
+
+    /// Starts a server on `port`, with `jetstream` added to its JetStream block and
+    /// `rest` to its configuration.
+    async fn start_with(port: u16, jetstream: &str, rest: &str) -> Result<NatsServer> {
         require("nats-server")?;
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let mut server =
-            NatsServer { child: None, dir, port, max_file_store, url: format!("nats://127.0.0.1:{port}") };
+        let store = dir.path().join("js").display().to_string();
+        std::fs::write(
+            dir.path().join("nats.conf"),
+            format!("jetstream {{ store_dir: {store:?}\n{jetstream} }}\n{rest}"),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut server = NatsServer { child: None, dir, port, url: format!("nats://127.0.0.1:{port}") };
         server.spawn().await?;
         Ok(server)
     }
 
     async fn spawn(&mut self) -> Result<()> {
-        let store = self.dir.path().join("js");
-        let max_file_store =
-            self.max_file_store.map_or_else(String::new, |b| format!(", max_file_store: {b}"));
         let config = self.dir.path().join("nats.conf");
-        std::fs::write(
-            &config,
-            format!("jetstream {{ store_dir: {:?}{max_file_store} }}\n", store.display().to_string()),
-        )
-        .map_err(|e| e.to_string())?;
         let child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-c"])
             .arg(&config)

@@ -60,6 +60,11 @@ pub struct ServeArgs {
     /// less room gets a smaller stream and a warning.
     #[arg(long, env = "VELOMETRY_STREAM_HISTORY_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
     pub history_max_bytes: u64,
+    /// JetStream replicas of the hub's streams: 1 on a single NATS server, 3 on a
+    /// three-server cluster (losing a server then loses no live history). A change applies
+    /// to existing streams at the next start.
+    #[arg(long, env = "VELOMETRY_STREAM_NATS_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub nats_replicas: u8,
     /// Frames queued per connection; when full, the newest reading of a rider's metric
     /// replaces the queued one.
     #[arg(long, env = "VELOMETRY_STREAM_QUEUE", default_value_t = 64)]
@@ -95,6 +100,7 @@ impl ServeArgs {
                 trail: self.trail,
                 history: self.history,
                 history_max_bytes: self.history_max_bytes,
+                replicas: usize::from(self.nats_replicas),
             },
             max_connections: self.max_connections,
             allowed_origins: self.allowed_origins,

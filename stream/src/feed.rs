@@ -45,6 +45,8 @@ pub struct FeedSettings {
     pub history: Duration,
     /// How many bytes of live readings the stream keeps at most.
     pub history_max_bytes: u64,
+    /// JetStream replicas of both streams (at most the NATS cluster's size).
+    pub replicas: usize,
 }
 
 /// The smallest live stream the feed settles for when NATS cannot reserve
@@ -122,21 +124,27 @@ async fn consume(hub: &Hub, settings: &FeedSettings, state: &watch::Sender<FeedS
         .connect(&settings.url)
         .await?;
     let js = jetstream::new(client.clone());
-    let latest = js
-        .get_or_create_stream(stream::Config {
-            name: LATEST.into(),
-            subjects: vec![format!("{LATEST_PREFIX}>")],
-            max_messages_per_subject: 1,
-            storage: stream::StorageType::File,
-            discard: stream::DiscardPolicy::Old,
-            ..stream::Config::default()
-        })
-        .await
-        .with_context(|| format!("cannot create or open the JetStream stream {LATEST}"))?;
+    let latest_config = stream::Config {
+        name: LATEST.into(),
+        subjects: vec![format!("{LATEST_PREFIX}>")],
+        max_messages_per_subject: 1,
+        // Unlimited, as the server reports it, so that the comparison in create_or_update
+        // holds.
+        max_bytes: -1,
+        storage: stream::StorageType::File,
+        discard: stream::DiscardPolicy::Old,
+        num_replicas: settings.replicas,
+        ..stream::Config::default()
+    };
+    let latest =
+        create_or_update(&js, &latest_config).await.with_context(|| cannot_open(LATEST, settings))?;
     // The live stream second: it takes what room the JetStream store has left.
-    let live = open_live(&js, settings).await?;
+    let mut live = open_live(&js, settings).await?;
     let loaded = load_latest(hub, &latest).await.context("cannot read the latest readings")?;
     let start = time::OffsetDateTime::now_utc() - settings.trail;
+    // What the stream holds now: the consumer delivers what of it is within the trail, and
+    // everything after.
+    let mut received = live.info().await.context("cannot read the live stream's state")?.state.last_sequence;
     let consumer = live
         .create_consumer(consumer::pull::OrderedConfig {
             deliver_policy: consumer::DeliverPolicy::ByStartTime { start_time: start },
@@ -150,15 +158,26 @@ async fn consume(hub: &Hub, settings: &FeedSettings, state: &watch::Sender<FeedS
     // The latest are written at most once a second per rider and metric by each replica:
     // the live stream's replay covers the rest.
     let mut written: HashMap<(String, Arc<str>), Instant> = HashMap::new();
+    let mut last_message = Instant::now();
+    let mut watchdog = tokio::time::interval(STALL_CHECK);
+    let mut undelivered = None;
     loop {
         let message = tokio::select! {
             message = messages.next() => message,
             () = disconnected.notified() => anyhow::bail!("disconnected from NATS"),
+            _ = watchdog.tick() => {
+                if last_message.elapsed() >= STALL_CHECK {
+                    check_not_stalled(&mut live, received, &mut undelivered).await?;
+                }
+                continue;
+            }
         };
         let Some(message) = message else { return Ok(()) };
         let message = message.context("the ordered consumer failed")?;
+        last_message = Instant::now();
         if let Ok(info) = message.info() {
             m::lag(info.pending);
+            received = received.max(info.stream_sequence);
         }
         let reading = match Reading::parse(&message.payload) {
             Ok(reading) => reading,
@@ -194,6 +213,7 @@ async fn open_live(js: &jetstream::Context, settings: &FeedSettings) -> anyhow::
             max_bytes: i64::try_from(max_bytes).unwrap_or(i64::MAX),
             storage: stream::StorageType::File,
             discard: stream::DiscardPolicy::Old,
+            num_replicas: settings.replicas,
             ..stream::Config::default()
         };
         match create_or_update(js, &config).await {
@@ -219,27 +239,40 @@ async fn open_live(js: &jetstream::Context, settings: &FeedSettings) -> anyhow::
                     )
                 })
             }
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot create or open the JetStream stream {STREAM}"))
-            }
+            Err(e) => return Err(e).with_context(|| cannot_open(STREAM, settings)),
         }
     }
 }
 
-/// Opens the stream `config` names, creating it if missing and updating its limits if they
-/// differ (after `--history` or `--history-max-bytes` changed).
+/// What failed, and the flag that may be why.
+fn cannot_open(stream: &str, settings: &FeedSettings) -> String {
+    format!(
+        "cannot create or open the JetStream stream {stream} with {} replica(s) (--nats-replicas; \
+         a single NATS server keeps 1)",
+        settings.replicas
+    )
+}
+
+/// Opens the stream `config` names, creating it if missing and updating its limits and
+/// replicas if they differ (after `--history`, `--history-max-bytes` or `--nats-replicas`
+/// changed).
 async fn create_or_update(
     js: &jetstream::Context,
     config: &stream::Config,
 ) -> Result<stream::Stream, CreateStreamError> {
     let mut live = js.get_or_create_stream(config.clone()).await?;
     let current = &live.cached_info().config;
-    if current.max_age != config.max_age || current.max_bytes != config.max_bytes {
+    if current.max_age != config.max_age
+        || current.max_bytes != config.max_bytes
+        || current.num_replicas != config.num_replicas
+    {
         let info = js.update_stream(config).await?;
         tracing::info!(
+            stream = %info.config.name,
             max_age = ?info.config.max_age,
-            max_bytes = %mib(u64::try_from(info.config.max_bytes).unwrap_or(0)),
-            "Updated the limits of the JetStream stream {STREAM}."
+            max_bytes = info.config.max_bytes,
+            replicas = info.config.num_replicas,
+            "Updated the limits of a JetStream stream."
         );
         live = js.get_or_create_stream(config.clone()).await?;
     }
@@ -252,6 +285,34 @@ fn storage_exceeded(e: &CreateStreamError) -> bool {
 
 fn mib(bytes: u64) -> String {
     format!("{} MiB", bytes >> 20)
+}
+
+/// How often a quiet consumer checks that the stream is quiet too.
+const STALL_CHECK: Duration = Duration::from_secs(2);
+
+/// Fails if a message the live stream held at the previous check (`undelivered`) has still
+/// not been delivered (`received` is the last delivered); then notes the stream's last
+/// message if the consumer has not delivered it. An ordered consumer lives on one NATS
+/// server; when that server goes away the client notices only after two missed 15-second
+/// heartbeats, a minute without live readings. Starting over replays from the trail, which
+/// skips what the hub already has.
+async fn check_not_stalled(
+    live: &mut stream::Stream,
+    received: u64,
+    undelivered: &mut Option<u64>,
+) -> anyhow::Result<()> {
+    if let Some(waiting) = undelivered.filter(|&w| w > received) {
+        anyhow::bail!(
+            "the consumer stalled: message {waiting} of the live stream was not delivered within \
+             {STALL_CHECK:?} (this hub has {received})"
+        );
+    }
+    // A stream that cannot answer now (electing a leader) is asked again at the next check.
+    *undelivered = match live.info().await {
+        Ok(info) if info.state.last_sequence > received => Some(info.state.last_sequence),
+        _ => None,
+    };
+    Ok(())
 }
 
 /// Reads the latest reading of every rider and metric into the hub.

@@ -79,3 +79,81 @@ async fn a_small_jetstream_store_gets_a_smaller_stream_a_warning_and_every_readi
     assert_eq!(max_bytes().await, 16 * MIB);
     assert!(!second.logs().contains("cannot reserve"), "{}", second.logs());
 }
+
+#[tokio::test]
+async fn with_three_replicas_the_streams_outlive_a_nats_server_and_readings_flow() {
+    let mut cluster = NatsServer::start_cluster(3).await.expect("a NATS cluster of three");
+    let riders = riders_file();
+    // Streams made with one replica, as by a hub started with the default, are raised to
+    // three by the next hub started with --nats-replicas=3.
+    drop(hub(&cluster[0], &riders, &[]).await);
+    let hub = hub(&cluster[0], &riders, &["--nats-replicas=3"]).await;
+    let publisher = nats_client(&cluster[0]).await;
+    let js = async_nats::jetstream::new(publisher.clone());
+    for name in ["VELOMETRY_LIVE", "VELOMETRY_LATEST"] {
+        let mut stream = js.get_stream(name).await.expect("the hub made the stream");
+        let info = stream.info().await.expect("stream info");
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+    }
+
+    // Once the new replicas have caught up, the live stream's leader goes away (asked first
+    // to hand over if it is the server the hub and the publisher use): the two others elect
+    // a new one and carry on. A rider sends every half second; readings published during
+    // the election may be lost (the collector publishes live readings without waiting for
+    // JetStream), and the ones after reach the follower.
+    let mut leader = None;
+    for _ in 0..150 {
+        let mut live = js.get_stream("VELOMETRY_LIVE").await.expect("live stream");
+        let cluster_info = live.info().await.expect("info").cluster.clone().unwrap_or_default();
+        let caught_up = cluster_info.replicas.len() == 2 && cluster_info.replicas.iter().all(|p| p.current);
+        match cluster_info.leader {
+            Some(name) if caught_up && name != "n0" => {
+                leader = Some(name);
+                break;
+            }
+            Some(_) if caught_up => {
+                let _ = publisher.request("$JS.API.STREAM.LEADER.STEPDOWN.VELOMETRY_LIVE", "".into()).await;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let leader = leader.expect("the replicas caught up and a server other than n0 leads");
+    cluster[leader[1..].parse::<usize>().expect("n<i>")].kill().await;
+    let mut client = Client::connect(&hub, "").await;
+    client.subscribe(&["alice"]).await;
+    let mut delivered = None;
+    // Typically 5–8 s here; on a loaded machine a NATS election and the hub's retries can take
+    // tens of seconds.
+    for bpm in 100..340 {
+        publish(&publisher, "alice", "heart_rate", 0.0, json!({"bpm": bpm})).await;
+        if let Some(frame) = client.next(Duration::from_millis(500)).await {
+            delivered = frame["bpm"].as_f64();
+            break;
+        }
+    }
+    assert!(delivered.is_some(), "no reading reached the follower within two minutes: {}", hub.logs());
+    let mut live = js.get_stream("VELOMETRY_LIVE").await.expect("live stream");
+    assert!(live.info().await.expect("info").state.messages >= 1);
+}
+
+#[tokio::test]
+async fn more_replicas_than_nats_servers_is_named_in_readyz() {
+    let nats = NatsServer::start().await.expect("nats");
+    let riders = riders_file();
+    let hub =
+        Service::start(env!("CARGO_BIN_EXE_stream").into(), hub_args(&nats, &riders, &["--nats-replicas=3"]))
+            .await
+            .expect("the hub starts");
+    let mut answer = (0, String::new());
+    for _ in 0..100 {
+        let r = reqwest::get(format!("{}/readyz", hub.url)).await.expect("readyz");
+        answer = (r.status().as_u16(), r.text().await.expect("body"));
+        if answer.1.contains("--nats-replicas") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(answer.0, 503, "{answer:?}");
+    assert!(answer.1.contains("with 3 replica(s) (--nats-replicas"), "{answer:?}");
+}
