@@ -125,6 +125,13 @@ pub fn text_flag(name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
 }
 
+/// SIGKILLs the process in `child`, if there is one, and forgets it.
+pub(crate) async fn sigkill(child: &mut Option<Child>) {
+    if let Some(mut running) = child.take() {
+        let _ = running.kill().await;
+    }
+}
+
 /// A result whose error is a message for the test log.
 pub type Result<T> = std::result::Result<T, String>;
 
@@ -234,9 +241,7 @@ impl NatsServer {
 
     /// Kills the server, keeping its JetStream store.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        sigkill(&mut self.child).await;
     }
 
     /// Starts the server again on the same port and store.
@@ -498,9 +503,7 @@ impl Service {
 
     /// SIGKILL: no flush, no goodbye.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        sigkill(&mut self.child).await;
     }
 
     /// SIGTERM, then waits up to 30 s for the exit.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use super::{free_port, require, Result};
+use super::{free_port, require, sigkill, Result};
 
 /// The size at which InfluxDB 1.x writes a shard's in-memory cache to disk, as velometry runs
 /// it (`deploy/local/run.sh`, the Kubernetes manifests; docs/deploy.md, "InfluxDB settings").
@@ -179,9 +179,7 @@ bind-address = "127.0.0.1:{rpc}"
 
     /// Kills the server (SIGKILL), keeping its data.
     pub async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
+        sigkill(&mut self.child).await;
     }
 
     /// Starts the server again on the same ports and data.
