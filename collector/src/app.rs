@@ -22,6 +22,7 @@ use crate::sink::influx_v1::InfluxV1;
 use crate::sink::influx_v2::InfluxV2;
 use crate::sink::questdb::QuestDb;
 use crate::sink::{DeadLetters, Drainer, Sink};
+use crate::state::AppState;
 use crate::wal::{Wal, WalOptions};
 use velometry_core::influx::InfluxAuth;
 use velometry_core::server::ServerLimits;
@@ -92,17 +93,6 @@ pub struct Settings {
     pub rate_burst: NonZeroU32,
     /// How long shutdown waits for the WAL to drain.
     pub flush_timeout: Duration,
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// Token checks and rate limits.
-    pub auth: Arc<Authenticator>,
-    /// The durable path.
-    pub ingest: Ingest,
-    /// Body limits.
-    pub limits: BodyLimits,
 }
 
 /// A built collector: listeners bound, WAL open, ready to run.

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::app::AppState;
 use crate::ingest::{json, lineproto, osmand, owntracks};
 use crate::metrics as m;
+use crate::state::AppState;
 
 /// The ingest router.
 pub fn router(state: AppState, request_timeout: Duration) -> Router {

@@ -20,4 +20,5 @@ pub mod replay;
 pub mod simulate;
 pub mod sink;
 pub mod sources;
+pub mod state;
 pub mod wal;

@@ -7,11 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse};
-use axum::routing::get;
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use velometry_core::riders::Registry;
@@ -19,7 +14,7 @@ use velometry_core::server::ServerLimits;
 
 use crate::feed::{self, FeedSettings, FeedState};
 use crate::hub::Hub;
-use crate::ws::{self, Limits};
+use crate::state::{AppState, Limits};
 
 /// Everything the hub needs to run.
 #[derive(Debug, Clone)]
@@ -40,24 +35,6 @@ pub struct Settings {
     pub limits: Limits,
     /// Map tiles for the live page (`{z}/{x}/{y}` template); none by default.
     pub tile_url: Option<String>,
-}
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// Riders, followers, fan-out.
-    pub hub: Arc<Hub>,
-    /// One permit per open WebSocket.
-    pub permits: Arc<Semaphore>,
-    /// Per-connection limits.
-    pub limits: Limits,
-    /// Allowed browser origins.
-    pub allowed_origins: Option<Arc<Vec<String>>>,
-    /// Turns true at shutdown.
-    pub stop: watch::Receiver<bool>,
-    /// What the NATS feed is doing.
-    pub feed: watch::Receiver<FeedState>,
-    page: Arc<String>,
 }
 
 /// A built hub: listeners bound, riders read.
@@ -137,7 +114,7 @@ impl Application {
         };
         velometry_core::server::serve(
             listener,
-            router(state),
+            crate::http::router(state),
             limits,
             shutdown,
             Duration::from_secs(5),
@@ -148,34 +125,4 @@ impl Application {
         let _ = metrics.await;
         Ok(())
     }
-}
-
-fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(page))
-        .route("/v1/live", get(ws::live))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-}
-
-/// Ready once the feed has followed NATS: from then on the hub has every rider's latest
-/// reading and serves it, even while it reconnects after an outage (which the body says).
-async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    match &*state.feed.borrow() {
-        FeedState::Following => (StatusCode::OK, "following live readings\n".into()),
-        FeedState::Reconnecting(e) => {
-            (StatusCode::OK, format!("reconnecting to NATS (serving the readings already known): {e}\n"))
-        }
-        FeedState::Starting(None) => {
-            (StatusCode::SERVICE_UNAVAILABLE, "not following NATS yet: connecting\n".into())
-        }
-        FeedState::Starting(Some(e)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("not following NATS yet: {e}\n"))
-        }
-    }
-}
-
-async fn page(State(state): State<AppState>) -> impl IntoResponse {
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], Html(state.page.as_str().to_owned()))
 }

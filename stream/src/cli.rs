@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::Settings;
 use crate::feed::FeedSettings;
-use crate::ws::Limits;
+use crate::state::Limits;
 use velometry_core::cli::parse_bytes;
 
 /// Velometry's stream hub: pushes live GPS and heart rate to browsers over WebSocket, fed

@@ -15,9 +15,11 @@
 pub mod app;
 pub mod cli;
 pub mod feed;
+pub mod http;
 pub mod hub;
 pub mod metrics;
 pub mod page;
 pub mod protocol;
 pub mod queue;
+pub mod state;
 pub mod ws;

@@ -19,30 +19,15 @@ use velometry_core::riders::Viewer;
 
 use velometry_core::shutdown::stopped;
 
-use crate::app::AppState;
 use crate::metrics as m;
 use crate::protocol::{ClientMessage, Frame};
 use crate::queue::{Key, Queue, Queued};
+use crate::state::{AppState, Limits};
 
 /// Close code for a client that could not keep up (Centrifugo uses 3008 alike).
 pub const CLOSE_SLOW: u16 = 4008;
 /// Close code for a client that sent nothing, not even a pong, for the idle timeout.
 pub const CLOSE_IDLE: u16 = 4001;
-
-/// Per-connection limits.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Frames queued per connection before the newest start replacing older ones.
-    pub queue: usize,
-    /// How long a queue may stay full, or one send may take, before the client is cut off.
-    pub slow_after: Duration,
-    /// Interval of server pings.
-    pub ping_every: Duration,
-    /// A client silent for this long (no message, no pong) is closed.
-    pub idle_timeout: Duration,
-    /// Largest client message.
-    pub max_message_bytes: usize,
-}
 
 /// Query parameters of `/v1/live`.
 #[derive(Debug, Deserialize)]

@@ -14,9 +14,9 @@ use velometry_core::reading::{Metric, Reading, ReadingError};
 use velometry_core::time::{millis_to_nanos, now_nanos, parse_rfc3339, Nanos};
 
 use super::{media_type, read_body};
-use crate::app::AppState;
 use crate::auth::token_from;
 use crate::error::{ApiError, Invalid};
+use crate::state::AppState;
 
 const PROTOCOL: &str = "json";
 

@@ -15,10 +15,10 @@ use velometry_core::reading::{validate_known, FieldValue, Metric, Reading, Readi
 use velometry_core::time::{now_nanos, Nanos};
 
 use super::{read_body, Ages, LateSpans};
-use crate::app::AppState;
 use crate::auth::token_from;
 use crate::error::ApiError;
 use crate::metrics as m;
+use crate::state::AppState;
 
 const PROTOCOL: &str = "lineproto";
 

@@ -14,8 +14,8 @@ use velometry_core::reading::{Metric, Reading};
 use velometry_core::time::{now_nanos, parse_rfc3339, Nanos};
 
 use super::{media_type, read_body};
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 const PROTOCOL: &str = "osmand";
 const KNOT_MPS: f64 = 0.514_444;

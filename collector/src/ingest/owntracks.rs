@@ -12,9 +12,9 @@ use velometry_core::reading::{Metric, Reading};
 use velometry_core::time::{now_nanos, Nanos};
 
 use super::read_body;
-use crate::app::AppState;
 use crate::auth::token_from;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 const PROTOCOL: &str = "owntracks";
 
