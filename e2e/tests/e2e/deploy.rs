@@ -1,5 +1,6 @@
 //! deploy/k8s and deploy/chaos, checked without a cluster: every overlay renders with
-//! `kubectl kustomize` and passes Kubernetes's own schemas (`kubernetes-validate --strict`);
+//! `kubectl kustomize` as `kubectl apply -k` renders it (no file read from outside a
+//! kustomization's folder) and passes Kubernetes's own schemas (`kubernetes-validate --strict`);
 //! every container is locked down and sized; the manifests pass the services only flags and
 //! environment variables their `--help` lists, so they cannot drift from the code; the chaos
 //! experiments and kube-monkey's labels select pods the production overlay really has; the
@@ -80,8 +81,8 @@ fn overlays() -> Vec<(String, PathBuf)> {
 
 /// A kustomization rendered as kubectl would apply it.
 fn render(kustomization: &Path) -> String {
-    // Components, `labels` and --load-restrictor need the kustomize of kubectl 1.27 or later
-    // (v5); Debian 12's kubernetes-client is kubectl 1.20, with kustomize v2.
+    // Components and `labels` need the kustomize of kubectl 1.27 or later (v5); Debian 12's
+    // kubernetes-client is kubectl 1.20, with kustomize v2.
     let version: serde_json::Value =
         serde_json::from_str(&run(&root(), "kubectl", &["version", "--client", "-o", "json"]))
             .expect("kubectl version prints JSON");
@@ -92,8 +93,10 @@ fn render(kustomization: &Path) -> String {
         "kubectl {} has kustomize {kustomize}; the manifests need kustomize v5 (kubectl 1.27 or later)",
         version["clientVersion"]["gitVersion"]
     );
+    // kustomize's default load restrictor, as `kubectl apply -k` and GitOps tools use it:
+    // no kustomization may read a file outside its own folder.
     let path = kustomization.to_str().expect("UTF-8 path");
-    run(&root(), "kubectl", &["kustomize", "--load-restrictor", "LoadRestrictionsNone", path])
+    run(&root(), "kubectl", &["kustomize", path])
 }
 
 /// The documents of a YAML stream (kustomize separates them with `---` lines).
