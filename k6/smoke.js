@@ -1,6 +1,8 @@
 // Twenty seconds of ingest, history and live followers at a low rate with strict
-// thresholds: no failed request, p99 bounds. The test command runs it against the stack it
-// starts; a threshold failure makes k6 exit with 99 and fails the run.
+// thresholds: no failed request, every check passed, live readings seen, and p99 bounds.
+// The test command runs it against the stack it starts with TIMED=off (the p99 bounds left
+// out: a test never asserts how fast a possibly busy machine answers; the benchmarks
+// measure that); a threshold failure makes k6 exit with 99 and fails the run.
 //
 //   k6 run -e TOKENS=… -e RIDERS=… k6/smoke.js
 export { jsonSingle, jsonBatch, lineProtocol, osmand } from './ingest.js';
@@ -30,11 +32,15 @@ export const options = {
   },
   thresholds: {
     http_req_failed: ['rate==0'],
-    'http_req_duration{kind:ingest}': ['p(99)<250'],
-    'http_req_duration{kind:history}': ['p(99)<1000'],
     checks: ['rate==1'],
     live_readings: ['count>0'],
-    live_latency: ['p(99)<1000'],
+    ...(__ENV.TIMED === 'off'
+      ? {}
+      : {
+          'http_req_duration{kind:ingest}': ['p(99)<250'],
+          'http_req_duration{kind:history}': ['p(99)<1000'],
+          live_latency: ['p(99)<1000'],
+        }),
   },
 };
 

@@ -135,6 +135,34 @@ pub(crate) async fn sigkill(child: &mut Option<Child>) {
 /// A result whose error is a message for the test log.
 pub type Result<T> = std::result::Result<T, String>;
 
+/// How long a test waits for something to happen before it fails: a server to start, a
+/// reading to be stored, a frame to arrive. Generous, because the suite must stay green on
+/// a machine whose cores are busy with other work (docs/testing.md); a wait ends as soon as
+/// its event happens, so patience costs nothing when all is well.
+pub const PATIENCE: Duration = Duration::from_secs(120);
+
+/// Calls `check` every `every` until it gives `Some`, for at most [`PATIENCE`].
+///
+/// # Errors
+/// "waited 120 s for {what}", with the last value `check` saw described by `last`, when it
+/// never does.
+pub async fn wait_until<T, F, Fut>(what: &str, every: Duration, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, String>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match check().await {
+            Ok(value) => return Ok(value),
+            Err(last) if Instant::now() >= deadline => {
+                return Err(format!("waited {} s for {what}; last: {last}", PATIENCE.as_secs()))
+            }
+            Err(_) => tokio::time::sleep(every).await,
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 at the time of the call.
 ///
 /// # Errors
@@ -220,7 +248,7 @@ impl NatsServer {
 
     async fn spawn(&mut self) -> Result<()> {
         let config = self.dir.path().join("nats.conf");
-        let child = Command::new("nats-server")
+        let mut child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-c"])
             .arg(&config)
             .stdout(Stdio::null())
@@ -228,15 +256,22 @@ impl NatsServer {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| format!("cannot start nats-server: {e}"))?;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            // A server that lost its port to another process exits: say so, rather than
+            // take the other process for it.
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("nats-server exited with {status} (port {})", self.port));
+            }
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                self.child = Some(child);
                 return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("waited {} s for nats-server to accept connections", PATIENCE.as_secs()));
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        Err("nats-server did not accept connections within 20 s".into())
     }
 
     /// Kills the server, keeping its JetStream store.
@@ -298,16 +333,18 @@ impl PrometheusServer {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = server.http.get(format!("{}/-/ready", server.url)).send().await {
-                if r.status().is_success() {
-                    return Ok(server);
-                }
+        let ready = wait_until("prometheus to be ready", Duration::from_millis(100), || async {
+            match server.http.get(format!("{}/-/ready", server.url)).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await;
+        match ready {
+            Ok(()) => Ok(server),
+            Err(e) => Err(format!("{e}: {}", server.log())),
         }
-        Err(format!("prometheus did not become ready within 30 s: {}", server.log()))
     }
 
     /// Its log.
@@ -371,16 +408,15 @@ impl VictoriaMetrics {
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = server.http.get(format!("{}/health", server.url)).send().await {
-                if r.status().is_success() {
-                    return Ok(server);
-                }
+        wait_until("victoria-metrics to answer /health", Duration::from_millis(50), || async {
+            match server.http.get(format!("{}/health", server.url)).send().await {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err("victoria-metrics did not answer /health within 30 s".into())
+        })
+        .await?;
+        Ok(server)
     }
 
     /// Exports the raw samples of a series selector as JSON lines.
@@ -452,9 +488,19 @@ impl Service {
             .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+        let line = match tokio::time::timeout(PATIENCE, lines.next_line()).await {
             Ok(Ok(Some(line))) => line,
-            _ => return Err(format!("{} did not start: {}", self.binary.display(), self.logs())),
+            Ok(_) => {
+                return Err(format!("{} exited before it was ready: {}", self.binary.display(), self.logs()))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{} printed no ready line within {} s: {}",
+                    self.binary.display(),
+                    PATIENCE.as_secs(),
+                    self.logs()
+                ))
+            }
         };
         let mut urls =
             line.split_whitespace().filter(|w| w.contains("http://")).map(|u| u.trim_matches(['(', ')']));
@@ -465,23 +511,22 @@ impl Service {
         Ok(())
     }
 
-    /// Waits until its `/readyz` answers 200 (within 30 s).
+    /// Waits until its `/readyz` answers 200 (within [`PATIENCE`]).
     ///
     /// # Errors
     /// The last answer and the service's log, when it never does.
     pub async fn wait_ready(&self) -> Result<()> {
         let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut last = String::new();
-        while Instant::now() < deadline {
+        let what = format!("{} to be ready", self.binary.display());
+        wait_until(&what, Duration::from_millis(50), || async {
             match http.get(format!("{}/readyz", self.url)).send().await {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) => last = format!("{}: {}", r.status(), r.text().await.unwrap_or_default()),
-                Err(e) => last = e.to_string(),
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(format!("{}: {}", r.status(), r.text().await.unwrap_or_default())),
+                Err(e) => Err(e.to_string()),
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(format!("{} was not ready within 30 s ({last}): {}", self.binary.display(), self.logs()))
+        })
+        .await
+        .map_err(|e| format!("{e}\n{}", self.logs()))
     }
 
     fn log_path(&self, start: usize) -> PathBuf {
@@ -506,7 +551,7 @@ impl Service {
         sigkill(&mut self.child).await;
     }
 
-    /// SIGTERM, then waits up to 30 s for the exit.
+    /// SIGTERM, then waits up to [`PATIENCE`] for the exit.
     ///
     /// # Errors
     /// When it is not running or does not exit.
@@ -514,9 +559,9 @@ impl Service {
         let mut child = self.child.take().ok_or("not running")?;
         let pid = child.id().ok_or("no pid")?;
         Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.map_err(|e| e.to_string())?;
-        match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+        match tokio::time::timeout(PATIENCE, child.wait()).await {
             Ok(status) => status.map_err(|e| e.to_string()),
-            Err(_) => Err("did not exit within 30 s of SIGTERM".into()),
+            Err(_) => Err(format!("did not exit within {} s of SIGTERM", PATIENCE.as_secs())),
         }
     }
 

@@ -7,6 +7,7 @@
 //                  default): give enough tokens for the rate asked, or raise the limit.
 //   RIDERS         rider ids to ask history and follow, comma-separated (default demo)
 //   SUMMARY        where handleSummary writes its JSON (default summary.json)
+//   TIMED          off: smoke.js leaves out its latency thresholds (the test command's run)
 // No remote imports: the machines that run these are offline.
 
 export const collector = __ENV.COLLECTOR_URL || 'http://127.0.0.1:8080';

@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::sync::watch;
 
+use velometry_core::testkit::PATIENCE;
+
 use crate::helpers::{ms_ago, Env, ALICE_EDGE, DB};
 
 const PER_REQUEST: i64 = 20;
@@ -86,6 +88,22 @@ impl Load {
             .collect()
     }
 
+    fn acked_count(&self) -> usize {
+        self.acked.lock().expect("lock").len()
+    }
+
+    /// Waits until at least `count` readings have been acknowledged.
+    async fn acked_at_least(&self, count: usize) {
+        let reached = crate::helpers::eventually(|| async { self.acked_count() >= count }).await;
+        assert!(
+            reached,
+            "waited {} s for {count} acknowledged readings; have {} (refused: {:?})",
+            PATIENCE.as_secs(),
+            self.acked_count(),
+            self.refused.lock().expect("lock")
+        );
+    }
+
     async fn stored(&self, env: &Env) -> Vec<i64> {
         let rows = env.influx.rows(DB, "SELECT bpm FROM heart_rate").await.expect("query");
         rows.iter().map(|r| r["time"].as_i64().expect("time") / 1_000_000 - self.base_ms).collect()
@@ -96,12 +114,9 @@ impl Load {
         let acked = self.acked.lock().expect("lock").clone();
         let sent = self.sent.lock().expect("lock").clone();
         assert!(acked.len() > 200, "the load barely ran: {} acknowledged", acked.len());
-        let (complete, stored) = crate::helpers::poll(
-            Duration::from_secs(60),
-            || self.stored(env),
-            |stored| acked.iter().all(|a| stored.contains(a)),
-        )
-        .await;
+        let (complete, stored) =
+            crate::helpers::poll(|| self.stored(env), |stored| acked.iter().all(|a| stored.contains(a)))
+                .await;
         let set: BTreeSet<i64> = stored.iter().copied().collect();
         let missing: Vec<i64> = acked.difference(&set).copied().collect();
         let missing = format!("{} (first {:?}, last {:?})", missing.len(), missing.first(), missing.last());
@@ -124,17 +139,16 @@ async fn influxdb_killed_and_restarted_mid_ingest_loses_nothing() {
     let (_url_tx, url) = watch::channel(env.collector.url.clone());
     let (stop_tx, stop) = watch::channel(false);
     let writers = load.spawn(4, url, stop);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    load.acked_at_least(100).await;
     env.influx.kill().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let acked_during_outage = load.acked.lock().expect("lock").len();
+    // Readings keep being acknowledged while InfluxDB is down.
+    load.acked_at_least(load.acked_count() + 200).await;
     env.influx.restart().await.expect("influxd restarts");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    load.acked_at_least(load.acked_count() + 100).await;
     stop_tx.send(true).expect("stop");
     for w in writers {
         w.await.expect("writer");
     }
-    assert!(acked_during_outage > 0);
     assert_eq!(
         *load.refused.lock().expect("lock"),
         Vec::<u16>::new(),
@@ -150,18 +164,19 @@ async fn collector_sigkilled_mid_ingest_loses_nothing_acknowledged() {
     let (url_tx, url) = watch::channel(env.collector.url.clone());
     let (stop_tx, stop) = watch::channel(false);
     let writers = load.spawn(4, url, stop);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    load.acked_at_least(200).await;
     env.collector.kill().await;
-    let acked_before_kill = load.acked.lock().expect("lock").len();
+    let acked_before_kill = load.acked_count();
+    // Down for a moment, as a crashed process restarted by its supervisor.
     tokio::time::sleep(Duration::from_millis(300)).await;
     env.collector.restart().await;
     url_tx.send(env.collector.url.clone()).expect("new url");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Ingest resumes after the restart.
+    load.acked_at_least(acked_before_kill + 100).await;
     stop_tx.send(true).expect("stop");
     for w in writers {
         w.await.expect("writer");
     }
-    assert!(load.acked.lock().expect("lock").len() > acked_before_kill, "ingest resumed after the restart");
     assert_eq!(*load.refused.lock().expect("lock"), Vec::<u16>::new());
     load.assert_every_ack_stored_once(&env).await;
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use velometry_core::testkit::{InfluxServer, RidersToml, Service};
+use velometry_core::testkit::{InfluxServer, RidersToml, Service, PATIENCE};
 
 pub const DB: &str = "velometry";
 /// Alice is public; her bike computer and phone have tokens of their own.
@@ -126,13 +126,28 @@ impl Env {
             .expect("request")
     }
 
+    /// Waits until the collector's log holds nothing it has not stored: what it acknowledged
+    /// is then in InfluxDB, whole, so a count that should stay at zero can be read.
+    pub async fn settled(&self) {
+        let (settled, unstored) = poll(
+            || async { metric(&self.collector.metrics().await, "collector_wal_bytes ") },
+            |unstored| *unstored == 0.0,
+        )
+        .await;
+        assert!(
+            settled,
+            "waited {} s for the collector to store what it holds ({unstored} bytes left)\n{}",
+            PATIENCE.as_secs(),
+            self.collector.logs()
+        );
+    }
+
     /// Rows of a query, waiting until there are `n` of them and the collector has stored
-    /// everything it acknowledged (or panicking after 30 s). InfluxDB stores a point's fields
+    /// everything it acknowledged (or panicking after [`PATIENCE`]). InfluxDB stores a point's fields
     /// one after the other, so a read during a write may see some fields of a point and not
     /// others; once the collector's WAL holds nothing unstored, every write it made is whole.
     pub async fn wait_rows(&self, q: &str, n: usize) -> Vec<serde_json::Map<String, serde_json::Value>> {
         let (found, (_, last)) = poll(
-            Duration::from_secs(30),
             || async {
                 // A collector that does not answer (stopped by the test) has nothing in flight.
                 let unstored = self
@@ -151,13 +166,14 @@ impl Env {
     }
 }
 
-/// Polls `check` until it returns true or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+/// Polls `check` until it returns true or [`PATIENCE`] passes; false then, for the caller's
+/// assertion to say what it waited for.
+pub async fn eventually<F, Fut>(mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if check().await {
             return true;
@@ -169,13 +185,13 @@ where
     }
 }
 
-/// Calls `f` until its value satisfies `done` or `timeout` passes; returns the last value.
-pub async fn poll<T, F, Fut>(timeout: Duration, mut f: F, done: impl Fn(&T) -> bool) -> (bool, T)
+/// Calls `f` until its value satisfies `done` or [`PATIENCE`] passes; returns the last value.
+pub async fn poll<T, F, Fut>(mut f: F, done: impl Fn(&T) -> bool) -> (bool, T)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = T>,
 {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         let value = f().await;
         if done(&value) {

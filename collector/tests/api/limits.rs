@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use velometry_core::testkit::PATIENCE;
 
 use crate::helpers::Env;
 
@@ -20,24 +21,38 @@ async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
     }
 }
 
+/// Whether a connection sending a whole request is closed unanswered.
+async fn refused(addr: &str) -> bool {
+    let mut third = TcpStream::connect(addr).await.expect("the kernel accepts");
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.ok();
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(PATIENCE, third.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
 #[tokio::test]
 async fn connections_past_the_cap_are_closed_and_slow_headers_time_out() {
-    let env = Env::start(&["--max-connections=2", "--header-timeout=1s"]).await;
+    let env = Env::start(&["--max-connections=2", "--header-timeout=5s"]).await;
     let addr = env.collector.url.trim_start_matches("http://").to_owned();
-    let mut slow = TcpStream::connect(&addr).await.expect("connect");
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("half a request");
-    let mut idle = TcpStream::connect(&addr).await.expect("connect");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Two connections take the two places: one sends half a request, one nothing. A third
+    // is closed unanswered once the collector has accepted both; until then (a busy
+    // machine) it may still be served, so try again with a fresh pair.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let (mut slow, mut idle) = loop {
+        let mut slow = TcpStream::connect(&addr).await.expect("connect");
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("half a request");
+        let idle = TcpStream::connect(&addr).await.expect("connect");
+        if refused(&addr).await {
+            break (slow, idle);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "waited {} s for a connection past the cap to be closed",
+            PATIENCE.as_secs()
+        );
+    };
 
-    let mut third = TcpStream::connect(&addr).await.expect("the kernel accepts");
-    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.ok();
-    assert!(
-        closed_by_server(&mut third, Duration::from_secs(2)).await,
-        "a third connection is closed at once"
-    );
-
-    assert!(closed_by_server(&mut slow, Duration::from_secs(5)).await, "headers that never finish time out");
-    assert!(closed_by_server(&mut idle, Duration::from_secs(5)).await, "an idle connection times out");
+    assert!(closed_by_server(&mut slow, PATIENCE).await, "headers that never finish time out");
+    assert!(closed_by_server(&mut idle, PATIENCE).await, "an idle connection times out");
     let ok = env.http.get(env.url("/healthz")).send().await.expect("room again");
     assert_eq!(ok.status(), 200);
 }

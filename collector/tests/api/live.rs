@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
-use velometry_core::testkit::{InfluxServer, NatsServer};
+use velometry_core::testkit::{InfluxServer, NatsServer, PATIENCE};
 
 use crate::helpers::{metric, ms_ago, Collector, Env, ALICE_PHONE};
 
@@ -19,7 +19,8 @@ async fn durable_gps_and_heart_rate_are_published_on_the_riders_subject() {
     // The collector connects to NATS in the background; wait until a publish gets through.
     let http = reqwest::Client::new();
     let mut message = None;
-    for _ in 0..50 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         let body = json!([
             {"metric": "gps", "time": ms_ago(0), "lat": 45.1, "lon": 7.6, "speed": 8.3},
             {"metric": "power", "time": ms_ago(0), "watts": 250},
@@ -38,7 +39,9 @@ async fn durable_gps_and_heart_rate_are_published_on_the_riders_subject() {
             break;
         }
     }
-    let message = message.expect("a live message within 10 s");
+    let message = message.unwrap_or_else(|| {
+        panic!("waited {} s for a live message: {}", PATIENCE.as_secs(), collector.logs())
+    });
     let reading: serde_json::Value = serde_json::from_slice(&message.payload).expect("JSON");
     assert_eq!(reading["rider"], json!("alice"));
     assert_eq!(reading["device"], json!("phone"));

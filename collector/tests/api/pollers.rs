@@ -104,7 +104,7 @@ fields = {{ systolic = "/sys", diastolic = "/dia", pulse = "/pulse" }}
 
     // A 429 postpones the next run by its Retry-After; a 500 is counted and retried.
     cuff.script.lock().expect("lock").extend([429, 500]);
-    let failed = eventually(Duration::from_secs(15), || async {
+    let failed = eventually(|| async {
         let text = env.collector.metrics().await;
         metric(&text, "collector_source_failures_total{source=\"cuff\",reason=\"rate_limited\"}") >= 1.0
             && metric(&text, "collector_source_failures_total{source=\"cuff\",reason=\"server\"}") >= 1.0

@@ -1,8 +1,6 @@
 //! The sinks: the v2 API against a real server that answers it, dead letters, a full WAL,
 //! and the flush on SIGTERM.
 
-use std::time::Duration;
-
 use serde_json::json;
 use velometry_core::testkit::{free_port, InfluxServer, VictoriaMetrics};
 
@@ -34,7 +32,6 @@ async fn the_v2_sink_writes_through_api_v2_write() {
     let resp = post_heart_rate(&reqwest::Client::new(), &collector, 10, 142).await;
     assert_eq!(resp.status(), 200);
     let (found, series) = poll(
-        Duration::from_secs(30),
         || async { vm.export("{__name__=\"heart_rate_bpm\"}").await.unwrap_or_default() },
         |series| !series.is_empty(),
     )
@@ -56,7 +53,6 @@ async fn the_questdb_sink_writes_alongside_influxdb() {
     assert_eq!(resp.status(), 200);
     assert_eq!(env.wait_rows("SELECT watts FROM power", 1).await.len(), 1, "InfluxDB still gets it");
     let (found, series) = poll(
-        Duration::from_secs(30),
         || async { vm.export("{__name__=\"power_watts\"}").await.unwrap_or_default() },
         |series| !series.is_empty(),
     )
@@ -86,11 +82,7 @@ async fn lines_influxdb_refuses_go_to_the_dead_letter_file_and_the_rest_flows_on
     assert_eq!(write(batch).await.expect("post").status(), 204);
     env.wait_rows("SELECT bpm FROM heart_rate", 1).await;
     let dead = env.collector.wal_dir().join("dead-letters.influx_v1.jsonl");
-    assert!(
-        eventually(Duration::from_secs(10), || async { dead.exists() }).await,
-        "no dead-letter file: {}",
-        env.collector.logs()
-    );
+    assert!(eventually(|| async { dead.exists() }).await, "no dead-letter file: {}", env.collector.logs());
     let entries: Vec<serde_json::Value> = std::fs::read_to_string(&dead)
         .expect("read")
         .lines()
@@ -161,7 +153,7 @@ async fn with_authentication_a_missing_database_is_named_and_its_readings_wait_f
             .await;
     let warning = "Cannot create the InfluxDB database; readings stay in the WAL until it exists";
     assert!(
-        eventually(Duration::from_secs(10), || async { collector.logs().contains(warning) }).await,
+        eventually(|| async { collector.logs().contains(warning) }).await,
         "no warning about the missing database: {}",
         collector.logs()
     );
@@ -171,19 +163,12 @@ async fn with_authentication_a_missing_database_is_named_and_its_readings_wait_f
     // An operator creates the database and gives the collector's user its rights on it.
     influx.query("", &format!("CREATE DATABASE \"{DB}\"")).await.expect("create");
     influx.query("", &format!("GRANT ALL ON \"{DB}\" TO \"collector\"")).await.expect("grant");
-    let stored = eventually(Duration::from_secs(30), || async {
-        influx.count(DB, "heart_rate", "bpm").await.unwrap_or(0) == 1
-    })
-    .await;
+    let stored = eventually(|| async { influx.count(DB, "heart_rate", "bpm").await.unwrap_or(0) == 1 }).await;
     assert!(stored, "the reading never reached InfluxDB: {}", collector.logs());
 
     collector.restart().await;
     let ready = "InfluxDB database ready (it exists; the collector may not create databases, and need not)";
-    assert!(
-        eventually(Duration::from_secs(10), || async { collector.logs().contains(ready) }).await,
-        "{}",
-        collector.logs()
-    );
+    assert!(eventually(|| async { collector.logs().contains(ready) }).await, "{}", collector.logs());
     let logs = collector.logs();
     let since_restart = logs.rsplit("--- restart ---").next().unwrap_or_default();
     assert!(!since_restart.contains(warning), "warned again after the restart: {logs}");

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -489,7 +488,7 @@ days_back = 1
     // restart: killed between a refresh and its save, a real poller would lose the token.
     fake.provider.lock().expect("lock").expiring = false;
     let state_file = env.collector.wal_dir().join("sources").join("charge6.json");
-    let saved = eventually(Duration::from_secs(15), || async {
+    let saved = eventually(|| async {
         let current = fake.provider.lock().expect("lock").refresh_token.clone();
         std::fs::read(&state_file)
             .ok()
@@ -526,7 +525,7 @@ days_back = 1
     );
     // The run is counted once all of its requests are done, which may be after today's
     // heart rate is already stored.
-    let counted = eventually(Duration::from_secs(15), || async {
+    let counted = eventually(|| async {
         metric(&env.collector.metrics().await, "collector_source_runs_total{source=\"charge6\"}") >= 1.0
     })
     .await;

@@ -2,7 +2,6 @@
 //! fix writes one reading, a changed layout is a failure and writes no zeros.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Html;
@@ -53,12 +52,7 @@ async fn a_tracking_page_is_scraped_once_per_fix_and_a_new_layout_is_a_failure()
     // Several runs over the same page: still one fix.
     let runs = |text: &str| metric(text, "collector_source_runs_total{source=\"tracker\"}");
     let before = runs(&env.collector.metrics().await);
-    assert!(
-        eventually(Duration::from_secs(10), || async {
-            runs(&env.collector.metrics().await) >= before + 2.0
-        })
-        .await
-    );
+    assert!(eventually(|| async { runs(&env.collector.metrics().await) >= before + 2.0 }).await);
     assert_eq!(
         env.influx.count(DB, "gps", "lat").await.expect("count"),
         1,
@@ -77,9 +71,7 @@ async fn a_tracking_page_is_scraped_once_per_fix_and_a_new_layout_is_a_failure()
     let layout = |text: &str| {
         metric(text, "collector_source_failures_total{source=\"tracker\",reason=\"bad_response\"}")
     };
-    assert!(
-        eventually(Duration::from_secs(10), || async { layout(&env.collector.metrics().await) >= 1.0 }).await
-    );
+    assert!(eventually(|| async { layout(&env.collector.metrics().await) >= 1.0 }).await);
     assert_eq!(env.influx.count(DB, "gps", "lat").await.expect("count"), 2, "no zeros written");
     assert!(env.collector.logs().contains("matches nothing"), "the log names the selector");
 }

@@ -392,10 +392,8 @@ since = "2018-01-01T00:00:00Z"
     );
 
     // Later runs ask only after the newest activity stored.
-    let advanced = eventually(Duration::from_secs(15), || async {
-        strava.lock().listed.iter().any(|&(after, _)| after == HAPPY_FRIDAY)
-    })
-    .await;
+    let advanced =
+        eventually(|| async { strava.lock().listed.iter().any(|&(after, _)| after == HAPPY_FRIDAY) }).await;
     assert!(advanced, "{:?}\n{}", strava.lock().listed, env.collector.logs());
 
     // Restarted, with every access token dead and a new ride: the collector refreshes with
@@ -439,7 +437,7 @@ since = "2018-01-01T00:00:00Z"
     }
     // The run is counted once all of its requests are done, which may be after its
     // readings are already stored.
-    let counted = eventually(Duration::from_secs(15), || async {
+    let counted = eventually(|| async {
         metric(&env.collector.metrics().await, "collector_source_runs_total{source=\"strava\"}") >= 1.0
     })
     .await;

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use crate::helpers::*;
 
@@ -109,7 +108,7 @@ async fn bad_files_are_refused_by_name_and_nothing_is_written() {
     let (ok, _, stderr) =
         run(&["import", "--target", &env.collector.url, "--token", ALICE_EDGE, &docx]).await;
     assert!(!ok && stderr.contains(".fit, .gpx or .tcx"), "{stderr}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    env.settled().await;
     assert_eq!(env.influx.count(DB, "gps", "lat").await.expect("count"), 0);
 }
 

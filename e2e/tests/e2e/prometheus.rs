@@ -2,9 +2,9 @@
 //! alert, firing and quiet), and a real Prometheus using that configuration scrapes every
 //! service and evaluates every rule.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use velometry_core::testkit::PrometheusServer;
+use velometry_core::testkit::{PrometheusServer, PATIENCE};
 
 use crate::helpers::*;
 
@@ -66,7 +66,8 @@ async fn prometheus_scrapes_every_service_and_evaluates_every_rule() {
         PrometheusServer::start(&config, &[("rules/velometry.yml", &rules)]).await.expect("prometheus");
 
     let mut up = Vec::new();
-    for _ in 0..100 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         up = prometheus.query("up == 1").await.expect("query");
         if up.len() == 3 {
             break;
@@ -80,7 +81,8 @@ async fn prometheus_scrapes_every_service_and_evaluates_every_rule() {
     // Every rule loads and evaluates without error against the real metrics.
     let rules_api = format!("{}/api/v1/rules", prometheus.url);
     let mut rules = Vec::new();
-    for _ in 0..100 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         let body: serde_json::Value =
             reqwest::get(&rules_api).await.expect("rules API").json().await.expect("JSON");
         rules = body["data"]["groups"][0]["rules"].as_array().cloned().unwrap_or_default();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
-use velometry_core::testkit::{metric, InfluxServer, RidersToml, Service};
+use velometry_core::testkit::{metric, InfluxServer, RidersToml, Service, PATIENCE};
 
 pub const DB: &str = "velometry";
 pub const COACH: &str = "velo_test_coach";
@@ -105,7 +105,8 @@ pub fn heart_rate_walk(rider: &str, start: i64, n: usize, seed: u64) -> (String,
 /// Waits until the rollup watermark (as persisted in InfluxDB) reaches `at_least`.
 pub async fn wait_for_watermark(influx: &InfluxServer, at_least: i64) -> i64 {
     let mut last = 0;
-    for _ in 0..600 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         let rows = influx
             .rows(DB, "SELECT last(\"watermark_ns\") FROM \"velometry_rollup_state\"")
             .await
@@ -116,7 +117,10 @@ pub async fn wait_for_watermark(influx: &InfluxServer, at_least: i64) -> i64 {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("the rollup watermark stayed at {last}, below {at_least}");
+    panic!(
+        "waited {} s for the rollup watermark to reach {at_least}; it stayed at {last}",
+        PATIENCE.as_secs()
+    );
 }
 
 /// A counter of the service's metrics.

@@ -3,20 +3,21 @@
 
 use std::time::Duration;
 
-use velometry_core::testkit::{workspace_binary, InfluxServer, Service};
+use velometry_core::testkit::{workspace_binary, InfluxServer, Service, PATIENCE};
 
 use crate::helpers::*;
 
 const WINDOWS_1M: &str = "query_rollup_windows_written_total{tier=\"1m\"}";
 
 async fn wait_for_cycles(service: &Service, at_least: f64) {
-    for _ in 0..300 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         if counter(service, "query_rollup_cycles_total{outcome=\"ok\"}").await >= at_least {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("no rollup cycle completed: {}", service.logs());
+    panic!("waited {} s for {at_least} rollup cycles: {}", PATIENCE.as_secs(), service.logs());
 }
 
 #[tokio::test]
@@ -87,7 +88,8 @@ async fn late_readings_through_the_collector_reach_the_rollups_within_a_cycle() 
         (start + 2 * HOUR) / 1_000_000
     );
     let mut last = serde_json::Value::Null;
-    for _ in 0..150 {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
         let (_, auto) = get(&service, &path, None).await;
         let (_, raw_answer) = get(&service, &format!("{path}&tier=raw"), None).await;
         if auto["tier"] == "1m" && !points(&raw_answer).is_empty() && points(&auto) == points(&raw_answer) {
@@ -97,5 +99,10 @@ async fn late_readings_through_the_collector_reach_the_rollups_within_a_cycle() 
         last = auto;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("the late readings never reached the 1m tier: {last}\n{}\n{}", service.logs(), collector.logs());
+    panic!(
+        "waited {} s for the late readings to reach the 1m tier: {last}\n{}\n{}",
+        PATIENCE.as_secs(),
+        service.logs(),
+        collector.logs()
+    );
 }

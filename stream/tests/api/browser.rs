@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio_tungstenite::tungstenite::Message;
-use velometry_core::testkit::{free_port, NatsServer};
+use velometry_core::testkit::{free_port, NatsServer, PATIENCE};
 
 use crate::helpers::{collector, hub, riders_file, Socket, ALICE_PHONE};
 
@@ -27,7 +27,7 @@ impl DevTools {
         let request = json!({"id": id, "method": method, "params": params});
         self.socket.send(Message::text(request.to_string())).await.expect("send to DevTools");
         loop {
-            let message = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+            let message = tokio::time::timeout(PATIENCE, self.socket.next())
                 .await
                 .expect("DevTools answers")
                 .expect("open")
@@ -86,7 +86,7 @@ async fn readings_sent_to_the_collector_appear_on_the_live_page() {
         .expect("start Chromium");
     let mut stderr = BufReader::new(browser.stderr.take().expect("stderr")).lines();
     let devtools_url = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), stderr.next_line())
+        let line = tokio::time::timeout(PATIENCE, stderr.next_line())
             .await
             .expect("Chromium starts")
             .expect("read")
@@ -114,7 +114,7 @@ async fn readings_sent_to_the_collector_appear_on_the_live_page() {
     let mut page = DevTools { socket, next_id: 0 };
 
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     let mut shown = Value::Null;
     let mut i = 0.0;
     while Instant::now() < deadline {

@@ -1,14 +1,12 @@
 //! Following riders: from the collector to a browser, replicas, snapshots, privacy, and
 //! the protocol's errors.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
-use velometry_core::testkit::{InfluxServer, NatsServer};
+use velometry_core::testkit::{InfluxServer, NatsServer, PATIENCE};
 
 use crate::helpers::{collector, hub, nats_client, publish, riders_file, Client, ALICE_PHONE, COACH};
-
-const SECOND: Duration = Duration::from_secs(1);
 
 #[tokio::test]
 async fn a_reading_sent_to_the_collector_reaches_a_websocket_follower() {
@@ -24,7 +22,11 @@ async fn a_reading_sent_to_the_collector_reaches_a_websocket_follower() {
     let http = reqwest::Client::new();
     let mut reading = None;
     // The collector connects to NATS in the background: send until a fix comes through.
-    for i in 0..50 {
+    let deadline = Instant::now() + PATIENCE;
+    for i in 0.. {
+        if Instant::now() > deadline {
+            break;
+        }
         let sent = http
             .post(format!("{}/v1/readings", collector.url))
             .header("Authorization", format!("Token {ALICE_PHONE}"))
@@ -41,7 +43,9 @@ async fn a_reading_sent_to_the_collector_reaches_a_websocket_follower() {
             }
         }
     }
-    let reading = reading.unwrap_or_else(|| panic!("nothing reached the follower: {}", hub.logs()));
+    let reading = reading.unwrap_or_else(|| {
+        panic!("waited {} s for a reading to reach the follower: {}", PATIENCE.as_secs(), hub.logs())
+    });
     assert_eq!(reading["rider"], "alice");
     assert!(reading["metric"] == "gps" || reading["metric"] == "heart_rate", "{reading}");
     assert!(reading["time"].as_str().is_some());
@@ -58,7 +62,7 @@ async fn every_replica_delivers_every_reading() {
     b.subscribe(&["*"]).await;
     publish(&publisher, "alice", "heart_rate", 0.0, json!({"bpm": 142})).await;
     for client in [&mut a, &mut b] {
-        let reading = client.next_of("reading", 5 * SECOND).await;
+        let reading = client.next_of("reading").await;
         assert_eq!((reading["rider"].as_str(), reading["bpm"].as_f64()), (Some("alice"), Some(142.0)));
     }
 }
@@ -81,12 +85,13 @@ async fn a_new_follower_gets_the_latest_and_the_trail_at_once() {
     }
     publish(&publisher, "alice", "heart_rate", 40.0, json!({"bpm": 150})).await;
     let mut client = Client::connect(&hub, "").await;
-    let hello = client.next_of("hello", 5 * SECOND).await;
+    let hello = client.next_of("hello").await;
     assert_eq!(hello["riders"], json!([{"id": "alice", "name": "Alice"}]), "bob is private");
     let mut snapshot = json!(null);
-    for _ in 0..50 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         client.send(json!({"op": "subscribe", "riders": ["alice"]})).await;
-        snapshot = client.next_of("snapshot", 5 * SECOND).await;
+        snapshot = client.next_of("snapshot").await;
         if snapshot["trail"].as_array().map(Vec::len) == Some(5) {
             break;
         }
@@ -108,16 +113,16 @@ async fn a_private_rider_needs_a_viewer_token() {
     let hub = hub(&nats, &riders, &[]).await;
     let mut anonymous = Client::connect(&hub, "").await;
     anonymous.send(json!({"op": "subscribe", "riders": ["bob"]})).await;
-    let error = anonymous.next_of("error", 5 * SECOND).await;
+    let error = anonymous.next_of("error").await;
     assert!(error["message"].as_str().expect("message").starts_with("rider \"bob\" is private"), "{error}");
-    assert_eq!(anonymous.next_of("subscribed", 5 * SECOND).await["riders"], json!([]));
+    assert_eq!(anonymous.next_of("subscribed").await["riders"], json!([]));
 
     let mut coach = Client::connect(&hub, &format!("?token={COACH}")).await;
     assert_eq!(coach.subscribe(&["bob"]).await["riders"], json!(["bob"]));
 
     // The token may also come in the first message.
     anonymous.send(json!({"op": "auth", "token": COACH})).await;
-    let hello = anonymous.next_of("hello", 5 * SECOND).await;
+    let hello = anonymous.next_of("hello").await;
     assert_eq!(hello["riders"].as_array().map(Vec::len), Some(2));
     assert_eq!(anonymous.subscribe(&["*"]).await["riders"], json!(["alice", "bob"]));
 
@@ -138,10 +143,10 @@ async fn bad_messages_get_an_error_and_the_connection_stays_open() {
     let mut client = Client::connect(&hub, "").await;
     for bad in [json!("hello"), json!({"op": "dance"}), json!({"op": "subscribe", "riders": ["zed"]})] {
         client.send(bad.clone()).await;
-        let error = client.next_of("error", 5 * SECOND).await;
+        let error = client.next_of("error").await;
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{bad}: {error}");
     }
-    assert_eq!(client.next_of("subscribed", 5 * SECOND).await["riders"], json!([]), "zed was not followed");
+    assert_eq!(client.next_of("subscribed").await["riders"], json!([]), "zed was not followed");
     assert_eq!(client.subscribe(&["alice"]).await["riders"], json!(["alice"]), "still open");
 }
 

@@ -9,7 +9,7 @@ use tempfile::TempDir;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use velometry_core::testkit::{workspace_binary, NatsServer, RidersToml, Service};
+use velometry_core::testkit::{workspace_binary, NatsServer, RidersToml, Service, PATIENCE};
 
 pub const COACH: &str = "velo_test_coach";
 pub const ALICE_PHONE: &str = "velo_test_alice_phone";
@@ -108,7 +108,8 @@ impl Client {
         self.socket.send(Message::text(message.to_string())).await.expect("send");
     }
 
-    /// The next JSON frame within `within`, skipping pings.
+    /// The next JSON frame within `within`, skipping pings; `None` when none came (for the
+    /// tests that check nothing comes, or poll while they send).
     pub async fn next(&mut self, within: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
@@ -125,22 +126,22 @@ impl Client {
         }
     }
 
-    /// The next frame of `kind`, skipping others, within `within`.
-    pub async fn next_of(&mut self, kind: &str, within: Duration) -> Value {
-        let deadline = tokio::time::Instant::now() + within;
+    /// The next frame of `kind`, skipping others; fails the test after [`PATIENCE`].
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next(left).await {
                 Some(frame) if frame["type"] == kind => return frame,
                 Some(_) => continue,
-                None => panic!("no {kind} frame within {within:?}"),
+                None => panic!("waited {} s for a {kind} frame", PATIENCE.as_secs()),
             }
         }
     }
 
     pub async fn subscribe(&mut self, riders: &[&str]) -> Value {
         self.send(json!({"op": "subscribe", "riders": riders})).await;
-        self.next_of("subscribed", Duration::from_secs(5)).await
+        self.next_of("subscribed").await
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::net::TcpSocket;
-use velometry_core::testkit::{metric, NatsServer};
+use velometry_core::testkit::{metric, NatsServer, PATIENCE};
 
 use crate::helpers::{hub, nats_client, publish, riders_file, Client};
 
@@ -14,7 +14,9 @@ const SECOND: Duration = Duration::from_secs(1);
 async fn a_stalled_client_neither_delays_the_others_nor_stays_connected() {
     let nats = NatsServer::start().await.expect("nats");
     let riders = riders_file();
-    let hub = hub(&nats, &riders, &["--queue=16", "--slow-after=1s"]).await;
+    // A stalled client may stay behind for 10 s: had the hub waited on it, the healthy one
+    // would lag by about as long.
+    let hub = hub(&nats, &riders, &["--queue=16", "--slow-after=10s"]).await;
     let publisher = nats_client(&nats).await;
 
     // The stalled client: a tiny receive buffer, and it never reads after subscribing.
@@ -37,7 +39,7 @@ async fn a_stalled_client_neither_delays_the_others_nor_stays_connected() {
     let reader = tokio::spawn(async move {
         let mut worst = Duration::ZERO;
         let mut count = 0u32;
-        while let Some(frame) = healthy.next(5 * SECOND).await {
+        while let Some(frame) = healthy.next(15 * SECOND).await {
             if frame["type"] != "reading" {
                 continue;
             }
@@ -54,7 +56,7 @@ async fn a_stalled_client_neither_delays_the_others_nor_stays_connected() {
     let started = Instant::now();
     let mut closed = false;
     let mut i = 0;
-    while started.elapsed() < 30 * SECOND {
+    while started.elapsed() < PATIENCE {
         for _ in 0..20 {
             let now = crate::helpers::chrono_like_now_ms();
             publish(
@@ -74,7 +76,12 @@ async fn a_stalled_client_neither_delays_the_others_nor_stays_connected() {
             break;
         }
     }
-    assert!(closed, "the stalled client was not closed: {}", hub.metrics().await.unwrap_or_default());
+    assert!(
+        closed,
+        "waited {} s for the stalled client to be closed: {}",
+        PATIENCE.as_secs(),
+        hub.metrics().await.unwrap_or_default()
+    );
     let _ = stalled.next(SECOND).await;
     // A little more live data after the cut, then let the healthy reader finish.
     for _ in 0..10 {
@@ -89,7 +96,9 @@ async fn a_stalled_client_neither_delays_the_others_nor_stays_connected() {
     }
     let (worst, count) = reader.await.expect("reader");
     assert!(count > 100, "the healthy follower received {count} readings");
-    assert!(worst < 2 * SECOND, "the healthy follower waited up to {worst:?} behind a stalled one");
+    // Half the time the stalled one was allowed: room for a busy machine's scheduling, far
+    // below what waiting on the stalled client would cost.
+    assert!(worst < 5 * SECOND, "the healthy follower waited up to {worst:?} behind a stalled one");
 }
 
 #[tokio::test]
@@ -101,18 +110,19 @@ async fn a_restarted_hub_serves_the_latest_at_once_and_carries_on() {
     let mut client = Client::connect(&hub, "").await;
     client.subscribe(&["alice"]).await;
     publish(&publisher, "alice", "heart_rate", 1.0, json!({"bpm": 133})).await;
-    assert_eq!(client.next_of("reading", 5 * SECOND).await["bpm"].as_f64(), Some(133.0));
+    assert_eq!(client.next_of("reading").await["bpm"].as_f64(), Some(133.0));
 
     hub.restart().await.expect("the hub restarts");
-    let closed = client.next(5 * SECOND).await;
+    let closed = client.next(PATIENCE).await;
     assert!(closed.is_none() || closed.as_ref().is_some_and(|f| f["type"] == "closed"), "{closed:?}");
 
     // As the page does: reconnect and subscribe again.
     let mut snapshot = json!(null);
-    for _ in 0..50 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         let mut again = Client::connect(&hub, "").await;
         again.send(json!({"op": "subscribe", "riders": ["alice"]})).await;
-        snapshot = again.next_of("snapshot", 5 * SECOND).await;
+        snapshot = again.next_of("snapshot").await;
         if !snapshot["latest"].as_array().is_none_or(Vec::is_empty) {
             client = again;
             break;
@@ -121,7 +131,7 @@ async fn a_restarted_hub_serves_the_latest_at_once_and_carries_on() {
     }
     assert_eq!(snapshot["latest"][0]["bpm"].as_f64(), Some(133.0), "{snapshot}\n{}", hub.logs());
     publish(&publisher, "alice", "heart_rate", 0.0, json!({"bpm": 141})).await;
-    assert_eq!(client.next_of("reading", 5 * SECOND).await["bpm"].as_f64(), Some(141.0));
+    assert_eq!(client.next_of("reading").await["bpm"].as_f64(), Some(141.0));
 }
 
 #[tokio::test]
@@ -130,10 +140,9 @@ async fn a_silent_client_is_closed_after_the_idle_timeout() {
     let riders = riders_file();
     let hub = hub(&nats, &riders, &["--idle-timeout=1s", "--ping=30s"]).await;
     let mut client = Client::connect(&hub, "").await;
-    // Say nothing (not even a pong: no ping comes before the timeout) for longer than 1 s.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Say nothing (not even a pong: no ping comes before the timeout) until the hub closes.
     let mut closed = None;
-    while let Some(frame) = client.next(5 * SECOND).await {
+    while let Some(frame) = client.next(PATIENCE).await {
         if frame["type"] == "closed" {
             closed = Some(frame);
             break;
@@ -154,10 +163,10 @@ async fn a_client_that_leaves_frees_its_connection() {
     let hub = hub(&nats, &riders, &["--max-connections=2"]).await;
     for round in 0..3 {
         let mut polite = Client::connect(&hub, "").await;
-        polite.next(5 * SECOND).await.expect("hello");
+        polite.next(PATIENCE).await.expect("hello");
         polite.socket.send(Message::Close(None)).await.expect("close");
         // The hub completes the closing handshake: the client's stream ends.
-        let ended = tokio::time::timeout(5 * SECOND, async {
+        let ended = tokio::time::timeout(PATIENCE, async {
             while let Some(Ok(message)) = polite.socket.next().await {
                 if matches!(message, Message::Close(_)) {
                     break;
@@ -171,7 +180,8 @@ async fn a_client_that_leaves_frees_its_connection() {
         drop(rude);
     }
     let mut text = String::new();
-    for _ in 0..50 {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
         text = hub.metrics().await.expect("metrics");
         if metric(&text, "stream_connections ") == 0.0
             && metric(&text, "stream_closes_total{reason=\"client\"}") >= 6.0
@@ -184,5 +194,5 @@ async fn a_client_that_leaves_frees_its_connection() {
     assert_eq!(metric(&text, "stream_closes_total{reason=\"client\"}"), 6.0, "{text}");
     // Six clients came and went through a cap of two: the slots were freed.
     let mut last = Client::connect(&hub, "").await;
-    assert_eq!(last.next(5 * SECOND).await.expect("hello")["type"], "hello");
+    assert_eq!(last.next(PATIENCE).await.expect("hello")["type"], "hello");
 }

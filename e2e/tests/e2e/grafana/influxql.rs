@@ -185,7 +185,7 @@ async fn every_influxql_target_answers_from_an_imported_ride_and_its_rollups() {
     .expect("the collector starts");
     let watermark = "SELECT last(\"watermark_ns\") FROM \"velometry_rollup_state\"";
     assert!(
-        poll(Duration::from_secs(20), || async { number(&influx, watermark).await > 0.0 }).await,
+        poll(|| async { number(&influx, watermark).await > 0.0 }).await,
         "no rollup watermark: {}",
         query.logs()
     );
@@ -214,7 +214,7 @@ async fn every_influxql_target_answers_from_an_imported_ride_and_its_rollups() {
         number(&influx, "SELECT count(\"bpm\") FROM \"heart_rate\"").await as usize == truth.heart_rates
             && number(&influx, "SELECT count(\"watts\") FROM \"power\"").await == 120.0
     };
-    assert!(poll(Duration::from_secs(30), stored).await, "the ride did not land: {}", collector.logs());
+    assert!(poll(stored).await, "the ride did not land: {}", collector.logs());
     let fields = [
         ("gps", "lat"),
         ("heart_rate", "bpm"),
@@ -234,7 +234,7 @@ async fn every_influxql_target_answers_from_an_imported_ride_and_its_rollups() {
         }
         true
     };
-    assert!(poll(Duration::from_secs(30), rolled_up).await, "the ride was not rolled up: {}", query.logs());
+    assert!(poll(rolled_up).await, "the ride was not rolled up: {}", query.logs());
 
     // The rider variable lists alice.
     let rider = dashboard("rider");

@@ -47,13 +47,17 @@ async fn send_text(socket: &mut TcpStream, payload: &[u8]) {
 /// Reads until `needle` has arrived; returns what was read.
 async fn read_until(socket: &mut TcpStream, needle: &str) -> String {
     let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while !String::from_utf8_lossy(&seen).contains(needle) {
         let mut buf = [0u8; 4096];
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, socket.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
-            _ => panic!("{needle:?} never came; got {:?}", String::from_utf8_lossy(&seen)),
+            _ => panic!(
+                "waited {} s for {needle:?}; got {:?}",
+                PATIENCE.as_secs(),
+                String::from_utf8_lossy(&seen)
+            ),
         }
     }
     String::from_utf8_lossy(&seen).into_owned()
@@ -130,7 +134,7 @@ async fn every_promql_target_answers_from_prometheus_scraping_the_services() {
     let prometheus =
         PrometheusServer::start(&config, &[("rules/velometry.yml", &rules)]).await.expect("prometheus");
     let up = || async { prometheus.query("up == 1").await.unwrap_or_default().len() == 3 };
-    assert!(poll(Duration::from_secs(20), up).await, "{}", prometheus.log());
+    assert!(poll(up).await, "{}", prometheus.log());
 
     traffic(&stack).await;
 
@@ -150,7 +154,7 @@ async fn every_promql_target_answers_from_prometheus_scraping_the_services() {
         }
     }
     let mut missing = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + PATIENCE;
     loop {
         missing.clear();
         for (panel, ref_id, expr, may_be_empty) in &targets {
@@ -164,5 +168,11 @@ async fn every_promql_target_answers_from_prometheus_scraping_the_services() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(missing.is_empty(), "no series for:\n{}\n{}", missing.join("\n"), stack.collector.logs());
+    assert!(
+        missing.is_empty(),
+        "waited {} s for series of every target; none for:\n{}\n{}",
+        PATIENCE.as_secs(),
+        missing.join("\n"),
+        stack.collector.logs()
+    );
 }
