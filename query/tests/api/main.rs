@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod files;
 mod rides;
 mod rollups;
 mod series;
