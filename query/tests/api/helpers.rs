@@ -216,3 +216,9 @@ pub async fn write_all(influx: &InfluxServer, lines: &str) {
         influx.write(DB, &(chunk.join("\n") + "\n")).await.expect("write");
     }
 }
+
+/// The InfluxQL requests the service has sent so far (answered or not).
+pub async fn influx_requests(service: &Service) -> f64 {
+    counter(service, "query_influx_queries_total{outcome=\"ok\"}").await
+        + counter(service, "query_influx_queries_total{outcome=\"error\"}").await
+}

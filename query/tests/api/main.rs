@@ -4,7 +4,9 @@
 mod helpers;
 
 mod auth;
+mod exports;
 mod files;
+mod ranges;
 mod rides;
 mod rollups;
 mod series;
