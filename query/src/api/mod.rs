@@ -120,13 +120,17 @@ impl Params {
     }
 
     /// The point budget `max_points`: `default` when absent, at least `min`, at most 10,000.
+    /// It is an integer written as a JSON number (`1000`, or `1e3`), as the OpenAPI document
+    /// declares it.
     ///
     /// # Errors
-    /// Not a number, or out of bounds.
+    /// Not a number, not whole, or out of bounds.
     pub fn max_points(&self, default: usize, min: usize) -> Result<usize, ApiError> {
         let Some(raw) = self.get("max_points") else { return Ok(default) };
-        match raw.parse::<usize>() {
-            Ok(n) if (min..=MAX_POINTS).contains(&n) => Ok(n),
+        let bounds = min as f64..=MAX_POINTS as f64;
+        match range::json_number(raw) {
+            // Whole and within 10..=10,000 after the checks, so the cast is exact.
+            Some(n) if n.fract() == 0.0 && bounds.contains(&n) => Ok(n as usize),
             _ => Err(ApiError::BadRequest(format!(
                 "max_points={raw:?} must be a whole number from {min} to {MAX_POINTS}"
             ))),

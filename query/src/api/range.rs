@@ -140,16 +140,16 @@ fn parse_time(
 ) -> Result<Nanos, RangeError> {
     let not_a_time = || RangeError::NotATime { name, value: value.to_owned() };
     let out_of_range = || RangeError::OutOfRange { name, value: value.to_owned() };
-    let ns = if value.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
-        match serde_json::from_str::<f64>(value) {
-            Ok(ms) => {
+    let ns = if looks_numeric(value) {
+        match json_number(value) {
+            Some(ms) => {
                 let (lo, hi) = (*bounds.start() as f64 / 1e6, *bounds.end() as f64 / 1e6);
                 if !(lo..=hi).contains(&ms) {
                     return Err(out_of_range());
                 }
                 millis_to_nanos(ms).ok_or_else(out_of_range)?
             }
-            Err(_) => parse_rfc3339(value).map_err(|_| not_a_time())?,
+            None => parse_rfc3339(value).map_err(|_| not_a_time())?,
         }
     } else {
         parse_rfc3339(value).map_err(|_| not_a_time())?
@@ -159,6 +159,19 @@ fn parse_time(
     } else {
         Err(out_of_range())
     }
+}
+
+fn looks_numeric(value: &str) -> bool {
+    value.starts_with(|c: char| c.is_ascii_digit() || c == '-')
+}
+
+/// `value` if it is a JSON number, exactly as written (no sign but `-`, no surrounding
+/// space): the one numeric syntax the API reads, as its OpenAPI document says.
+pub(crate) fn json_number(value: &str) -> Option<f64> {
+    if !looks_numeric(value) || value.ends_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    serde_json::from_str::<f64>(value).ok()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ mod helpers;
 mod auth;
 mod exports;
 mod files;
+mod openapi;
 mod ranges;
 mod rides;
 mod rollups;
