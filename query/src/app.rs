@@ -40,6 +40,8 @@ pub struct Settings {
     pub rollups: RollupSettings,
     /// Raw points one request may read at most.
     pub max_raw_points: usize,
+    /// Readings one export may hold at most.
+    pub max_export_points: i64,
     /// Open connections at most.
     pub max_connections: usize,
     /// Time allowed for a request (exports excepted).
@@ -80,6 +82,7 @@ impl Application {
             influx,
             watermark: Watermark::default(),
             max_raw_points: settings.max_raw_points,
+            max_export_points: settings.max_export_points,
         };
         Ok(Application { listener, metrics_listener, settings, state })
     }

@@ -84,6 +84,11 @@ pub struct ServeArgs {
     /// Raw points one request may read at most.
     #[arg(long, env = "VELOMETRY_QUERY_MAX_RAW_POINTS", default_value_t = 5_000_000)]
     pub max_raw_points: usize,
+    /// Readings one export may hold at most (all measurements together); a range holding
+    /// more is refused with 400. 30 million is about eight weeks of 1 Hz GPS, heart rate,
+    /// cadence, power, temperature and distance; a three-week ride is about 11 million.
+    #[arg(long, env = "VELOMETRY_QUERY_MAX_EXPORT_POINTS", default_value_t = 30_000_000, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_export_points: i64,
     /// Open connections at most.
     #[arg(long, env = "VELOMETRY_QUERY_MAX_CONNECTIONS", default_value_t = 1_024)]
     pub max_connections: usize,
@@ -119,6 +124,7 @@ impl ServeArgs {
                 enabled: self.rollups,
             },
             max_raw_points: self.max_raw_points,
+            max_export_points: self.max_export_points,
             max_connections: self.max_connections,
             request_timeout: self.request_timeout,
         })

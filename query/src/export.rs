@@ -10,7 +10,7 @@
 
 use std::fmt::{self, Write as _};
 
-use velometry_core::time::format_rfc3339;
+use chrono::SecondsFormat;
 
 /// A column of the export: one field of one measurement (see docs/schema.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,16 +196,28 @@ const CARRIED: [Column; 4] = [Column::HeartRate, Column::Cadence, Column::Power,
 
 const GPX_NAMESPACE: &str = "http://www.topografix.com/GPX/1/1";
 const TPX_NAMESPACE: &str = "http://www.garmin.com/xmlschemas/TrackPointExtension/v1";
+const PWR_NAMESPACE: &str = "http://www.garmin.com/xmlschemas/PowerExtension/v1";
 
-/// A GPX 1.1 writer with Garmin's TrackPointExtension v1, stateful across chunks: call
-/// [`header`](Self::header) once, [`rows`](Self::rows) once per window, then
-/// [`footer`](Self::footer).
+/// A GPX 1.1 writer with Garmin's TrackPointExtension v1 and PowerExtension v1, stateful
+/// across chunks: call [`header`](Self::header) once, [`rows`](Self::rows) once per window,
+/// then [`footer`](Self::footer). Every document validates against the three schemas
+/// (`query/tests/fixtures/xsd/`, checked with `xmllint` in the tests).
 ///
 /// The whole export is one track with one segment. Each row with both a latitude and a
-/// longitude becomes a `trkpt` with its altitude (`ele`), time, power (a plain `<power>` in
-/// `<extensions>`, which is what Strava's own exports and GoldenCheetah read) and air
-/// temperature, heart rate and cadence (`gpxtpx:atemp`, `hr`, `cad`). Speed and distance have
-/// no place in GPX 1.1 or TrackPointExtension v1; they are in the CSV export.
+/// longitude becomes a `trkpt` with its altitude (`ele`) and time, exactly as stored
+/// (longitude 180 is written as -180, the same meridian: GPX's longitudes are
+/// [-180, 180)), and in `<extensions>` air temperature, heart rate and cadence
+/// (`gpxtpx:atemp`, `hr`, `cad`) and power (`gpxpx:PowerInWatts`). Heart rate, cadence and
+/// power are whole numbers in those schemas (1..=255 bpm, 0..=254 rpm, 0..=65535 W), so they
+/// are rounded and clamped; the CSV export has them as stored. Speed and distance have no
+/// place in GPX 1.1 or these extensions; they are in the CSV export.
+///
+/// **Who reads power from it.** GoldenCheetah reads any element whose name ends in
+/// `PowerInWatts` (and a bare `power`); OpenTracks writes and reads this same element.
+/// Strava reads only a bare `<power>` in the GPX namespace, which is what its own exports
+/// write and what the GPX 1.1 schema forbids inside `<extensions>` (`##other`): Strava does
+/// not see power in these files. Heart rate, cadence and temperature in TrackPointExtension
+/// v1 are read by all three and by Garmin Connect.
 ///
 /// **Carried sensor values.** Phones and chest straps do not share timestamps with the GPS,
 /// so many heart-rate, cadence, power and temperature values arrive on rows without a
@@ -238,14 +250,16 @@ impl GpxWriter {
             concat!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
                 "<gpx version=\"1.1\" creator=\"velometry\" xmlns=\"{gpx}\" xmlns:gpxtpx=\"{tpx}\"",
-                " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"",
+                " xmlns:gpxpx=\"{pwr}\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"",
                 " xsi:schemaLocation=\"{gpx} http://www.topografix.com/GPX/1/1/gpx.xsd",
-                " {tpx} http://www.garmin.com/xmlschemas/TrackPointExtensionv1.xsd\">\n",
+                " {tpx} http://www.garmin.com/xmlschemas/TrackPointExtensionv1.xsd",
+                " {pwr} http://www.garmin.com/xmlschemas/PowerExtensionv1.xsd\">\n",
                 "<metadata><name>{name}</name></metadata>\n",
                 "<trk><name>{name}</name><trkseg>\n",
             ),
             gpx = GPX_NAMESPACE,
             tpx = TPX_NAMESPACE,
+            pwr = PWR_NAMESPACE,
             name = name,
         )
         .into_bytes()
@@ -293,23 +307,24 @@ impl GpxWriter {
 /// Appends one `<trkpt>` line. `point` already carries the values taken over from earlier
 /// rows.
 fn write_trkpt(out: &mut String, lat: f64, lon: f64, point: &Row) -> fmt::Result {
+    // GPX longitudes are [-180, 180); 180 is accepted on ingest and is the same meridian.
+    let lon = if lon == 180.0 { -180.0 } else { lon };
     // `{}` on f64 prints the shortest decimal that reads back as the same number, and never
-    // in exponent notation, which xsd:decimal (lat, lon) would not accept.
+    // in exponent notation, which xsd:decimal (lat, lon, ele) would not accept.
     write!(out, "  <trkpt lat=\"{lat}\" lon=\"{lon}\">")?;
     if let Some(alt) = point.alt {
         write!(out, "<ele>{alt}</ele>")?;
     }
-    write!(out, "<time>{}</time>", format_rfc3339(point.time_ns))?;
+    write!(out, "<time>{}</time>", format_time(point.time_ns))?;
     // hr and cad are integers in the XSD: hr is 1..=255 (unsignedByte, min 1) and cad 0..=254
-    // (unsignedByte, max 254), and the schema allows cadences up to 300.
-    let hr = point.heart_rate.map(|bpm| round_into(bpm, 1, 255));
-    let cad = point.cadence.map(|rpm| round_into(rpm, 0, 254));
+    // (unsignedByte, max 254), and the schema allows cadences up to 300. PowerInWatts is an
+    // unsignedShort.
+    let hr = point.heart_rate.map(|bpm| round_into(bpm, 1.0, 255.0));
+    let cad = point.cadence.map(|rpm| round_into(rpm, 0.0, 254.0));
+    let watts = point.power.map(|w| round_into(w, 0.0, f64::from(u16::MAX)));
     let tpx = point.temperature.is_some() || hr.is_some() || cad.is_some();
-    if point.power.is_some() || tpx {
+    if watts.is_some() || tpx {
         out.push_str("<extensions>");
-        if let Some(watts) = point.power {
-            write!(out, "<power>{watts}</power>")?;
-        }
         if tpx {
             // Element order fixed by the XSD sequence: atemp, wtemp, depth, hr, cad.
             out.push_str("<gpxtpx:TrackPointExtension>");
@@ -324,6 +339,9 @@ fn write_trkpt(out: &mut String, lat: f64, lon: f64, point: &Row) -> fmt::Result
             }
             out.push_str("</gpxtpx:TrackPointExtension>");
         }
+        if let Some(watts) = watts {
+            write!(out, "<gpxpx:PowerInWatts>{watts}</gpxpx:PowerInWatts>")?;
+        }
         out.push_str("</extensions>");
     }
     out.push_str("</trkpt>\n");
@@ -331,9 +349,23 @@ fn write_trkpt(out: &mut String, lat: f64, lon: f64, point: &Row) -> fmt::Result
 }
 
 /// Rounds to the nearest integer within `min..=max`.
-fn round_into(value: f64, min: u8, max: u8) -> u8 {
-    // In range after the clamp, so the cast neither truncates nor saturates.
-    value.round().clamp(f64::from(min), f64::from(max)) as u8
+fn round_into(value: f64, min: f64, max: f64) -> u64 {
+    // In range after the clamp, and both bounds are whole numbers in 0..=65535, so the cast
+    // neither truncates nor saturates.
+    value.round().clamp(min, max) as u64
+}
+
+/// A time as RFC 3339 in UTC, to the millisecond, or to the micro- or nanosecond when the
+/// stored time has them: an export holds the times as stored.
+pub fn format_time(ns: i64) -> String {
+    let format = if ns % 1_000_000 == 0 {
+        SecondsFormat::Millis
+    } else if ns % 1_000 == 0 {
+        SecondsFormat::Micros
+    } else {
+        SecondsFormat::Nanos
+    };
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(format, true)
 }
 
 /// Escapes text for XML element content or a quoted attribute. Drops the control characters
@@ -363,7 +395,9 @@ fn escape_xml(text: &str) -> String {
 /// the header line `time,lat,lon,alt,speed,heart_rate,cadence,power,temperature,distance`,
 /// every call then gives one line per row.
 ///
-/// Times are RFC 3339 in UTC with milliseconds; a missing value is an empty cell.
+/// Times are RFC 3339 in UTC with milliseconds (more digits when the stored time has them);
+/// values are written as stored, in the shortest form that reads back as the same number; a
+/// missing value is an empty cell.
 #[derive(Debug, Default)]
 pub struct CsvWriter {
     header_written: bool,
@@ -399,7 +433,7 @@ impl CsvWriter {
         let mut number = String::new();
         for row in rows {
             record.clear();
-            record.push_field(format_rfc3339(row.time_ns).as_bytes());
+            record.push_field(format_time(row.time_ns).as_bytes());
             for column in Column::ALL {
                 number.clear();
                 if let Some(value) = row.value(column) {

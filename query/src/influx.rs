@@ -258,7 +258,12 @@ impl Influx {
     pub fn query_chunks(&self, q: &str) -> impl Stream<Item = Result<Vec<Series>, InfluxError>> + Send {
         let request = self.request(q, true);
         futures::stream::once(async move {
-            let response = request.send().await.map_err(|e| InfluxError::Network(error_chain(&e)))?;
+            let started = std::time::Instant::now();
+            let response = request.send().await.map_err(|e| InfluxError::Network(error_chain(&e)));
+            // Counted once the answer starts: what follows streams at the reader's pace.
+            let ok = response.as_ref().is_ok_and(|r| r.status().is_success());
+            crate::metrics::influx_query(ok, started.elapsed());
+            let response = response?;
             let status = response.status().as_u16();
             if status != 200 {
                 let body = response.bytes().await.map_err(|e| InfluxError::Network(error_chain(&e)))?;

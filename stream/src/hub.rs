@@ -13,7 +13,7 @@ use velometry_core::riders::{Registry, Viewer};
 use velometry_core::time::parse_rfc3339;
 
 use crate::metrics as m;
-use crate::protocol::{Frame, RiderInfo};
+use crate::protocol::{Frame, RiderInfo, TrailPoint};
 use crate::queue::{Key, Queue, Queued};
 
 /// A reading as the collector published it, parsed once for every follower.
@@ -60,8 +60,8 @@ impl Reading {
 struct Now {
     /// Latest reading per metric: (time, frame).
     latest: BTreeMap<Arc<str>, (i64, Utf8Bytes)>,
-    /// Recent positions, oldest first: [epoch ms, lat, lon].
-    trail: VecDeque<[f64; 3]>,
+    /// Recent positions, oldest first.
+    trail: VecDeque<TrailPoint>,
 }
 
 struct RiderState {
@@ -165,7 +165,7 @@ impl Hub {
             .values()
             .filter_map(|(_, frame)| serde_json::from_str::<&RawValue>(frame.as_str()).ok())
             .collect();
-        let trail: Vec<[f64; 3]> = now.trail.iter().copied().collect();
+        let trail: Vec<TrailPoint> = now.trail.iter().copied().collect();
         let snapshot = Frame::Snapshot { rider: &state.info.id, latest, trail: &trail }.encode();
         queue.push(Queued { key: Key::Control, text: snapshot, accepted_at_ms: None });
         followers.insert(connection, queue.clone());
@@ -200,12 +200,12 @@ impl Hub {
             }
             now.latest.insert(reading.metric.clone(), (reading.time, reading.frame.clone()));
             if let Some((lat, lon)) = reading.position {
-                let ms = (reading.time / 1_000_000) as f64;
-                if now.trail.back().is_none_or(|last| last[0] < ms) {
-                    now.trail.push_back([ms, lat, lon]);
+                let ms = reading.time.div_euclid(1_000_000);
+                if now.trail.back().is_none_or(|last| last.0 < ms) {
+                    now.trail.push_back((ms, lat, lon));
                 }
-                let oldest = ms - self.trail.as_millis() as f64;
-                while now.trail.front().is_some_and(|p| p[0] < oldest) || now.trail.len() > MAX_TRAIL {
+                let oldest = ms.saturating_sub(i64::try_from(self.trail.as_millis()).unwrap_or(i64::MAX));
+                while now.trail.front().is_some_and(|p| p.0 < oldest) || now.trail.len() > MAX_TRAIL {
                     now.trail.pop_front();
                 }
             }
@@ -262,6 +262,9 @@ id = "bob"
         assert_eq!(snapshot["type"], "snapshot");
         assert_eq!(snapshot["latest"][0]["lat"], 45.1);
         assert_eq!(snapshot["trail"].as_array().map(Vec::len), Some(2));
+        let first = &snapshot["trail"][0];
+        assert!(first[0].is_i64(), "trail times are integer milliseconds: {first}");
+        assert_eq!(first[0].as_i64(), Some(1_700_000_001_000));
         assert_eq!(frames.len(), 2);
         let reading: serde_json::Value = serde_json::from_str(frames[1].text.as_str()).expect("json");
         assert_eq!((reading["type"].as_str(), reading["lat"].as_f64()), (Some("reading"), Some(45.2)));

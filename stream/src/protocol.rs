@@ -43,6 +43,10 @@ impl ClientMessage {
     }
 }
 
+/// A position of a rider's trail: `(epoch ms, lat, lon)`, sent as `[ms, lat, lon]` with the
+/// time an integer, as `accepted_at_ms` is, so clients may decode it as a 64-bit integer.
+pub type TrailPoint = (i64, f64, f64);
+
 /// A rider as listed to clients.
 #[derive(Debug, Clone, Serialize)]
 pub struct RiderInfo {
@@ -72,8 +76,8 @@ pub enum Frame<'a> {
         rider: &'a str,
         /// The latest reading of each live metric, as sent in `reading` frames.
         latest: Vec<&'a serde_json::value::RawValue>,
-        /// Recent positions, oldest first: `[epoch ms, lat, lon]`.
-        trail: &'a [[f64; 3]],
+        /// Recent positions, oldest first.
+        trail: &'a [TrailPoint],
     },
     /// Something the client asked for cannot be done.
     Error {
@@ -108,6 +112,20 @@ mod tests {
         let err = ClientMessage::parse(r#"{"op":"dance"}"#).unwrap_err();
         assert!(err.starts_with("cannot read message (unknown variant `dance`"), "{err}");
         assert!(ClientMessage::parse("not json").is_err());
+    }
+
+    #[test]
+    fn trail_times_are_integers() {
+        let text = Frame::Snapshot {
+            rider: "alice",
+            latest: Vec::new(),
+            trail: &[(1_796_159_111_692, 45.01, 7.02)],
+        }
+        .encode();
+        assert_eq!(
+            text.as_str(),
+            r#"{"type":"snapshot","rider":"alice","latest":[],"trail":[[1796159111692,45.01,7.02]]}"#
+        );
     }
 
     #[test]

@@ -28,6 +28,46 @@ use crate::state::{AppState, Limits};
 pub const CLOSE_SLOW: u16 = 4008;
 /// Close code for a client that sent nothing, not even a pong, for the idle timeout.
 pub const CLOSE_IDLE: u16 = 4001;
+/// Close code for a message over `--max-message-bytes` (RFC 6455 § 7.4.1, "Message Too Big"):
+/// a client that sees it knows that sending the same message again cannot help.
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// How the hub ends a connection: the close code and text the client sees, and the reason
+/// counted in `stream_closes_total`.
+#[derive(Debug, Clone)]
+struct Ending {
+    code: u16,
+    text: Utf8Bytes,
+    reason: &'static str,
+}
+
+impl Ending {
+    fn new(code: u16, text: &'static str, reason: &'static str) -> Ending {
+        Ending { code, text: Utf8Bytes::from_static(text), reason }
+    }
+
+    fn slow() -> Ending {
+        Ending::new(CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow")
+    }
+
+    /// The close for a message over `limit` bytes. The text names the limit and the flag, in
+    /// fewer than the 123 bytes a close reason may hold.
+    fn too_big(limit: usize) -> Ending {
+        let text = format!("message too big: at most {limit} bytes (--max-message-bytes)");
+        Ending { code: CLOSE_TOO_BIG, text: Utf8Bytes::from(text), reason: "too_big" }
+    }
+}
+
+/// Whether a read failed because the client's message (or one frame of it) is over the
+/// size limit. tungstenite reports it as a capacity error inside axum's error; the crate
+/// must be the version axum uses, which the integration test of code 1009 checks.
+fn too_big(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    error
+        .source()
+        .and_then(|source| source.downcast_ref::<tungstenite::Error>())
+        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+}
 
 /// Query parameters of `/v1/live`.
 #[derive(Debug, Deserialize)]
@@ -86,8 +126,8 @@ async fn connection(
     let id = state.hub.connection_id();
     let queue = Arc::new(Queue::new(state.limits.queue, state.limits.slow_after));
     let (sink, mut stream) = socket.split();
-    // The reader tells the writer to end the connection: close code, text, metrics reason.
-    let (close_tx, close_rx) = watch::channel(None::<(u16, &'static str, &'static str)>);
+    // The reader tells the writer to end the connection.
+    let (close_tx, close_rx) = watch::channel(None::<Ending>);
     let mut writer = tokio::spawn(write(sink, queue.clone(), state.limits, close_rx, state.stop.clone()));
     let mut writer_reason = None;
     let mut followed: BTreeSet<RiderId> = BTreeSet::new();
@@ -109,8 +149,12 @@ async fn connection(
         };
         let message = match next {
             Err(_) => {
-                let _ = close_tx.send(Some((CLOSE_IDLE, "idle timeout", "idle")));
+                let _ = close_tx.send(Some(Ending::new(CLOSE_IDLE, "idle timeout", "idle")));
                 break "idle";
+            }
+            Ok(Some(Err(e))) if too_big(&e) => {
+                let _ = close_tx.send(Some(Ending::too_big(state.limits.max_message_bytes)));
+                break "too_big";
             }
             Ok(None) | Ok(Some(Err(_))) => break "client",
             Ok(Some(Ok(message))) => message,
@@ -166,7 +210,7 @@ async fn connection(
     if reason == "client" && writer_reason.is_none() {
         // The client closed or went away: the writer answers its Close (or finds the socket
         // gone) and ends, which releases the connection.
-        let _ = close_tx.send(Some((1000, "", "client")));
+        let _ = close_tx.send(Some(Ending::new(1000, "", "client")));
     }
     queue.wake();
     let reason = match writer_reason {
@@ -211,46 +255,47 @@ async fn write(
     mut sink: SplitSink<WebSocket, Message>,
     queue: Arc<Queue>,
     limits: Limits,
-    mut close: watch::Receiver<Option<(u16, &'static str, &'static str)>>,
+    mut close: watch::Receiver<Option<Ending>>,
     mut stop: watch::Receiver<bool>,
 ) -> Option<&'static str> {
     let mut ping =
         tokio::time::interval_at(tokio::time::Instant::now() + limits.ping_every, limits.ping_every);
-    let (code, why, reason) = loop {
+    let ending = loop {
         tokio::select! {
             frames = queue.take() => {
                 let Some(frames) = frames else {
-                    break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow");
+                    break Ending::slow();
                 };
                 let sent = send_all(&mut sink, frames, limits.slow_after).await;
                 match sent {
                     Ok(()) => {}
-                    Err(SendError::Slow) => break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow"),
+                    Err(SendError::Slow) => break Ending::slow(),
                     Err(SendError::Gone) => return None,
                 }
             }
             _ = ping.tick() => {
                 match tokio::time::timeout(limits.slow_after, sink.send(Message::Ping(Default::default()))).await {
-                    Err(_) => break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow"),
+                    Err(_) => break Ending::slow(),
                     Ok(Err(_)) => return None,
                     Ok(Ok(())) => {}
                 }
             }
             changed = close.changed() => {
-                match (changed, *close.borrow()) {
-                    (Ok(()), Some((code, why, reason))) => break (code, why, reason),
+                let asked = close.borrow().clone();
+                match (changed, asked) {
+                    (Ok(()), Some(ending)) => break ending,
                     _ => return None,
                 }
             }
-            _ = stopped(&mut stop) => break (1001, "the hub is restarting; reconnect", "shutdown"),
+            _ = stopped(&mut stop) => break Ending::new(1001, "the hub is restarting; reconnect", "shutdown"),
         }
         if queue.is_slow() {
-            break (CLOSE_SLOW, "too slow: could not keep up with the live feed", "slow");
+            break Ending::slow();
         }
     };
-    let frame = CloseFrame { code, reason: Utf8Bytes::from_static(why) };
+    let frame = CloseFrame { code: ending.code, reason: ending.text };
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(frame)))).await;
-    Some(reason)
+    Some(ending.reason)
 }
 
 enum SendError {

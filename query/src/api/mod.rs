@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use velometry_core::ids::RiderId;
 use velometry_core::riders::{Registry, Rider};
-use velometry_core::time::{format_rfc3339, now_nanos, parse_str_or_millis, Nanos};
+use velometry_core::time::Nanos;
 
 use crate::error::ApiError;
 use crate::influx::Influx;
@@ -19,10 +19,13 @@ use crate::rollup::Watermark;
 
 pub mod export;
 pub mod openapi;
+pub mod range;
 pub mod riders;
 pub mod series;
 pub mod summary;
 pub mod track;
+
+pub use range::{TimeRange, EARLIEST, LATEST};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -35,6 +38,8 @@ pub struct AppState {
     pub watermark: Watermark,
     /// Raw points one request may read at most.
     pub max_raw_points: usize,
+    /// Readings one export may hold at most.
+    pub max_export_points: i64,
 }
 
 /// The router.
@@ -105,43 +110,27 @@ impl Params {
         self.0.get(name).map(String::as_str)
     }
 
-    /// The time range from `from` and `to` (RFC 3339 or epoch milliseconds); `to` defaults
-    /// to now and `from` to `default_span` before `to`.
+    /// The time range of `from` and `to` (see [`TimeRange::parse`]).
     ///
     /// # Errors
-    /// A bad time, or `from` not before `to`.
+    /// A bad time, one out of bounds, or `from` not before `to`.
     pub fn range(&self, default_span: Duration) -> Result<TimeRange, ApiError> {
-        let time = |name: &str| {
-            self.get(name)
-                .map(|v| {
-                    parse_str_or_millis(v).map_err(|e| {
-                        ApiError::BadRequest(format!(
-                            "{name}={v:?} is not a time ({e}); give RFC 3339 (2026-11-27T10:00:00Z) or epoch milliseconds"
-                        ))
-                    })
-                })
-                .transpose()
-        };
-        let to = time("to")?.unwrap_or_else(now_nanos);
-        let from = time("from")?.unwrap_or(to - default_span.as_nanos() as i64);
-        if from >= to {
-            return Err(ApiError::BadRequest(format!(
-                "from ({}) must be before to ({})",
-                format_rfc3339(from),
-                format_rfc3339(to)
-            )));
-        }
-        Ok(TimeRange { from, to })
+        TimeRange::parse(self.get("from"), self.get("to"), default_span)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))
     }
 
     /// The point budget `max_points`: `default` when absent, at least `min`, at most 10,000.
+    /// It is an integer written as a JSON number (`1000`, or `1e3`), as the OpenAPI document
+    /// declares it.
     ///
     /// # Errors
-    /// Not a number, or out of bounds.
+    /// Not a number, not whole, or out of bounds.
     pub fn max_points(&self, default: usize, min: usize) -> Result<usize, ApiError> {
         let Some(raw) = self.get("max_points") else { return Ok(default) };
-        match raw.parse::<usize>() {
-            Ok(n) if (min..=MAX_POINTS).contains(&n) => Ok(n),
+        let bounds = min as f64..=MAX_POINTS as f64;
+        match range::json_number(raw) {
+            // Whole and within 10..=10,000 after the checks, so the cast is exact.
+            Some(n) if n.fract() == 0.0 && bounds.contains(&n) => Ok(n as usize),
             _ => Err(ApiError::BadRequest(format!(
                 "max_points={raw:?} must be a whole number from {min} to {MAX_POINTS}"
             ))),
@@ -151,28 +140,6 @@ impl Params {
 
 /// The largest point budget a request may ask for.
 pub const MAX_POINTS: usize = 10_000;
-
-/// A half-open time range `[from, to)` in nanoseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeRange {
-    /// Inclusive start.
-    pub from: Nanos,
-    /// Exclusive end.
-    pub to: Nanos,
-}
-
-impl TimeRange {
-    /// `Cache-Control` for an answer about this range: ranges that ended more than ten
-    /// minutes ago change only when late readings arrive, so caches may keep them a while.
-    pub fn cache_control(&self, public: bool) -> HeaderValue {
-        let settled = self.to < now_nanos() - 600_000_000_000;
-        HeaderValue::from_static(match (settled, public) {
-            (true, true) => "public, max-age=300",
-            (true, false) => "private, max-age=300",
-            (false, _) => "no-cache",
-        })
-    }
-}
 
 /// A JSON answer with caching headers for `range`.
 pub fn cached_json<T: serde::Serialize>(range: TimeRange, public: bool, body: &T) -> Response {
@@ -197,6 +164,19 @@ pub async fn main_devices<const N: usize>(
     filter: &str,
     measurements: [(&'static str, &str); N],
 ) -> Result<BTreeMap<&'static str, String>, ApiError> {
+    let counted = main_devices_counted(influx, filter, measurements).await?;
+    Ok(counted.into_iter().map(|(m, (device, _))| (m, device)).collect())
+}
+
+/// Like [`main_devices`], with the number of readings of each device chosen.
+///
+/// # Errors
+/// InfluxDB failing.
+pub async fn main_devices_counted<const N: usize>(
+    influx: &Influx,
+    filter: &str,
+    measurements: [(&'static str, &str); N],
+) -> Result<BTreeMap<&'static str, (String, i64)>, ApiError> {
     let statements: Vec<String> = measurements
         .iter()
         .map(|(m, field)| {
@@ -207,7 +187,7 @@ pub async fn main_devices<const N: usize>(
             )
         })
         .collect();
-    let mut best: BTreeMap<&'static str, (i64, String)> = BTreeMap::new();
+    let mut best: BTreeMap<&'static str, (String, i64)> = BTreeMap::new();
     for s in influx.query_shared(&statements.join("; ")).await?.iter() {
         let Some(&(measurement, _)) = measurements.iter().find(|(m, _)| *m == s.name) else { continue };
         let (Some(device), Some(count)) =
@@ -215,10 +195,10 @@ pub async fn main_devices<const N: usize>(
         else {
             continue;
         };
-        let entry = best.entry(measurement).or_insert((0, String::new()));
-        if count > entry.0 || (count == entry.0 && *device < entry.1) {
-            *entry = (count, device.clone());
+        let entry = best.entry(measurement).or_insert((String::new(), 0));
+        if count > entry.1 || (count == entry.1 && *device < entry.0) {
+            *entry = (device.clone(), count);
         }
     }
-    Ok(best.into_iter().filter(|(_, (n, _))| *n > 0).map(|(m, (_, d))| (m, d)).collect())
+    Ok(best.into_iter().filter(|(_, (_, n))| *n > 0).collect())
 }

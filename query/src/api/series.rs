@@ -81,7 +81,7 @@ pub struct Plan {
 /// # Errors
 /// A forced tier whose windows do not tile the buckets.
 pub fn plan(range: TimeRange, buckets: i64, forced: Option<Option<Tier>>) -> Result<Plan, ApiError> {
-    let span = range.to - range.from;
+    let span = range.to() - range.from();
     // With `b` aligned buckets of width ≥ span / (b - 1), at most `b` touch the range.
     let narrowest = (span + buckets - 2) / (buckets - 1).max(1);
     let fitting = TIERS.iter().rev().copied().find(|t| {
@@ -187,8 +187,8 @@ pub async fn series(
         method: method.name(),
         tier,
         bucket_ms: millis(plan.bucket),
-        from: millis(range.from),
-        to: millis(range.to),
+        from: millis(range.from()),
+        to: millis(range.to()),
         points: points.into_iter().map(|(t, v)| (millis(t), v)).collect(),
     };
     Ok(cached_json(range, rider.public, &body))
@@ -257,7 +257,7 @@ async fn answer(
     forced: bool,
     watermark: i64,
 ) -> Result<(&'static str, Vec<Point>), ApiError> {
-    let (TimeRange { from, to }, b) = (range, plan.bucket);
+    let (from, to, b) = (range.from(), range.to(), plan.bucket);
     let Some(tier) = plan.tier else {
         let points = source.raw(from, to).await?;
         let reduced = match method {
@@ -313,12 +313,13 @@ fn means(buckets: &[Window]) -> Vec<Point> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{EARLIEST, LATEST};
 
     const MINUTE: i64 = 60_000_000_000;
     const HOUR: i64 = 60 * MINUTE;
 
     fn range(span: i64) -> TimeRange {
-        TimeRange { from: 1_700_000_000_000_000_000, to: 1_700_000_000_000_000_000 + span }
+        TimeRange::new(1_700_000_000_000_000_000, 1_700_000_000_000_000_000 + span).expect("a range")
     }
 
     #[test]
@@ -339,12 +340,22 @@ mod tests {
 
     #[test]
     fn no_plan_exceeds_its_bucket_budget() {
-        for span in [1, 999, 1_000_000, MINUTE - 1, 7 * MINUTE, HOUR + 1, 40 * HOUR, 400 * 24 * HOUR] {
-            for buckets in [2, 3, 250, 2_500, 10_000] {
-                let r = range(span);
+        let mut ranges: Vec<TimeRange> =
+            [1, 999, 1_000_000, MINUTE - 1, 7 * MINUTE, HOUR + 1, 40 * HOUR, 400 * 24 * HOUR]
+                .into_iter()
+                .map(range)
+                .collect();
+        // The widest range the API accepts, and ranges against either bound.
+        let edges =
+            [(EARLIEST, LATEST), (EARLIEST, EARLIEST + 1), (LATEST - 1, LATEST), (LATEST - HOUR - 7, LATEST)];
+        ranges
+            .extend(edges.into_iter().map(|(from, to)| TimeRange::new(from, to).expect("within the bounds")));
+        for r in ranges {
+            for buckets in [2, 3, 25, 250, 2_500, 10_000] {
                 let p = plan(r, buckets, None).expect("plan");
-                let touched = (r.to - 1).div_euclid(p.bucket) - r.from.div_euclid(p.bucket) + 1;
-                assert!(touched <= buckets, "span {span}, {buckets} buckets: {touched} touched ({p:?})");
+                assert!(p.bucket > 0, "{r:?}: {p:?}");
+                let touched = (r.to() - 1).div_euclid(p.bucket) - r.from().div_euclid(p.bucket) + 1;
+                assert!(touched <= buckets, "{r:?}, {buckets} buckets: {touched} touched ({p:?})");
             }
         }
     }

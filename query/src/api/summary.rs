@@ -59,7 +59,7 @@ pub async fn summary(
     let range = params.range(Duration::from_secs(24 * 3600))?;
     // Whole seconds, so that the same summary asked within a second is one read; rows
     // outside the range asked are dropped below.
-    let (from, to) = widen(range.from, range.to);
+    let (from, to) = widen(range.from(), range.to());
     let only = format!("\"rider\" = {} AND time >= {from} AND time < {to}", literal(rider.id.as_str()));
     let devices = main_devices(&state.influx, &only, READ.map(|(m, f)| (m, f[0]))).await?;
     let mut builder = SummaryBuilder::new(rider.max_hr);
@@ -75,7 +75,7 @@ pub async fn summary(
             for row in series.iter().flat_map(|s| s.values.iter()) {
                 let value = |i: usize| row.get(i).and_then(Cell::as_f64);
                 let Some(t) = row.first().and_then(Cell::as_i64) else { continue };
-                if t < range.from || t >= range.to {
+                if t < range.from() || t >= range.to() {
                     continue;
                 }
                 match (measurement, value(1)) {
@@ -90,7 +90,7 @@ pub async fn summary(
                 }
             }
         };
-        if range.to - range.from <= SHARED_SPAN {
+        if range.to() - range.from() <= SHARED_SPAN {
             take(&state.influx.read_shared(&q).await?);
         } else {
             // Long ranges stream through, a chunk at a time, rather than sit in memory.
@@ -102,8 +102,8 @@ pub async fn summary(
     }
     let body = SummaryAnswer {
         rider: rider.id.as_str().to_owned(),
-        from: millis(range.from),
-        to: millis(range.to),
+        from: millis(range.from()),
+        to: millis(range.to()),
         devices,
         summary: builder.finish(),
     };

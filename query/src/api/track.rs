@@ -28,7 +28,7 @@ pub async fn track(
     let range = params.range(Duration::from_secs(24 * 3600))?;
     let max_points = params.max_points(1_000, 2)?;
     // Whole seconds, so that the same track asked within a second is one read.
-    let (from, to) = widen(range.from, range.to);
+    let (from, to) = widen(range.from(), range.to());
     let filter = format!("\"rider\" = {} AND time >= {from} AND time < {to}", literal(rider.id.as_str()));
     let devices = main_devices(&state.influx, &filter, [("gps", "lat")]).await?;
     let mut vertices = Vec::new();
@@ -48,7 +48,7 @@ pub async fn track(
         }
         vertices.extend(answer.iter().flat_map(|s| s.values.iter()).filter_map(|row| {
             let time_ns = row.first().and_then(Cell::as_i64)?;
-            (time_ns >= range.from && time_ns < range.to).then_some(Vertex {
+            (time_ns >= range.from() && time_ns < range.to()).then_some(Vertex {
                 time_ns,
                 lat: row.get(1).and_then(Cell::as_f64)?,
                 lon: row.get(2).and_then(Cell::as_f64)?,

@@ -31,7 +31,7 @@ fn gpx_document(name: &str, chunks: &[&[Row]]) -> String {
 #[derive(Debug, Default, PartialEq)]
 struct Extensions {
     present: bool,
-    power: Option<f64>,
+    power: Option<u16>,
     atemp: Option<f64>,
     hr: Option<u8>,
     cad: Option<u8>,
@@ -67,7 +67,8 @@ fn read_extensions(xml: &str) -> Vec<Extensions> {
                 let text = text.unescape().unwrap();
                 let Some(point) = points.last_mut() else { continue };
                 match (ns.as_slice(), local.as_str()) {
-                    (ns, "power") if ns == GPX_NAMESPACE.as_bytes() => {
+                    // Parsed as u16: "312.5" would fail, as it fails the XSD.
+                    (ns, "PowerInWatts") if ns == PWR_NAMESPACE.as_bytes() => {
                         point.power = Some(text.parse().unwrap());
                     }
                     (ns, "atemp") if ns == TPX_NAMESPACE.as_bytes() => {
@@ -189,8 +190,7 @@ fn gpx_written_in_chunks_reads_back_the_same_points() {
         assert_eq!(Some(read.point().x()), written.lon);
         assert_eq!(read.elevation, written.alt);
         let time = read.time.unwrap().format().unwrap();
-        let millisecond = written.time_ns - written.time_ns.rem_euclid(1_000_000);
-        assert_eq!(parse_rfc3339(&time), Ok(millisecond), "{time}");
+        assert_eq!(parse_rfc3339(&time), Ok(written.time_ns), "the time as stored: {time}");
     }
 }
 
@@ -213,7 +213,7 @@ fn gpx_extensions_read_back_with_their_namespaces() {
 
     let all_four = Extensions {
         present: true,
-        power: Some(250.0),
+        power: Some(250),
         atemp: Some(21.5),
         hr: Some(161),
         cad: Some(71),
@@ -227,8 +227,33 @@ fn gpx_extensions_read_back_with_their_namespaces() {
         order: vec!["hr".into(), "cad".into()],
         ..Extensions::default()
     };
-    let power_only = Extensions { present: true, power: Some(312.5), ..Extensions::default() };
+    let power_only = Extensions { present: true, power: Some(313), ..Extensions::default() };
     assert_eq!(points, vec![all_four, clamped, power_only, Extensions::default()]);
+}
+
+#[test]
+fn gpx_longitudes_are_within_minus_180_to_180_and_power_is_a_whole_number_of_watts() {
+    let rows = [
+        Row { power: Some(-3.0), ..point(at(0), 89.5, 180.0) },
+        Row { power: Some(70_000.4), ..point(at(1), -90.0, -180.0) },
+        point(at(2), 0.0, 179.999_999_999_999_97),
+    ];
+    let xml = gpx_document("Date line", &[&rows]);
+    assert!(xml.contains(r#"<trkpt lat="89.5" lon="-180">"#), "{xml}");
+    assert!(xml.contains(r#"<trkpt lat="-90" lon="-180">"#), "{xml}");
+    assert!(xml.contains(r#"lon="179.99999999999997""#), "{xml}");
+    let powers: Vec<Option<u16>> = read_extensions(&xml).iter().map(|p| p.power).collect();
+    assert_eq!(powers, [Some(0), Some(u16::MAX), None]);
+    assert!(!xml.contains("<power>"), "nothing of ours in the GPX namespace inside extensions");
+}
+
+#[test]
+fn times_are_written_as_stored() {
+    assert_eq!(format_time(START), "2025-11-27T10:00:00.000Z");
+    assert_eq!(format_time(START + 1_000_000), "2025-11-27T10:00:00.001Z");
+    assert_eq!(format_time(START + 1_000), "2025-11-27T10:00:00.000001Z");
+    assert_eq!(format_time(START + 1), "2025-11-27T10:00:00.000000001Z");
+    assert_eq!(format_time(-1), "1969-12-31T23:59:59.999999999Z");
 }
 
 #[test]
@@ -252,7 +277,7 @@ fn gpx_carries_sensor_values_across_a_chunk_boundary_to_the_next_point_only() {
     assert_eq!(points[0], Extensions::default());
     // The point's own power wins over the carried one.
     assert_eq!((points[1].hr, points[1].cad), (Some(150), Some(80)));
-    assert_eq!((points[1].power, points[1].atemp), (Some(300.0), Some(19.5)));
+    assert_eq!((points[1].power, points[1].atemp), (Some(300), Some(19.5)));
     assert_eq!(points[2], Extensions::default());
 }
 

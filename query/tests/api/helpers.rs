@@ -30,7 +30,7 @@ pub fn riders_file() -> TempDir {
     dir
 }
 
-/// A query service on `influx`, rolling up every second.
+/// A query service on `influx`, rolling up every second unless `extra` says otherwise.
 pub async fn query(influx: &InfluxServer, riders: &TempDir, extra: &[&str]) -> Service {
     let mut args = vec![
         "serve".to_owned(),
@@ -38,8 +38,10 @@ pub async fn query(influx: &InfluxServer, riders: &TempDir, extra: &[&str]) -> S
         "--metrics-listen=127.0.0.1:0".into(),
         format!("--influx-url={}", influx.url),
         format!("--riders={}", riders.path().join("riders.toml").display()),
-        "--rollup-interval=1s".into(),
     ];
+    if !extra.iter().any(|a| a.starts_with("--rollup-interval")) {
+        args.push("--rollup-interval=1s".into());
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     Service::start(env!("CARGO_BIN_EXE_query").into(), args).await.expect("the query service starts")
 }
@@ -136,4 +138,91 @@ pub fn points(body: &Value) -> Vec<(i64, f64)> {
         .iter()
         .map(|p| (p[0].as_i64().expect("time"), p[1].as_f64().expect("value")))
         .collect()
+}
+
+/// One second of a ride: every measurement an export reads, at one instant.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub time: i64,
+    pub lat: f64,
+    pub lon: f64,
+    pub alt: f64,
+    pub speed: f64,
+    pub bpm: f64,
+    pub rpm: f64,
+    pub watts: f64,
+    pub celsius: f64,
+    pub meters: f64,
+}
+
+/// `seconds` of a 1 Hz ride of device "edge" from `start`, deterministic. Values are drawn
+/// with all 53 bits of randomness, so most need 17 significant digits, and times carry a
+/// sub-millisecond part; the first latitude is one the service once exported one unit in the
+/// last place off.
+pub fn ride(start: i64, seconds: usize, seed: u64) -> Vec<Sample> {
+    let mut state = seed | 1;
+    let mut uniform = |lo: f64, hi: f64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        lo + (hi - lo) * ((state >> 11) as f64 / (1u64 << 53) as f64)
+    };
+    let mut meters = 0.0;
+    (0..seconds)
+        .map(|i| {
+            let speed = uniform(0.0, 15.0);
+            meters += speed;
+            Sample {
+                time: start + i as i64 * SECOND + (i as i64 % 7) * 123_457,
+                lat: if i == 0 { 46.000_899_320_363_764 } else { uniform(46.0, 46.01) },
+                lon: uniform(14.5, 14.51),
+                alt: uniform(290.0, 340.0),
+                speed,
+                bpm: uniform(90.0, 180.0),
+                rpm: uniform(60.0, 100.0),
+                watts: uniform(0.0, 400.0),
+                celsius: uniform(10.0, 30.0),
+                meters,
+            }
+        })
+        .collect()
+}
+
+/// `samples` as line protocol for `rider`, every value in the shortest form that reads back
+/// as the same number (InfluxDB parses it exactly).
+pub fn ride_lines(rider: &str, samples: &[Sample]) -> String {
+    let tags = format!("device=edge,rider={rider},source=import");
+    samples
+        .iter()
+        .map(|s| {
+            format!(
+                "gps,{tags} lat={},lon={},alt={},speed={} {t}\nheart_rate,{tags} bpm={} {t}\n\
+                 cadence,{tags} rpm={} {t}\npower,{tags} watts={} {t}\n\
+                 temperature,{tags} celsius={} {t}\ndistance,{tags} meters={} {t}\n",
+                s.lat,
+                s.lon,
+                s.alt,
+                s.speed,
+                s.bpm,
+                s.rpm,
+                s.watts,
+                s.celsius,
+                s.meters,
+                t = s.time
+            )
+        })
+        .collect()
+}
+
+/// Writes `lines` to InfluxDB in requests of at most 30,000 lines.
+pub async fn write_all(influx: &InfluxServer, lines: &str) {
+    for chunk in lines.lines().collect::<Vec<_>>().chunks(30_000) {
+        influx.write(DB, &(chunk.join("\n") + "\n")).await.expect("write");
+    }
+}
+
+/// The InfluxQL requests the service has sent so far (answered or not).
+pub async fn influx_requests(service: &Service) -> f64 {
+    counter(service, "query_influx_queries_total{outcome=\"ok\"}").await
+        + counter(service, "query_influx_queries_total{outcome=\"error\"}").await
 }

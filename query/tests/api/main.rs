@@ -4,6 +4,10 @@
 mod helpers;
 
 mod auth;
+mod exports;
+mod files;
+mod openapi;
+mod ranges;
 mod rides;
 mod rollups;
 mod series;

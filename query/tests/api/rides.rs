@@ -118,10 +118,8 @@ async fn the_edge_500_ride_is_summarised_exported_and_drawn_as_its_csv_says() {
     let points = &gpx.tracks[0].segments[0].points;
     assert_eq!(points.len(), records.len());
     for (i, (p, r)) in points.iter().zip(&records).enumerate() {
-        // InfluxDB 1.6 answers floats with at most 16 significant digits: one unit in the
-        // last place may differ from the value written.
-        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
-        assert!(close(p.point().y(), r.lat) && close(p.point().x(), r.lon), "point {i}");
+        // Full resolution: the coordinates as written, bit for bit.
+        assert_eq!((p.point().y(), p.point().x()), (r.lat, r.lon), "point {i}");
         assert_eq!(p.elevation, Some(r.alt));
         let time: String = p.time.expect("time").format().expect("formats");
         assert_eq!(velometry_core::time::parse_rfc3339(&time).expect("RFC 3339"), r.time);

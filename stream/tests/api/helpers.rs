@@ -139,6 +139,40 @@ impl Client {
         }
     }
 
+    /// The text of the next frame of `kind`, skipping others, within `within`: what a client
+    /// decodes with types of its own.
+    pub async fn next_text_of(&mut self, kind: &str, within: Duration) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let frame: Value = serde_json::from_str(&text).expect("JSON frame");
+                    if frame["type"] == kind {
+                        return text.to_string();
+                    }
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no {kind} frame within {within:?}: {other:?}"),
+            }
+        }
+    }
+
+    /// The code and reason of the Close frame the hub sends, skipping other frames, within
+    /// `within`.
+    pub async fn close_frame(&mut self, within: Duration) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                Ok(Some(Ok(Message::Close(None)))) => panic!("a Close frame without a code"),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no Close frame within {within:?}: {other:?}"),
+            }
+        }
+    }
+
     pub async fn subscribe(&mut self, riders: &[&str]) -> Value {
         self.send(json!({"op": "subscribe", "riders": riders})).await;
         self.next_of("subscribed").await

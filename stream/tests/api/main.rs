@@ -3,6 +3,7 @@
 
 mod browser;
 mod follow;
+mod frames;
 mod helpers;
 mod nats;
 mod resilience;
