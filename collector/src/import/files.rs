@@ -15,8 +15,9 @@
 //!   counted as skipped.
 //! - **GPX** (`gpx`): track and route points: position, elevation, time (and `<speed>` in
 //!   GPX 1.0). Garmin's `TrackPointExtension` (heart rate, cadence, air temperature, speed,
-//!   course) and a `<power>` extension, which `gpx` does not parse, come from a second pass
-//!   with quick-xml. Standalone waypoints (`<wpt>`) are places, not part of the ride, and are
+//!   course) and power (Garmin's PowerExtension `PowerInWatts`, as velometry's export writes
+//!   it, or a bare `<power>`), which `gpx` does not parse, come from a second pass with
+//!   quick-xml. Standalone waypoints (`<wpt>`) are places, not part of the ride, and are
 //!   ignored. A point without a time (a planned route) is skipped as `"no time"`.
 //! - **TCX** (quick-xml): `Trackpoint`s: time, position, altitude, distance, heart rate,
 //!   cadence and the `TPX` extension's speed and watts.

@@ -7,12 +7,9 @@ use std::time::Duration;
 use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use velometry_core::testkit::NatsServer;
+use velometry_core::testkit::{NatsServer, PATIENCE};
 
 use crate::helpers::{hub, nats_client, publish, riders_file, Client};
-
-/// Generous, for a loaded machine; every wait below ends as soon as its frame arrives.
-const WAIT: Duration = Duration::from_secs(60);
 
 /// A snapshot frame as a Go or Rust client declares it.
 #[derive(Debug, serde::Deserialize)]
@@ -33,10 +30,10 @@ async fn snapshot_trail_times_are_integer_milliseconds() {
     let mut client = Client::connect(&hub, "").await;
     // The hub takes the readings in from NATS in the background: subscribe again until the
     // snapshot holds all three positions.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let text = loop {
         client.send(json!({"op": "subscribe", "riders": ["alice"]})).await;
-        let frame = client.next_text_of("snapshot", WAIT).await;
+        let frame = client.next_text_of("snapshot").await;
         let trail: serde_json::Value = serde_json::from_str(&frame).expect("JSON");
         if trail["trail"].as_array().map(Vec::len) == Some(3) {
             break frame;
@@ -61,7 +58,7 @@ async fn a_message_over_the_limit_is_closed_with_1009_and_the_limit() {
     let riders = riders_file();
     let hub = hub(&nats, &riders, &["--max-message-bytes=1000"]).await;
     let mut client = Client::connect(&hub, "").await;
-    client.next_of("hello", WAIT).await;
+    client.next_of("hello").await;
     // Right at the limit is fine: an error frame for the unknown rider, the socket stays.
     let message = |bytes: usize| {
         let overhead = json!({"op": "subscribe", "riders": [""]}).to_string().len();
@@ -70,10 +67,10 @@ async fn a_message_over_the_limit_is_closed_with_1009_and_the_limit() {
     let at_limit = message(1000);
     assert_eq!(at_limit.len(), 1000);
     client.socket.send(Message::text(at_limit)).await.expect("send");
-    client.next_of("error", WAIT).await;
+    client.next_of("error").await;
 
     client.socket.send(Message::text(message(1001))).await.expect("send");
-    let (code, reason) = client.close_frame(WAIT).await;
+    let (code, reason) = client.close_frame().await;
     assert_eq!(code, 1009, "Message Too Big, not a normal close: {reason:?}");
     assert!(reason.contains("1000 bytes") && reason.contains("--max-message-bytes"), "{reason:?}");
     let closes = velometry_core::testkit::metric(

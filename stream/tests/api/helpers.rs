@@ -139,10 +139,10 @@ impl Client {
         }
     }
 
-    /// The text of the next frame of `kind`, skipping others, within `within`: what a client
-    /// decodes with types of its own.
-    pub async fn next_text_of(&mut self, kind: &str, within: Duration) -> String {
-        let deadline = tokio::time::Instant::now() + within;
+    /// The text of the next frame of `kind`, skipping others: what a client decodes with
+    /// types of its own. Fails the test after [`PATIENCE`].
+    pub async fn next_text_of(&mut self, kind: &str) -> String {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             match tokio::time::timeout_at(deadline, self.socket.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) => {
@@ -152,15 +152,15 @@ impl Client {
                     }
                 }
                 Ok(Some(Ok(_))) => continue,
-                other => panic!("no {kind} frame within {within:?}: {other:?}"),
+                other => panic!("waited {} s for a {kind} frame: {other:?}", PATIENCE.as_secs()),
             }
         }
     }
 
-    /// The code and reason of the Close frame the hub sends, skipping other frames, within
-    /// `within`.
-    pub async fn close_frame(&mut self, within: Duration) -> (u16, String) {
-        let deadline = tokio::time::Instant::now() + within;
+    /// The code and reason of the Close frame the hub sends, skipping other frames. Fails the
+    /// test after [`PATIENCE`].
+    pub async fn close_frame(&mut self) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             match tokio::time::timeout_at(deadline, self.socket.next()).await {
                 Ok(Some(Ok(Message::Close(Some(frame))))) => {
@@ -168,7 +168,7 @@ impl Client {
                 }
                 Ok(Some(Ok(Message::Close(None)))) => panic!("a Close frame without a code"),
                 Ok(Some(Ok(_))) => continue,
-                other => panic!("no Close frame within {within:?}: {other:?}"),
+                other => panic!("waited {} s for a Close frame: {other:?}", PATIENCE.as_secs()),
             }
         }
     }

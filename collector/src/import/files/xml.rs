@@ -133,7 +133,9 @@ fn gpx_extensions(bytes: &[u8]) -> Result<Vec<Point>, String> {
                     b"hr" => (&mut point.bpm, "heart_rate bpm"),
                     b"cad" => (&mut point.rpm, "cadence rpm"),
                     b"atemp" => (&mut point.celsius, "temperature celsius"),
-                    b"power" => (&mut point.watts, "power watts"),
+                    // Garmin's PowerExtension (what velometry's export writes), or the bare
+                    // `<power>` Strava and older tools write.
+                    b"PowerInWatts" | b"power" => (&mut point.watts, "power watts"),
                     b"speed" => (&mut point.speed, "gps speed"),
                     b"course" => (&mut point.heading, "gps heading"),
                     _ => return Ok(()),
