@@ -31,7 +31,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print a fresh random device or viewer token and the SHA-256 to put in the riders file.
     Token,
-    /// Send ride files (FIT, GPX, TCX, optionally gzipped) to a running collector.
+    /// Send ride files (FIT, GPX, TCX, optionally gzipped) to a running collector; a FIT file
+    /// cut short is sent up to the cut, with a warning.
     Import(crate::import::ImportArgs),
     /// Play a recorded ride, or simulated riders, as live traffic into a running collector.
     Replay(crate::replay::ReplayArgs),
@@ -142,6 +143,12 @@ pub struct ServeArgs {
     /// left is sent on the next start).
     #[arg(long, env = "VELOMETRY_FLUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub flush_timeout: Duration,
+    /// For tests only (hidden): a file holding a number of seconds, such as `-600`, by which
+    /// the wall clock the collector reads is stepped from the machine's, read again every
+    /// 100 ms, so that a test can step this process's clock as a machine's clock is stepped
+    /// (docs/ingest.md, "The collector's clock").
+    #[arg(long, env = "VELOMETRY_TESTING_CLOCK_STEP_FILE", hide = true)]
+    pub testing_clock_step_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -195,6 +202,7 @@ impl ServeArgs {
             rate_per_token: self.rate_limit,
             rate_burst: self.rate_burst,
             flush_timeout: self.flush_timeout,
+            testing_clock_step_file: self.testing_clock_step_file,
         })
     }
 }
