@@ -119,7 +119,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         if let Some(path) = &settings.testing_clock_step_file {
             tracing::warn!(file = %path.display(), "The wall clock is stepped by the seconds in this file (a testing flag).");
-            read_clock_step(path);
+            let _ = read_clock_step(path);
         }
         let registry = Registry::load(&settings.riders)?;
         if registry.riders().is_empty() {
@@ -265,20 +265,27 @@ fn build_sink(settings: &SinkSettings) -> anyhow::Result<Sink> {
     })
 }
 
-/// Sets the simulated clock step from `path` (seconds, signed); a missing or unreadable file
-/// leaves it as it was.
-fn read_clock_step(path: &std::path::Path) {
+/// The simulated clock step in `path` (seconds, signed), if the file holds one.
+fn read_clock_step(path: &std::path::Path) -> Option<f64> {
     let seconds = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<f64>().ok());
-    if let Some(seconds) = seconds.filter(|s| s.is_finite()) {
-        velometry_core::time::set_simulated_step((seconds * 1e9) as i64);
-    }
+    let seconds = seconds.filter(|s| s.is_finite())?;
+    velometry_core::time::set_simulated_step((seconds * 1e9) as i64);
+    Some(seconds)
 }
 
+/// Follows the file of the simulated clock step; logs each new step (tests wait for it).
 async fn follow_clock_step(path: PathBuf, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last = None;
     loop {
         tokio::select! {
-            _ = tick.tick() => read_clock_step(&path),
+            _ = tick.tick() => {
+                let step = read_clock_step(&path);
+                if step.is_some() && step != last {
+                    tracing::info!(step_s = step, "The simulated clock step is in effect.");
+                    last = step;
+                }
+            }
             _ = stop.wait_for(|s| *s) => return,
         }
     }

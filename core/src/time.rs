@@ -3,10 +3,10 @@
 //!
 //! The clock is the machine's wall clock, except that it never goes back: after the
 //! machine's clock is stepped backwards (an NTP correction, a VM resumed, an operator's fix),
-//! it stands still, one nanosecond a call, until the wall clock catches up. So two readings
-//! stamped "now" never share a timestamp (InfluxDB would keep only the second), nothing is
-//! stamped before what was already stamped, and a device whose clock is right is not taken
-//! for one that is ahead. A restart follows the machine's clock at once. Forward steps are
+//! it stands still, one nanosecond a call, until the wall clock catches up. So two calls
+//! never give the same time (two readings stamped with them would be one point in
+//! InfluxDB), nothing is stamped before what was already stamped, and a device whose clock
+//! is right is not taken for one that is ahead. A restart follows the machine's clock at once. Forward steps are
 //! followed as they come. Monotonic timers (`Instant`, tokio's sleeps, the rate limiter) are
 //! not wall time and never see a step.
 

@@ -444,6 +444,60 @@ mod tests {
         assert!(loaded >= 2);
     }
 
+    #[tokio::test]
+    async fn a_state_that_cannot_be_saved_is_kept_for_the_next_run() {
+        use axum::extract::{Query, State};
+        use std::sync::Mutex;
+        // A JSON API that remembers each `since` it is asked with.
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/m",
+                axum::routing::get(
+                    |State(asked): State<Arc<Mutex<Vec<String>>>>,
+                     Query(q): Query<BTreeMap<String, String>>| async move {
+                        asked.lock().expect("lock").push(q.get("since").cloned().unwrap_or_default());
+                        axum::Json(
+                            serde_json::json!({"m": [{"t": "2026-01-01T00:00:00Z", "s": 120, "d": 80}]}),
+                        )
+                    },
+                ),
+            )
+            .with_state(asked.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/m?since={{since}}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let registry = Registry::parse("[[rider]]\nid = \"alice\"\n").expect("riders");
+        let table: toml::Table = toml::from_str(&format!(
+            "name = \"cuff\"\nkind = \"json\"\nrider = \"alice\"\nevery = \"1h\"\nurl = \"{url}\"\n\
+             items = \"/m\"\nmetric = \"blood_pressure\"\ntime = \"/t\"\nfields = {{ systolic = \"/s\", diastolic = \"/d\" }}"
+        ))
+        .expect("toml");
+        let source = build(table, &registry).expect("source");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = crate::wal::WalOptions {
+            dir: dir.path().join("wal"),
+            max_bytes: 1 << 20,
+            segment_bytes: 1 << 20,
+            memory_bytes: 1 << 20,
+        };
+        let (wal, _readers) = crate::wal::Wal::open(&options, &["test"]).expect("wal");
+        let letters = crate::ingest::device::DeviceLetters::new(dir.path().join("dead.jsonl"));
+        let ingest = Ingest::new(wal, None, Duration::from_secs(600), Duration::from_secs(300), letters);
+        // The state's folder is a file: no save can succeed, as on a full disk.
+        std::fs::write(dir.path().join("sources"), "not a folder").expect("file");
+        let path = dir.path().join("sources").join("cuff.json");
+
+        let mut state = load_state(&path);
+        let first = once(&source, &ingest, &path, &mut state).await;
+        assert!(matches!(first, Err(Failure::Storage(_))), "the save failed: {first:?}");
+        let second = once(&source, &ingest, &path, &mut state).await;
+        assert!(matches!(second, Err(Failure::Storage(_))));
+        let asked = asked.lock().expect("lock").clone();
+        assert_eq!(asked, ["", "2026-01-01T00:00:00.000Z"], "the second run goes on from the first");
+    }
+
     #[test]
     fn secrets_come_from_the_environment() {
         std::env::set_var("VELOMETRY_TEST_SECRET", "s3cret");
