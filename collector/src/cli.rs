@@ -56,7 +56,8 @@ pub struct ServeArgs {
     /// Address of the listener that serves only `/metrics`.
     #[arg(long, env = "VELOMETRY_METRICS_LISTEN", default_value = "127.0.0.1:9180")]
     pub metrics_listen: SocketAddr,
-    /// The riders file (TOML): riders, their devices' token hashes, and viewers.
+    /// The riders file (TOML): riders, their devices' token hashes (and an OwnTracks
+    /// device's `owntracks_key`, its encryption secret: keep the file private), and viewers.
     #[arg(long, env = "VELOMETRY_RIDERS")]
     pub riders: PathBuf,
     /// Which InfluxDB write API to use.
@@ -97,7 +98,10 @@ pub struct ServeArgs {
     /// Batches in flight to each sink at once.
     #[arg(long, env = "VELOMETRY_SINK_CONCURRENCY", default_value_t = 8)]
     pub sink_concurrency: usize,
-    /// Directory of the write-ahead log (and the dead-letter file).
+    /// Directory of the write-ahead log, the dead-letter files (`dead-letters.<sink>.jsonl`,
+    /// lines a sink refused; `dead-letters.devices.jsonl`, OsmAnd and OwnTracks fixes that can
+    /// never be stored, answered 2xx so the phone moves on) and the pollers' state. When its
+    /// disk is full, ingest answers 503 and accepts nothing, and recovers once space returns.
     #[arg(long, env = "VELOMETRY_WAL_DIR", default_value = "velometry-wal")]
     pub wal_dir: PathBuf,
     /// Bound on WAL data not yet in InfluxDB (e.g. 1GiB, 512MiB, 1000000); when full,
