@@ -14,14 +14,16 @@ use tokio::sync::watch;
 use velometry_core::riders::Registry;
 
 use crate::auth::Authenticator;
+use crate::dead_letters::DeadLetters;
 use crate::http;
+use crate::ingest::device::DeviceLetters;
 use crate::ingest::{BodyLimits, Ingest};
 use crate::live::Live;
 use crate::metrics as m;
 use crate::sink::influx_v1::InfluxV1;
 use crate::sink::influx_v2::InfluxV2;
 use crate::sink::questdb::QuestDb;
-use crate::sink::{DeadLetters, Drainer, Sink};
+use crate::sink::{Drainer, Sink};
 use crate::state::AppState;
 use crate::wal::{Wal, WalOptions};
 use velometry_core::influx::InfluxAuth;
@@ -93,6 +95,8 @@ pub struct Settings {
     pub rate_burst: NonZeroU32,
     /// How long shutdown waits for the WAL to drain.
     pub flush_timeout: Duration,
+    /// Tests only: the file a simulated step of the wall clock is read from.
+    pub testing_clock_step_file: Option<PathBuf>,
 }
 
 /// A built collector: listeners bound, WAL open, ready to run.
@@ -113,6 +117,10 @@ impl Application {
     /// A message saying what to fix: an unreadable riders file, a taken port, a WAL
     /// directory that cannot be written.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        if let Some(path) = &settings.testing_clock_step_file {
+            tracing::warn!(file = %path.display(), "The wall clock is stepped by the seconds in this file (a testing flag).");
+            let _ = read_clock_step(path);
+        }
         let registry = Registry::load(&settings.riders)?;
         if registry.riders().is_empty() {
             tracing::warn!(riders = %settings.riders.display(), "The riders file has no riders; every write will be refused.");
@@ -163,7 +171,13 @@ impl Application {
             Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
         let state = AppState {
             auth,
-            ingest: Ingest::new(wal.clone(), live, settings.live_max_age, settings.late_after),
+            ingest: Ingest::new(
+                wal.clone(),
+                live,
+                settings.live_max_age,
+                settings.late_after,
+                DeviceLetters::new(settings.wal_dir.join("dead-letters.devices.jsonl")),
+            ),
             limits: settings.body,
         };
         Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources })
@@ -203,6 +217,9 @@ impl Application {
             .map(|d| tokio::spawn(d.run(stop_rx.clone(), settings.flush_timeout)))
             .collect();
         let gauges = tokio::spawn(update_gauges(wal, stop_rx.clone()));
+        if let Some(path) = settings.testing_clock_step_file.clone() {
+            tokio::spawn(follow_clock_step(path, stop_rx.clone()));
+        }
         // Pollers stop before the WAL is flushed: what they store must be in it by then.
         let (pollers_stop, pollers_stop_rx) = watch::channel(false);
         let mut pollers = crate::sources::spawn(
@@ -248,6 +265,32 @@ fn build_sink(settings: &SinkSettings) -> anyhow::Result<Sink> {
     })
 }
 
+/// The simulated clock step in `path` (seconds, signed), if the file holds one.
+fn read_clock_step(path: &std::path::Path) -> Option<f64> {
+    let seconds = std::fs::read_to_string(path).ok().and_then(|s| s.trim().parse::<f64>().ok());
+    let seconds = seconds.filter(|s| s.is_finite())?;
+    velometry_core::time::set_simulated_step((seconds * 1e9) as i64);
+    Some(seconds)
+}
+
+/// Follows the file of the simulated clock step; logs each new step (tests wait for it).
+async fn follow_clock_step(path: PathBuf, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let step = read_clock_step(&path);
+                if step.is_some() && step != last {
+                    tracing::info!(step_s = step, "The simulated clock step is in effect.");
+                    last = step;
+                }
+            }
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 async fn update_gauges(wal: Wal, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -255,6 +298,7 @@ async fn update_gauges(wal: Wal, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 m::wal_bytes(wal.unflushed_bytes());
                 m::wal_oldest_age(wal.oldest_unflushed_age());
+                wal.probe();
             }
             _ = stop.wait_for(|s| *s) => return,
         }

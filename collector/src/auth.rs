@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap};
 use base64::Engine;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use velometry_core::riders::{DeviceIdentity, Registry};
+use velometry_core::riders::{DeviceIdentity, OwnTracksKey, Registry};
 
 use crate::error::ApiError;
 
@@ -69,6 +69,11 @@ impl Authenticator {
             return Err(ApiError::RateLimited(wait));
         }
         Ok(identity.clone())
+    }
+
+    /// The key the device's OwnTracks app encrypts with, if the riders file gives one.
+    pub fn owntracks_key(&self, device: &DeviceIdentity) -> Option<&OwnTracksKey> {
+        self.registry.owntracks_key(device)
     }
 }
 

@@ -31,7 +31,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Print a fresh random device or viewer token and the SHA-256 to put in the riders file.
     Token,
-    /// Send ride files (FIT, GPX, TCX, optionally gzipped) to a running collector.
+    /// Send ride files (FIT, GPX, TCX, optionally gzipped) to a running collector; a FIT file
+    /// cut short is sent up to the cut, with a warning.
     Import(crate::import::ImportArgs),
     /// Play a recorded ride, or simulated riders, as live traffic into a running collector.
     Replay(crate::replay::ReplayArgs),
@@ -55,7 +56,8 @@ pub struct ServeArgs {
     /// Address of the listener that serves only `/metrics`.
     #[arg(long, env = "VELOMETRY_METRICS_LISTEN", default_value = "127.0.0.1:9180")]
     pub metrics_listen: SocketAddr,
-    /// The riders file (TOML): riders, their devices' token hashes, and viewers.
+    /// The riders file (TOML): riders, their devices' token hashes (and an OwnTracks
+    /// device's `owntracks_key`, its encryption secret: keep the file private), and viewers.
     #[arg(long, env = "VELOMETRY_RIDERS")]
     pub riders: PathBuf,
     /// Which InfluxDB write API to use.
@@ -96,7 +98,10 @@ pub struct ServeArgs {
     /// Batches in flight to each sink at once.
     #[arg(long, env = "VELOMETRY_SINK_CONCURRENCY", default_value_t = 8)]
     pub sink_concurrency: usize,
-    /// Directory of the write-ahead log (and the dead-letter file).
+    /// Directory of the write-ahead log, the dead-letter files (`dead-letters.<sink>.jsonl`,
+    /// lines a sink refused; `dead-letters.devices.jsonl`, OsmAnd and OwnTracks fixes that can
+    /// never be stored, answered 2xx so the phone moves on) and the pollers' state. When its
+    /// disk is full, ingest answers 503 and accepts nothing, and recovers once space returns.
     #[arg(long, env = "VELOMETRY_WAL_DIR", default_value = "velometry-wal")]
     pub wal_dir: PathBuf,
     /// Bound on WAL data not yet in InfluxDB (e.g. 1GiB, 512MiB, 1000000); when full,
@@ -142,6 +147,12 @@ pub struct ServeArgs {
     /// left is sent on the next start).
     #[arg(long, env = "VELOMETRY_FLUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub flush_timeout: Duration,
+    /// For tests only (hidden): a file holding a number of seconds, such as `-600`, by which
+    /// the wall clock the collector reads is stepped from the machine's, read again every
+    /// 100 ms, so that a test can step this process's clock as a machine's clock is stepped
+    /// (docs/ingest.md, "The collector's clock").
+    #[arg(long, env = "VELOMETRY_TESTING_CLOCK_STEP_FILE", hide = true)]
+    pub testing_clock_step_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -195,6 +206,7 @@ impl ServeArgs {
             rate_per_token: self.rate_limit,
             rate_burst: self.rate_burst,
             flush_timeout: self.flush_timeout,
+            testing_clock_step_file: self.testing_clock_step_file,
         })
     }
 }

@@ -56,6 +56,10 @@ pub enum ApiError {
     /// The WAL is full: InfluxDB is behind. Nothing was accepted.
     #[error("the collector's write-ahead log is full (InfluxDB is behind or down); nothing was accepted, retry later")]
     Full,
+    /// The collector cannot make anything durable right now: its disk is full or failing
+    /// (the cause goes to the log). Nothing was accepted; it recovers by itself.
+    #[error("the collector cannot write to its disk right now; nothing was accepted, retry later")]
+    Unavailable(#[source] anyhow::Error),
     /// Something failed on our side.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -73,6 +77,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "media_type",
             ApiError::RateLimited(_) => "rate_limited",
             ApiError::Full => "wal_full",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -87,7 +92,7 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Full => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Full | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +102,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(e) = &self {
             tracing::error!(error = format!("{e:#}"), "Request failed.");
+        }
+        if let ApiError::Unavailable(e) = &self {
+            // The writer logs the disk's failure once, as ERROR; each refusal is routine.
+            tracing::debug!(error = format!("{e:#}"), "Request refused: nothing can be made durable.");
         }
         let message = self.to_string();
         let body = match &self {
@@ -112,7 +121,7 @@ impl IntoResponse for ApiError {
         }
         let retry_after = match &self {
             ApiError::RateLimited(wait) => Some(wait.as_secs().max(1)),
-            ApiError::Full => Some(5),
+            ApiError::Full | ApiError::Unavailable(_) => Some(5),
             _ => None,
         };
         if let Some(secs) = retry_after {

@@ -73,11 +73,10 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// The WAL can take readings.
+/// The WAL can take readings: not full, and its disk took the last write (or probe).
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.ingest.wal().is_writable() {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "the write-ahead log is full or failing").into_response()
+    match state.ingest.wal().unready() {
+        None => "ready".into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }

@@ -10,6 +10,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod dead_letters;
 pub mod error;
 pub mod http;
 pub mod import;

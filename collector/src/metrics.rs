@@ -29,6 +29,11 @@ pub const SINK_LINES: &str = "collector_sink_lines_written_total";
 pub const SINK_ERRORS: &str = "collector_sink_errors_total";
 /// Lines a sink refused as invalid, written to the dead-letter file, by sink.
 pub const DEAD_LETTERS: &str = "collector_dead_letter_lines_total";
+/// Device fixes that can never be stored, answered 2xx and dead-lettered, by protocol and
+/// reason.
+pub const DEVICE_DEAD_LETTERS: &str = "collector_device_dead_letters_total";
+/// Device fixes stamped too far ahead, kept at the collector's time, by protocol.
+pub const READINGS_RETIMED: &str = "collector_device_fixes_retimed_total";
 /// Live readings published on NATS.
 pub const LIVE_PUBLISHED: &str = "collector_live_published_total";
 /// Live readings not published, by reason (queue_full, nats).
@@ -90,6 +95,14 @@ pub(crate) fn sink_error(sink: &'static str, kind: &'static str) {
 
 pub(crate) fn dead_letters(sink: &'static str, n: usize) {
     counter!(DEAD_LETTERS, "sink" => sink).increment(n as u64);
+}
+
+pub(crate) fn device_dead_letter(protocol: &'static str, reason: &'static str) {
+    counter!(DEVICE_DEAD_LETTERS, "protocol" => protocol, "reason" => reason).increment(1);
+}
+
+pub(crate) fn retimed(protocol: &'static str, n: usize) {
+    counter!(READINGS_RETIMED, "protocol" => protocol).increment(n as u64);
 }
 
 pub(crate) fn live_published(n: usize) {

@@ -111,6 +111,9 @@ pub async fn run(args: ReplayArgs, stop: impl std::future::Future<Output = ()>) 
             anyhow::bail!("a file is replayed as one device: give one --token");
         };
         let file = files::read(path, now_nanos())?;
+        if let Some(damage) = &file.damage {
+            eprintln!("warning: {}: {damage}; the ride up to there is replayed", path.display());
+        }
         let seconds = match (file.first, file.last) {
             (Some(a), Some(b)) => (b - a) as f64 / 1e9,
             _ => anyhow::bail!("{}: no timed records to replay", path.display()),

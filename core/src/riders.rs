@@ -153,6 +153,32 @@ struct RawRider {
 struct RawDevice {
     id: DeviceId,
     token_sha256: String,
+    owntracks_key: Option<String>,
+}
+
+/// The secret an OwnTracks app encrypts its messages with (its "Encryption key" setting),
+/// kept as the riders file gives it. It is a secret shared with the phone, so unlike tokens
+/// it cannot be stored hashed: keep the riders file readable by the services only. It is
+/// never logged (`Debug` shows no part of it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OwnTracksKey(String);
+
+impl OwnTracksKey {
+    /// The 32-byte key of libsodium's `crypto_secretbox`, derived as the apps do: the
+    /// secret's UTF-8 bytes, cut at 32 or padded with zero bytes to 32.
+    pub fn secretbox_key(&self) -> [u8; 32] {
+        let mut key = [0u8; 32];
+        let bytes = self.0.as_bytes();
+        let n = bytes.len().min(32);
+        key[..n].copy_from_slice(&bytes[..n]);
+        key
+    }
+}
+
+impl std::fmt::Debug for OwnTracksKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnTracksKey(…)")
+    }
 }
 
 #[derive(Deserialize)]
@@ -209,6 +235,7 @@ pub struct Registry {
     riders: Vec<Rider>,
     devices: TokenIndex<DeviceIdentity>,
     viewers: TokenIndex<Viewer>,
+    owntracks_keys: HashMap<DeviceIdentity, OwnTracksKey>,
 }
 
 impl Registry {
@@ -264,6 +291,19 @@ impl Registry {
                         identity.device.as_str()
                     )));
                 }
+                match d.owntracks_key {
+                    Some(key) if key.is_empty() => {
+                        return Err(invalid(format!(
+                            "rider {:?} device {:?}: owntracks_key is empty (leave it out for a device that does not encrypt)",
+                            r.id.as_str(),
+                            identity.device.as_str()
+                        )))
+                    }
+                    Some(key) => {
+                        registry.owntracks_keys.insert(identity.clone(), OwnTracksKey(key));
+                    }
+                    None => {}
+                }
                 registry.devices.insert(hash, identity);
             }
             registry.riders.push(Rider {
@@ -313,6 +353,11 @@ impl Registry {
     /// The device a token belongs to.
     pub fn authenticate_device(&self, token: &str) -> Option<&DeviceIdentity> {
         self.devices.find(token)
+    }
+
+    /// The key a device's OwnTracks app encrypts with, if the riders file gives one.
+    pub fn owntracks_key(&self, device: &DeviceIdentity) -> Option<&OwnTracksKey> {
+        self.owntracks_keys.get(device)
     }
 
     /// The viewer a token belongs to.
@@ -407,6 +452,27 @@ riders = ["bob"]
             assert_eq!(id.rider.as_str(), format!("r{i}"));
         }
         assert!(registry.authenticate_device("token-1000").is_none());
+    }
+
+    #[test]
+    fn an_owntracks_key_is_kept_per_device_and_padded_or_cut_as_the_apps_do() {
+        let file = format!(
+            "[[rider]]\nid = \"a\"\n[[rider.device]]\nid = \"phone\"\ntoken_sha256 = \"{}\"\nowntracks_key = \"s3cret\"\n\
+             [[rider.device]]\nid = \"edge\"\ntoken_sha256 = \"{}\"\n",
+            TokenHash::of("t1").to_hex(),
+            TokenHash::of("t2").to_hex()
+        );
+        let registry = Registry::parse(&file).expect("valid");
+        let phone = registry.authenticate_device("t1").expect("known").clone();
+        let key = registry.owntracks_key(&phone).expect("a key");
+        assert_eq!(&key.secretbox_key()[..7], b"s3cret\0");
+        assert_eq!(format!("{key:?}"), "OwnTracksKey(…)", "never in a log");
+        let edge = registry.authenticate_device("t2").expect("known");
+        assert!(registry.owntracks_key(edge).is_none());
+        let long = OwnTracksKey("x".repeat(40));
+        assert_eq!(long.secretbox_key(), [b'x'; 32]);
+        let empty = file.replace("s3cret", "");
+        assert!(Registry::parse(&empty).unwrap_err().to_string().contains("owntracks_key is empty"));
     }
 
     #[test]

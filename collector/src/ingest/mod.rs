@@ -1,6 +1,7 @@
 //! Ingest: every protocol parses its payload into validated [`Reading`]s, then one path
 //! makes them durable (WAL), answers, and publishes the live ones.
 
+pub mod device;
 pub mod json;
 pub mod lineproto;
 pub mod osmand;
@@ -78,6 +79,7 @@ pub struct Ingest {
     live: Option<Live>,
     live_max_age: Duration,
     late_after: Duration,
+    device_letters: device::DeviceLetters,
 }
 
 /// Where a request's readings stand against the clock.
@@ -122,9 +124,16 @@ impl LateSpans {
 
 impl Ingest {
     /// The path writing to `wal` and publishing to `live` when NATS is configured; readings
-    /// older than `late_after` are announced to the rollups.
-    pub fn new(wal: Wal, live: Option<Live>, live_max_age: Duration, late_after: Duration) -> Ingest {
-        Ingest { wal, live, live_max_age, late_after }
+    /// older than `late_after` are announced to the rollups; device fixes that can never be
+    /// stored go to `device_letters`.
+    pub fn new(
+        wal: Wal,
+        live: Option<Live>,
+        live_max_age: Duration,
+        late_after: Duration,
+        device_letters: device::DeviceLetters,
+    ) -> Ingest {
+        Ingest { wal, live, live_max_age, late_after, device_letters }
     }
 
     /// The WAL, for readiness.
@@ -142,6 +151,46 @@ impl Ingest {
         identity: &DeviceIdentity,
         readings: &[Reading],
     ) -> Result<(), ApiError> {
+        self.commit_with(protocol, identity, readings, Vec::new()).await
+    }
+
+    /// Stores what the fixes of a device protocol gave: the readings (with a note of the
+    /// fixes kept at the collector's time) in the log, then the fixes that can never be
+    /// stored in the dead-letter file. See [`device`].
+    ///
+    /// # Errors
+    /// As [`Ingest::commit`], and [`ApiError::Unavailable`] when the dead-letter file cannot
+    /// be written.
+    pub async fn commit_fixes(
+        &self,
+        protocol: &'static str,
+        identity: &DeviceIdentity,
+        fixes: device::Fixes,
+    ) -> Result<(), ApiError> {
+        let device::Fixes { readings, retimed, dead } = fixes;
+        let notes = device::retimed_lines(protocol, identity, &retimed);
+        self.commit_with(protocol, identity, &readings, notes).await?;
+        for r in &retimed {
+            tracing::info!(protocol, rider = %identity.rider, device = %identity.device,
+                device_time = %velometry_core::time::format_rfc3339(r.device_time),
+                ahead_s = (r.device_time - r.kept_at) / 1_000_000_000,
+                "A fix stamped ahead of the collector's clock was kept at the collector's time (is the phone's clock wrong?).");
+        }
+        m::retimed(protocol, retimed.len());
+        if dead.is_empty() {
+            return Ok(());
+        }
+        self.device_letters.write(protocol, identity, dead).await
+    }
+
+    /// [`Ingest::commit`], with `extra` lines (already encoded) in the same log record.
+    async fn commit_with(
+        &self,
+        protocol: &'static str,
+        identity: &DeviceIdentity,
+        readings: &[Reading],
+        extra: Vec<u8>,
+    ) -> Result<(), ApiError> {
         let origin = Origin { rider: &identity.rider, device: &identity.device, source: protocol };
         let mut lines = Vec::with_capacity(readings.len() * 96);
         let late_before = self.ages(now_nanos()).late_before;
@@ -152,6 +201,7 @@ impl Ingest {
                 late.note(metric, reading.time());
             }
         }
+        lines.extend_from_slice(&extra);
         self.commit_lines(protocol, identity, lines, readings.len(), readings, &late).await
     }
 
@@ -182,8 +232,10 @@ impl Ingest {
                 return Err(ApiError::Full);
             }
             Err(e) => {
-                m::rejected(protocol, "internal", count);
-                return Err(ApiError::Internal(e.into()));
+                // A full or failing disk, or shutdown: nothing was made durable, and the
+                // client may send it again once the writer can write (see `wal`).
+                m::rejected(protocol, "unavailable", count);
+                return Err(ApiError::Unavailable(e.into()));
             }
         }
         m::accepted(protocol, count);

@@ -4,26 +4,32 @@
 //!
 //! Speed is in knots, as Traccar expects, unless `speed_unit=mps|kmh` says otherwise (the
 //! JSON variant is in m/s). A `heartRate` or `hr` attribute becomes a heart_rate reading;
-//! `cadence`, `power` and `temperature` attributes become readings of their own.
+//! `cadence`, `power` and `temperature` attributes become readings of their own. A fix
+//! that can never be stored is answered 200 and dead-lettered, and one stamped ahead of the
+//! collector's clock is kept at the collector's time ([`super::device`]).
 
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
-use velometry_core::reading::{Metric, Reading};
-use velometry_core::time::{now_nanos, parse_rfc3339, Nanos};
+use velometry_core::reading::Metric;
+use velometry_core::time::{parse_rfc3339, Nanos};
 
+use super::device::Fixes;
 use super::{media_type, read_body};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 const PROTOCOL: &str = "osmand";
 const KNOT_MPS: f64 = 0.514_444;
+/// The parameters that carry the token: never written to a dead letter.
+const TOKEN_KEYS: [&str; 3] = ["id", "deviceid", "device_id"];
 
 /// `GET|POST /v1/osmand`: answers 200 with an empty body.
 ///
 /// # Errors
-/// 401 for a missing or unknown `id`, 400 naming the parameter at fault.
+/// 401 for a missing or unknown `id`, 400 naming the parameter at fault when the request is
+/// not an OsmAnd fix at all, 503 when nothing can be made durable.
 pub async fn osmand(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -31,12 +37,11 @@ pub async fn osmand(
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let body = read_body(&headers, body, state.limits).await?;
-    let now = now_nanos();
-    let (token, readings) = match media_type(&headers).as_deref() {
+    let (token, fixes) = match media_type(&headers).as_deref() {
         Some("application/json") if !body.is_empty() => {
             let value: Value = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-            from_json(&value, now)?
+            from_json(&value)
         }
         None | Some("application/x-www-form-urlencoded" | "text/plain") => {
             if !body.is_empty() {
@@ -44,7 +49,7 @@ pub async fn osmand(
                     .map_err(|e| ApiError::BadRequest(format!("body is not a URL-encoded form: {e}")))?;
                 params.extend(form);
             }
-            from_params(&params, now)?
+            from_params(&params)
         }
         Some(other) => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -53,18 +58,19 @@ pub async fn osmand(
         }
     };
     let identity = state.auth.device(token.as_deref())?;
-    let readings = readings.map_err(ApiError::BadRequest)?;
-    state.ingest.commit(PROTOCOL, &identity, &readings).await?;
+    let fixes = fixes.map_err(ApiError::BadRequest)?;
+    state.ingest.commit_fixes(PROTOCOL, &identity, fixes).await?;
     Ok(StatusCode::OK)
 }
 
-type Fix = (Option<String>, Result<Vec<Reading>, String>);
+/// The token, and the fix or why the request is not one.
+type Parsed = (Option<String>, Result<Fixes, String>);
 
-fn from_params(params: &[(String, String)], now: Nanos) -> Result<Fix, ApiError> {
+fn from_params(params: &[(String, String)]) -> Parsed {
     let get =
         |keys: &[&str]| keys.iter().find_map(|k| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.trim()));
-    let token = get(&["id", "deviceid", "device_id"]).map(str::to_owned);
-    let readings = (|| {
+    let token = get(&TOKEN_KEYS).map(str::to_owned);
+    let fixes = (|| {
         let number = |keys: &[&str]| -> Result<Option<f64>, String> {
             match get(keys) {
                 None | Some("") => Ok(None),
@@ -84,9 +90,9 @@ fn from_params(params: &[(String, String)], now: Nanos) -> Result<Fix, ApiError>
             }
             _ => return Err("lat and lon (or location=lat,lon) are required".to_owned()),
         };
-        let time = match get(&["timestamp"]) {
-            None | Some("") => now,
-            Some(t) => parse_timestamp(t)?,
+        let device_time = match get(&["timestamp"]) {
+            None | Some("") => None,
+            Some(t) => Some(parse_timestamp(t)?),
         };
         let to_mps = match get(&["speed_unit"]).unwrap_or("knots") {
             "knots" | "kn" => KNOT_MPS,
@@ -102,51 +108,64 @@ fn from_params(params: &[(String, String)], now: Nanos) -> Result<Fix, ApiError>
             number(&["bearing", "heading"])?,
             number(&["accuracy"])?,
         );
-        let mut readings = vec![Reading::known(Metric::Gps, time, now, gps).map_err(|e| e.to_string())?];
         let attributes = [
             (Metric::HeartRate, "bpm", number(&["heartRate", "hr", "heartrate"])?),
             (Metric::Cadence, "rpm", number(&["cadence"])?),
             (Metric::Power, "watts", number(&["power"])?),
             (Metric::Temperature, "celsius", number(&["temperature", "temp"])?),
         ];
+        let message = Value::Object(
+            params
+                .iter()
+                .filter(|(k, _)| !TOKEN_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        );
+        let mut fixes = Fixes::default();
+        let time = fixes.time(device_time);
+        fixes.add(Metric::Gps, time, gps, &message);
         for (metric, field, value) in attributes {
             if let Some(v) = value {
-                readings.push(Reading::known(metric, time, now, [(field, v)]).map_err(|e| e.to_string())?);
+                fixes.add(metric, time, [(field, v)], &message);
             }
         }
-        Ok(readings)
+        Ok(fixes)
     })();
-    Ok((token, readings))
+    (token, fixes)
 }
 
-fn from_json(value: &Value, now: Nanos) -> Result<Fix, ApiError> {
+fn from_json(value: &Value) -> Parsed {
     let token = value.get("device_id").and_then(Value::as_str).map(str::to_owned);
-    let readings = (|| {
+    let fixes = (|| {
         let location = value.get("location").ok_or("missing \"location\"")?;
         let coords = location.get("coords").ok_or("missing \"location.coords\"")?;
         let number = |key: &str| coords.get(key).and_then(Value::as_f64);
         let lat = number("latitude").ok_or("missing location.coords.latitude")?;
         let lon = number("longitude").ok_or("missing location.coords.longitude")?;
-        let time = match location.get("timestamp") {
-            Some(Value::String(s)) => parse_timestamp(s)?,
-            Some(Value::Number(n)) => parse_timestamp(&n.to_string())?,
-            _ => now,
+        let device_time = match location.get("timestamp") {
+            Some(Value::String(s)) => Some(parse_timestamp(s)?),
+            Some(Value::Number(n)) => Some(parse_timestamp(&n.to_string())?),
+            _ => None,
         };
         let gps =
             gps_fields(lat, lon, number("altitude"), number("speed"), number("heading"), number("accuracy"));
-        let mut readings = vec![Reading::known(Metric::Gps, time, now, gps).map_err(|e| e.to_string())?];
         let hr = location
             .get("extras")
             .and_then(|x| x.get("heartRate").or_else(|| x.get("hr")))
             .and_then(Value::as_f64);
-        if let Some(bpm) = hr {
-            readings.push(
-                Reading::known(Metric::HeartRate, time, now, [("bpm", bpm)]).map_err(|e| e.to_string())?,
-            );
+        let mut message = value.clone();
+        if let Some(object) = message.as_object_mut() {
+            object.remove("device_id");
         }
-        Ok(readings)
+        let mut fixes = Fixes::default();
+        let time = fixes.time(device_time);
+        fixes.add(Metric::Gps, time, gps, &message);
+        if let Some(bpm) = hr {
+            fixes.add(Metric::HeartRate, time, [("bpm", bpm)], &message);
+        }
+        Ok(fixes)
     })();
-    Ok((token, readings))
+    (token, fixes)
 }
 
 /// GPS fields, leaving out what phones report as negative when unknown (speed, heading and
@@ -201,10 +220,9 @@ mod tests {
 
     #[test]
     fn reads_a_traccar_fix_with_speed_in_knots_and_a_heart_rate() {
-        let (token, readings) =
-            from_params(&params("id=tok&lat=45.1&lon=7.6&timestamp=1764237600&speed=10&heartRate=142"), NOW)
-                .expect("parsed");
-        let readings = readings.expect("valid");
+        let (token, fixes) =
+            from_params(&params("id=tok&lat=45.1&lon=7.6&timestamp=1764237600&speed=10&heartRate=142"));
+        let readings = fixes.expect("valid").readings;
         assert_eq!(token.as_deref(), Some("tok"));
         assert_eq!(readings[0].time(), NOW);
         assert!((readings[0].float("speed").expect("speed") - 5.14444).abs() < 1e-9);
@@ -218,7 +236,7 @@ mod tests {
                 "id=t&location=45.1,7.6&timestamp={}&speed=3.6&speed_unit=kmh",
                 ts.replace(' ', "%20")
             );
-            let readings = from_params(&params(&q), NOW).expect("parsed").1.expect("valid");
+            let readings = from_params(&params(&q)).1.expect("valid").readings;
             assert_eq!(readings[0].time(), NOW, "{ts}");
             assert!((readings[0].float("speed").expect("speed") - 1.0).abs() < 1e-9);
         }
@@ -229,8 +247,8 @@ mod tests {
         let body = serde_json::json!({"device_id":"tok","location":{"timestamp":"2025-11-27T10:00:00Z",
             "coords":{"latitude":45.1,"longitude":7.6,"speed":-1,"heading":90,"accuracy":5,"altitude":250},
             "battery":{"level":0.8},"extras":{}}});
-        let (token, readings) = from_json(&body, NOW).expect("parsed");
-        let gps = &readings.expect("valid")[0];
+        let (token, fixes) = from_json(&body);
+        let gps = &fixes.expect("valid").readings[0];
         assert_eq!(token.as_deref(), Some("tok"));
         assert_eq!(gps.float("speed"), None, "-1 means unknown");
         assert_eq!(gps.float("alt"), Some(250.0));
@@ -238,9 +256,20 @@ mod tests {
 
     #[test]
     fn says_what_is_missing() {
-        let err = from_params(&params("id=t&lat=45"), NOW).expect("parsed").1.unwrap_err();
+        let err = from_params(&params("id=t&lat=45")).1.unwrap_err();
         assert_eq!(err, "lat and lon (or location=lat,lon) are required");
-        let err = from_params(&params("id=t&lat=NaN&lon=1"), NOW).expect("parsed").1.unwrap_err();
-        assert_eq!(err, "field \"lat\" is not a finite number");
+    }
+
+    #[test]
+    fn a_fix_that_can_never_be_stored_is_a_dead_letter_without_the_token() {
+        let fixes = from_params(&params("id=secret&lat=NaN&lon=1&heartRate=300&timestamp=1764237600"))
+            .1
+            .expect("well-formed");
+        assert!(fixes.readings.is_empty());
+        let reasons: Vec<&str> = fixes.dead.iter().map(|d| d.reason.label()).collect();
+        assert_eq!(reasons, ["not_finite", "out_of_range"]);
+        assert_eq!(fixes.dead[0].error, "gps: field \"lat\" is not a finite number");
+        assert_eq!(fixes.dead[0].message["heartRate"], "300");
+        assert!(fixes.dead[0].message.get("id").is_none(), "the token stays out");
     }
 }

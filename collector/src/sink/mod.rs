@@ -3,7 +3,6 @@
 //! a refused batch until it finds the lines at fault, and moves the checkpoint only once a
 //! batch is wholly stored or dead-lettered.
 
-mod dead_letter;
 pub mod influx_v1;
 pub mod influx_v2;
 pub mod questdb;
@@ -17,8 +16,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use rand::Rng;
 use tokio::sync::watch;
 
-pub use dead_letter::DeadLetters;
-
+use crate::dead_letters::DeadLetters;
 use crate::metrics as m;
 use crate::wal::WalReader;
 
@@ -185,20 +183,47 @@ impl Delivery {
                         parts.push(part.slice(cut..));
                         parts.push(part.slice(..cut));
                     }
-                    None => self.dead_letter(&reason, &part),
+                    None => self.dead_letter(&reason, &part, &mut deadline, &mut stopping).await?,
                 },
             }
         }
         Ok(())
     }
 
-    fn dead_letter(&self, reason: &str, line: &[u8]) {
+    /// Writes a refused line to the dead-letter file, trying again until it is on disk (a
+    /// full disk): until then the checkpoint stays before it, so the line stays in the WAL.
+    async fn dead_letter(
+        &self,
+        reason: &str,
+        line: &[u8],
+        deadline: &mut Option<Instant>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<(), Abandoned> {
         let name = self.sink.name();
-        tracing::warn!(sink = name, %reason, "A line was refused; dead-lettered.");
-        m::dead_letters(name, 1);
-        let mut file = self.dead_letters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Err(e) = file.write(name, reason, line) {
-            tracing::error!(error = %e, line = %String::from_utf8_lossy(line), "Cannot write the dead-letter file; the refused line is only in this log.");
+        let time = velometry_core::time::format_rfc3339(velometry_core::time::now_nanos());
+        let entries: Vec<serde_json::Value> = String::from_utf8_lossy(line)
+            .lines()
+            .map(|line| serde_json::json!({"time": time, "sink": name, "reason": reason, "line": line}))
+            .collect();
+        let mut attempt = 0u32;
+        loop {
+            let written =
+                self.dead_letters.lock().unwrap_or_else(std::sync::PoisonError::into_inner).append(&entries);
+            match written {
+                Ok(()) => {
+                    tracing::warn!(sink = name, %reason, "A line was refused; dead-lettered.");
+                    m::dead_letters(name, entries.len());
+                    return Ok(());
+                }
+                Err(e) => {
+                    attempt += 1;
+                    if attempt == 1 || attempt.is_multiple_of(10) {
+                        tracing::error!(sink = name, error = %e, attempt,
+                            "Cannot write the dead-letter file (is the disk full?); the refused line stays in the WAL and is tried again.");
+                    }
+                    self.pause(attempt, deadline, stopping).await?;
+                }
+            }
         }
     }
 
@@ -231,24 +256,36 @@ impl Delivery {
                     message
                 }
             };
-            let cap = BACKOFF_BASE.saturating_mul(1 << attempt.min(16)).min(BACKOFF_CAP);
-            let wait = Duration::from_millis(rand::rng().random_range(0..=cap.as_millis() as u64));
             attempt += 1;
             if attempt == 1 || attempt.is_multiple_of(10) {
-                tracing::warn!(sink = name, attempt, %error, retry_in = ?wait, "Sink write failed; retrying.");
+                tracing::warn!(sink = name, attempt, %error, "Sink write failed; retrying.");
             }
-            if *stopping.borrow() && deadline.is_none() {
-                *deadline = Some(Instant::now() + self.flush_timeout);
-            }
-            match *deadline {
-                Some(d) if Instant::now() + wait > d => return Err(Abandoned),
-                _ => {}
-            }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                _ = stopping.changed(), if deadline.is_none() => {}
-            }
+            self.pause(attempt, deadline, stopping).await?;
         }
+    }
+
+    /// Waits before attempt `attempt + 1`: capped exponential backoff with full jitter, cut
+    /// short by shutdown, which then allows `--flush-timeout` in all.
+    async fn pause(
+        &self,
+        attempt: u32,
+        deadline: &mut Option<Instant>,
+        stopping: &mut watch::Receiver<bool>,
+    ) -> Result<(), Abandoned> {
+        let cap = BACKOFF_BASE.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(BACKOFF_CAP);
+        let wait = Duration::from_millis(rand::rng().random_range(0..=cap.as_millis() as u64));
+        if *stopping.borrow() && deadline.is_none() {
+            *deadline = Some(Instant::now() + self.flush_timeout);
+        }
+        match *deadline {
+            Some(d) if Instant::now() + wait > d => return Err(Abandoned),
+            _ => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stopping.changed(), if deadline.is_none() => {}
+        }
+        Ok(())
     }
 }
 

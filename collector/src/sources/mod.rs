@@ -8,7 +8,9 @@
 //!
 //! Every run hands its readings to the same durable path as HTTP ingest (log, then
 //! InfluxDB), then saves what it has fetched so far (the source's state, a small JSON file
-//! in `<wal-dir>/sources/`), so a restart does not fetch everything again. A 429 answer
+//! in `<wal-dir>/sources/`), so a restart does not fetch everything again. The state is also
+//! kept in memory between runs: on a full disk nothing of it is lost while the collector
+//! runs, and it is saved again at the next run. A 429 answer
 //! postpones the next run until its `Retry-After`. Runs, readings, failures by reason and
 //! the last success are exported as metrics.
 
@@ -55,11 +57,15 @@ impl Schedule {
     fn next(&self) -> Duration {
         match self {
             Schedule::Every(d) => *d,
-            Schedule::Cron(c) => c
-                .upcoming(chrono::Utc)
-                .next()
-                .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
-                .unwrap_or(Duration::from_secs(60)),
+            Schedule::Cron(c) => {
+                // The collector's clock, which never goes back: a step back of the machine's
+                // clock does not run the same time of the schedule twice.
+                let now = chrono::DateTime::from_timestamp_nanos(velometry_core::time::now_nanos());
+                c.after(&now)
+                    .next()
+                    .and_then(|at| (at - now).to_std().ok())
+                    .unwrap_or(Duration::from_secs(60))
+            }
         }
     }
 }
@@ -316,6 +322,10 @@ async fn run(source: Arc<Source>, ingest: Ingest, state_dir: PathBuf, mut stop: 
     let name = source.common.name.clone();
     let path = state_dir.join(format!("{name}.json"));
     source.poller.keep_state_in(&path);
+    // Kept in memory from run to run, and saved after each: a state that cannot be saved (a
+    // full disk) is not lost with the run, so a refresh token rotated meanwhile, which the
+    // provider no longer takes in its old form, is still used by the next run.
+    let mut state = load_state(&path);
     let mut wait = Duration::ZERO;
     loop {
         tokio::select! {
@@ -323,7 +333,7 @@ async fn run(source: Arc<Source>, ingest: Ingest, state_dir: PathBuf, mut stop: 
             () = velometry_core::shutdown::stopped(&mut stop) => return,
         }
         wait = source.common.schedule.next();
-        match once(&source, &ingest, &path).await {
+        match once(&source, &ingest, &path, &mut state).await {
             Ok(n) => {
                 m::source_run(&name, n);
                 tracing::debug!(source = %name, readings = n, "Source polled.");
@@ -339,9 +349,14 @@ async fn run(source: Arc<Source>, ingest: Ingest, state_dir: PathBuf, mut stop: 
     }
 }
 
-/// One run: fetch, store, then remember.
-async fn once(source: &Source, ingest: &Ingest, path: &Path) -> Result<usize, Failure> {
-    let before = load_state(path);
+/// One run from `saved`: fetch, store, then remember (in `saved`, and on disk).
+async fn once(
+    source: &Source,
+    ingest: &Ingest,
+    path: &Path,
+    saved: &mut serde_json::Value,
+) -> Result<usize, Failure> {
+    let before = saved.clone();
     let mut state = before.clone();
     let fetched = source.poller.run(&mut state).await;
     let stored = match fetched {
@@ -354,12 +369,12 @@ async fn once(source: &Source, ingest: &Ingest, path: &Path) -> Result<usize, Fa
             .map_err(|e| Failure::Storage(e.to_string())),
         Err(failure) => Err(failure),
     };
-    let keep = match &stored {
+    *saved = match &stored {
         Ok(_) => state,
         // Rotated credentials are kept whatever happened; progress only with its readings.
         Err(_) => with_oauth(before, &state),
     };
-    save_state(path, &keep).map_err(|e| Failure::Storage(format!("cannot save {}: {e}", path.display())))?;
+    save_state(path, saved).map_err(|e| Failure::Storage(format!("cannot save {}: {e}", path.display())))?;
     stored
 }
 
@@ -427,6 +442,60 @@ mod tests {
             loaded += sources.len();
         }
         assert!(loaded >= 2);
+    }
+
+    #[tokio::test]
+    async fn a_state_that_cannot_be_saved_is_kept_for_the_next_run() {
+        use axum::extract::{Query, State};
+        use std::sync::Mutex;
+        // A JSON API that remembers each `since` it is asked with.
+        let asked: Arc<Mutex<Vec<String>>> = Arc::default();
+        let app = axum::Router::new()
+            .route(
+                "/m",
+                axum::routing::get(
+                    |State(asked): State<Arc<Mutex<Vec<String>>>>,
+                     Query(q): Query<BTreeMap<String, String>>| async move {
+                        asked.lock().expect("lock").push(q.get("since").cloned().unwrap_or_default());
+                        axum::Json(
+                            serde_json::json!({"m": [{"t": "2026-01-01T00:00:00Z", "s": 120, "d": 80}]}),
+                        )
+                    },
+                ),
+            )
+            .with_state(asked.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/m?since={{since}}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let registry = Registry::parse("[[rider]]\nid = \"alice\"\n").expect("riders");
+        let table: toml::Table = toml::from_str(&format!(
+            "name = \"cuff\"\nkind = \"json\"\nrider = \"alice\"\nevery = \"1h\"\nurl = \"{url}\"\n\
+             items = \"/m\"\nmetric = \"blood_pressure\"\ntime = \"/t\"\nfields = {{ systolic = \"/s\", diastolic = \"/d\" }}"
+        ))
+        .expect("toml");
+        let source = build(table, &registry).expect("source");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = crate::wal::WalOptions {
+            dir: dir.path().join("wal"),
+            max_bytes: 1 << 20,
+            segment_bytes: 1 << 20,
+            memory_bytes: 1 << 20,
+        };
+        let (wal, _readers) = crate::wal::Wal::open(&options, &["test"]).expect("wal");
+        let letters = crate::ingest::device::DeviceLetters::new(dir.path().join("dead.jsonl"));
+        let ingest = Ingest::new(wal, None, Duration::from_secs(600), Duration::from_secs(300), letters);
+        // The state's folder is a file: no save can succeed, as on a full disk.
+        std::fs::write(dir.path().join("sources"), "not a folder").expect("file");
+        let path = dir.path().join("sources").join("cuff.json");
+
+        let mut state = load_state(&path);
+        let first = once(&source, &ingest, &path, &mut state).await;
+        assert!(matches!(first, Err(Failure::Storage(_))), "the save failed: {first:?}");
+        let second = once(&source, &ingest, &path, &mut state).await;
+        assert!(matches!(second, Err(Failure::Storage(_))));
+        let asked = asked.lock().expect("lock").clone();
+        assert_eq!(asked, ["", "2026-01-01T00:00:00.000Z"], "the second run goes on from the first");
     }
 
     #[test]

@@ -152,7 +152,7 @@ impl OAuth {
             let saved = super::with_oauth(super::load_state(path), state);
             if let Err(e) = super::save_state(path, &saved) {
                 tracing::error!(file = %path.display(), error = %e,
-                    "Cannot save a rotated OAuth refresh token; if the collector stops before the run ends, authorise the source again.");
+                    "Cannot save a rotated OAuth refresh token (is the disk full?); it is kept in memory and saved at the next run, but if the collector stops before then, authorise the source again.");
             }
         }
         Ok(access)

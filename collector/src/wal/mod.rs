@@ -16,6 +16,12 @@
 //!   the timestamps fixed at ingest, so InfluxDB overwrites them rather than duplicating.
 //! - The unflushed bytes are bounded: past `max_bytes` an append is refused with
 //!   [`AppendError::Full`] and nothing is written.
+//! - A disk that is full (or failing) refuses the group with [`AppendError::Io`]: what was
+//!   half written is cut off again, so nothing follows a torn record, and nobody is told
+//!   their record is durable. The writer then starts a new segment, so that the old one can
+//!   be deleted as soon as the sinks have stored it (a log that filled the disk itself frees
+//!   it that way), and [`Wal::probe`] tries the disk every second, so the log is writable
+//!   (and `/readyz` ready) again as soon as space returns, without waiting for traffic.
 
 mod reader;
 mod segment;
@@ -71,6 +77,14 @@ pub struct WalOptions {
 struct Append {
     payload: Bytes,
     reply: oneshot::Sender<Result<u64, AppendError>>,
+}
+
+/// What the writer thread is asked to do.
+enum Op {
+    /// Append a record.
+    Append(Append),
+    /// See whether a disk that failed can be written again.
+    Probe,
 }
 
 /// State shared by the writer thread, the appenders and the reader.
@@ -136,7 +150,7 @@ impl Shared {
 /// The appending side of the log. Cheap to clone.
 #[derive(Clone)]
 pub struct Wal {
-    tx: mpsc::Sender<Append>,
+    tx: mpsc::Sender<Op>,
     shared: Arc<Shared>,
 }
 
@@ -177,6 +191,7 @@ impl Wal {
             segment_start: recovered.tail_start,
             end: recovered.end,
             shared: shared.clone(),
+            torn: false,
         };
         std::thread::Builder::new().name("wal-writer".into()).spawn(move || writer.run(rx))?;
         let readers = sinks
@@ -199,16 +214,32 @@ impl Wal {
     pub async fn append(&self, payload: Vec<u8>) -> Result<u64, AppendError> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Append { payload: Bytes::from(payload), reply })
+            .send(Op::Append(Append { payload: Bytes::from(payload), reply }))
             .await
             .map_err(|_| AppendError::Closed)?;
         rx.await.map_err(|_| AppendError::Closed)?
     }
 
-    /// Whether the last write succeeded and the log has not refused an append for lack of
-    /// room since the sink last caught up a little.
-    pub fn is_writable(&self) -> bool {
-        self.shared.writable.load(Ordering::Acquire) && !self.shared.full.load(Ordering::Acquire)
+    /// Why the log cannot take readings now, if it cannot: full (the sinks are behind), or
+    /// its disk failed at the last write (full or failing).
+    pub fn unready(&self) -> Option<&'static str> {
+        if !self.shared.writable.load(Ordering::Acquire) {
+            Some("the write-ahead log cannot be written (its disk is full or failing)")
+        } else if self.shared.full.load(Ordering::Acquire) {
+            Some("the write-ahead log is full (the sinks are behind or down)")
+        } else {
+            None
+        }
+    }
+
+    /// After a failed write, asks the writer to try the disk again (a small file written,
+    /// synced and removed), so that the log recovers once space returns even when nobody
+    /// sends. Does nothing while the disk is fine.
+    pub fn probe(&self) {
+        if !self.shared.writable.load(Ordering::Acquire) {
+            // Full of appends: those try the disk themselves.
+            let _ = self.tx.try_send(Op::Probe);
+        }
     }
 
     /// Bytes committed but not yet in the sink.
@@ -237,15 +268,28 @@ struct Writer {
     segment_start: u64,
     end: u64,
     shared: Arc<Shared>,
+    /// A failed write could not be cut off again: the segment may end in a torn record, so
+    /// the next record must go to a new segment.
+    torn: bool,
 }
+
+/// The size of the file a probe writes: a little more than one small group.
+const PROBE_BYTES: usize = 64 << 10;
 
 /// How much one group commit may hold, so that one fsync never waits on too much.
 const GROUP_BYTES: usize = 16 << 20;
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Append>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Op>) {
         let mut group: Vec<Pending> = Vec::new();
-        while let Some(first) = rx.blocking_recv() {
+        while let Some(op) = rx.blocking_recv() {
+            let first = match op {
+                Op::Append(append) => append,
+                Op::Probe => {
+                    self.probe();
+                    continue;
+                }
+            };
             let mut next = Some(first);
             let flushed = self.shared.flushed.load(Ordering::Acquire);
             let mut end = self.end;
@@ -262,11 +306,27 @@ impl Writer {
                     group.push((segment::record_header(&payload), payload, reply, end));
                 }
                 if bytes < GROUP_BYTES {
-                    next = rx.try_recv().ok();
+                    // A probe among appends is answered by writing them.
+                    next = std::iter::from_fn(|| rx.try_recv().ok()).find_map(|op| {
+                        if let Op::Append(a) = op {
+                            Some(a)
+                        } else {
+                            None
+                        }
+                    });
                 }
             }
             if group.is_empty() {
                 continue;
+            }
+            if self.torn {
+                if let Err(e) = self.rotate() {
+                    self.failed(&e);
+                    for (_, _, reply, _) in group.drain(..) {
+                        let _ = reply.send(Err(AppendError::Io(e.to_string())));
+                    }
+                    continue;
+                }
             }
             let started = Instant::now();
             let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(group.len() * 2);
@@ -279,7 +339,7 @@ impl Writer {
                 Ok(()) => {
                     m::wal_fsync(started.elapsed());
                     self.end = end;
-                    self.shared.writable.store(true, Ordering::Release);
+                    self.recovered();
                     lock(&self.shared.pending).push_back((end, Instant::now()));
                     {
                         let mut tail = lock(&self.shared.tail);
@@ -295,16 +355,24 @@ impl Writer {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, dir = %self.dir.display(), "Cannot write the WAL; refusing readings until it can.");
-                    self.shared.writable.store(false, Ordering::Release);
+                    self.failed(&e);
                     for (_, _, reply, _) in group.drain(..) {
                         let _ = reply.send(Err(AppendError::Io(e.to_string())));
                     }
+                    // A new segment, so that this one can be deleted once the sinks have
+                    // stored it: a log that filled the disk itself frees it that way.
+                    if self.end > self.segment_start || self.torn {
+                        if let Err(e) = self.rotate() {
+                            tracing::warn!(error = %e, "Cannot start a new WAL segment yet.");
+                        }
+                    }
+                    continue;
                 }
             }
-            if let Err(e) = self.rotate_if_full() {
-                tracing::error!(error = %e, "Cannot start a new WAL segment.");
-                self.shared.writable.store(false, Ordering::Release);
+            if self.end - self.segment_start >= self.segment_bytes {
+                if let Err(e) = self.rotate() {
+                    self.failed(&e);
+                }
             }
         }
         // Every sender is gone: shutdown. Data is already synced.
@@ -329,20 +397,54 @@ impl Writer {
         }
         let result = result.and_then(|()| self.file.sync_data());
         if result.is_err() {
-            // Leave no half-written record behind for the next group to follow.
-            let _ = self.file.set_len(len_before);
+            // Leave no half-written record behind for the next group to follow; if even that
+            // fails, the next group goes to a new segment.
+            let cut = self.file.set_len(len_before).and_then(|()| self.file.sync_data());
+            self.torn |= cut.is_err();
             let _ = segment::seek_end(&mut self.file);
         }
         result
     }
 
-    fn rotate_if_full(&mut self) -> io::Result<()> {
-        if self.end - self.segment_start < self.segment_bytes {
-            return Ok(());
-        }
+    /// Starts a new segment at the end of the log.
+    fn rotate(&mut self) -> io::Result<()> {
         self.file = segment::create(&self.dir, self.end)?;
         self.segment_start = self.end;
+        self.torn = false;
         Ok(())
+    }
+
+    /// Writes, syncs and removes a small file beside the segments: whether the disk takes
+    /// data again. On success the log is writable again.
+    fn probe(&mut self) {
+        if self.shared.writable.load(Ordering::Acquire) {
+            return;
+        }
+        let path = self.dir.join("probe.tmp");
+        let written = File::create(&path).and_then(|mut f| {
+            f.write_all(&[0u8; PROBE_BYTES])?;
+            f.sync_data()
+        });
+        let _ = std::fs::remove_file(&path);
+        let ready = written.and_then(|()| if self.torn { self.rotate() } else { Ok(()) });
+        if ready.is_ok() {
+            self.recovered();
+        }
+    }
+
+    /// The disk refused a write: refuse readings until it takes them again (logged once).
+    fn failed(&self, e: &io::Error) {
+        if self.shared.writable.swap(false, Ordering::AcqRel) {
+            tracing::error!(error = %e, dir = %self.dir.display(),
+                "Cannot write the WAL (is the disk full?); refusing readings with 503 until it can, nothing acknowledged is lost.");
+        }
+    }
+
+    /// A write or a probe succeeded.
+    fn recovered(&self) {
+        if !self.shared.writable.swap(true, Ordering::AcqRel) {
+            tracing::info!(dir = %self.dir.display(), "The WAL can be written again; taking readings.");
+        }
     }
 }
 

@@ -248,9 +248,20 @@ impl WalReader {
     /// When the checkpoint cannot be written.
     pub fn commit(&mut self, end: u64) -> io::Result<()> {
         self.checkpoint = end;
+        // Segments are deleted before the checkpoint is written: on a full disk that is what
+        // makes room for it. Deleting ahead of the checkpoint on disk is safe: what is behind
+        // the checkpoint in memory is stored, and after a crash the log resumes at its first
+        // segment left.
+        let deleted = self.release(end);
         if self.persisted.is_none_or(|t| t.elapsed() >= PERSIST_EVERY) {
             self.persist()?;
         }
+        deleted
+    }
+
+    /// Moves this reader's checkpoint in memory to `end`, and deletes the segments wholly
+    /// behind every sink's checkpoint.
+    fn release(&mut self, end: u64) -> io::Result<()> {
         let lowest = {
             let mut checkpoints = lock(&self.shared.checkpoints);
             checkpoints[self.index] = end;

@@ -90,11 +90,11 @@ async fn a_full_log_refuses_and_keeps_nothing_of_the_refused_record() {
     wal.append(line(1)).await.expect("first fits");
     let err = wal.append(vec![b'x'; 64]).await.expect_err("too much");
     assert!(matches!(err, AppendError::Full { .. }), "{err}");
-    assert!(!wal.is_writable(), "a full log is not ready");
+    assert!(wal.unready().is_some(), "a full log is not ready");
     let batch = reader.read(100, 1 << 20).expect("read");
     assert_eq!(batch.body, line(1));
     reader.commit(batch.end).expect("commit");
-    assert!(wal.is_writable());
+    assert!(wal.unready().is_none());
     wal.append(line(2)).await.expect("room again after the flush");
 }
 

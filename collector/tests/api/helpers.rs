@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -28,7 +28,9 @@ pub fn riders_toml() -> String {
 /// A collector process with its WAL and riders file, restartable on the same WAL.
 pub struct Collector {
     service: Service,
-    pub dir: TempDir,
+    /// The riders file, and the WAL unless the test gave another folder; held for its life.
+    _dir: TempDir,
+    wal: PathBuf,
 }
 
 impl Deref for Collector {
@@ -47,25 +49,32 @@ impl DerefMut for Collector {
 impl Collector {
     /// Starts the collector writing to `influx_url`, with extra flags.
     pub async fn start(influx_url: &str, extra: &[&str]) -> Collector {
+        Collector::start_with(influx_url, &riders_toml(), None, extra).await
+    }
+
+    /// Starts the collector with the riders file `riders`, its WAL in `wal` (or a
+    /// temporary folder of its own), writing to `influx_url`, with extra flags.
+    pub async fn start_with(influx_url: &str, riders: &str, wal: Option<&Path>, extra: &[&str]) -> Collector {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("riders.toml"), riders_toml()).expect("riders file");
+        std::fs::write(dir.path().join("riders.toml"), riders).expect("riders file");
+        let wal = wal.map_or_else(|| dir.path().join("wal"), Path::to_path_buf);
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--listen=127.0.0.1:0".into(),
             "--metrics-listen=127.0.0.1:0".into(),
             format!("--riders={}", dir.path().join("riders.toml").display()),
-            format!("--wal-dir={}", dir.path().join("wal").display()),
+            format!("--wal-dir={}", wal.display()),
             format!("--influx-url={influx_url}"),
             format!("--influx-db={DB}"),
         ];
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let service =
             Service::start(env!("CARGO_BIN_EXE_collector").into(), args).await.expect("the collector starts");
-        Collector { service, dir }
+        Collector { service, _dir: dir, wal }
     }
 
     pub fn wal_dir(&self) -> PathBuf {
-        self.dir.path().join("wal")
+        self.wal.clone()
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -96,8 +105,13 @@ pub struct Env {
 
 impl Env {
     pub async fn start(extra: &[&str]) -> Env {
+        Env::start_with(&riders_toml(), None, extra).await
+    }
+
+    /// InfluxDB plus a collector with the riders file `riders` and its WAL in `wal`.
+    pub async fn start_with(riders: &str, wal: Option<&Path>, extra: &[&str]) -> Env {
         let influx = InfluxServer::start().await.expect("influxd");
-        let collector = Collector::start(&influx.url, extra).await;
+        let collector = Collector::start_with(&influx.url, riders, wal, extra).await;
         Env { influx, collector, http: reqwest::Client::new(), kept: Vec::new() }
     }
 

@@ -4,7 +4,11 @@
 mod bad_inputs;
 mod chaos;
 mod clients;
+mod clock;
+mod devices;
+mod disk;
 mod helpers;
+mod import;
 mod limits;
 mod live;
 mod pollers;

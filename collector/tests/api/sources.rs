@@ -94,6 +94,10 @@ async fn bad_files_are_refused_by_name_and_nothing_is_written() {
     for entry in std::fs::read_dir(&dir).expect("bad/") {
         let path = entry.expect("entry").path();
         let file = path.display().to_string();
+        if file.ends_with("unexpected-eof.fit") {
+            // Cut short, not corrupt: imported up to the cut (import.rs).
+            continue;
+        }
         let (ok, stdout, stderr) =
             run(&["import", "--target", &env.collector.url, "--token", ALICE_EDGE, &file]).await;
         assert!(!ok, "{file} was accepted: {stdout}");

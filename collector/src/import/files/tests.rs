@@ -225,7 +225,6 @@ fn every_bad_file_is_an_error_that_names_it_and_the_problem() {
     let Some(dir) = rides("bad") else { return };
     let expected = [
         ("activity-settings-corruptheader.fit", "corrupt chained FIT file (bad header at byte 771"),
-        ("activity-unexpected-eof.fit", "truncated at byte 768 (unexpected end of file)"),
         ("badcharacter.gpx", "not GPX: "),
     ];
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
@@ -233,6 +232,15 @@ fn every_bad_file_is_an_error_that_names_it_and_the_problem() {
     assert!(paths.len() >= expected.len());
     for path in paths {
         let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        if file == "activity-unexpected-eof.fit" {
+            // Cut short: read up to the cut, and the damage said.
+            let got = read(&path, NOW).unwrap();
+            assert_eq!(got.records, 14);
+            let damage = got.damage.unwrap();
+            assert_eq!((damage.at, damage.expected_bytes, damage.missing_bytes), (751, 771, 20));
+            assert_eq!(damage.last_time, got.last);
+            continue;
+        }
         let (_, problem) = expected
             .iter()
             .find(|(name, _)| *name == file)
@@ -247,38 +255,35 @@ fn every_bad_file_is_an_error_that_names_it_and_the_problem() {
 fn no_cut_or_damaged_fit_file_panics() {
     let Some(dir) = rides("fit") else { return };
     let good = std::fs::read(dir.join("garmin-edge-820-bike.fit")).unwrap();
+    let whole = read_bytes("whole.fit", &good, NOW).unwrap();
+    let mut salvaged = 0;
     for len in 0..good.len() {
-        let err = read_bytes("cut.fit", &good[..len], NOW).expect_err("a cut file is an error");
-        assert!(err.to_string().starts_with("cut.fit: "), "{err}");
+        match read_bytes("cut.fit", &good[..len], NOW) {
+            Ok(got) => {
+                let damage = got.damage.expect("a cut file says it is damaged");
+                assert!(damage.at <= len && damage.expected_bytes == good.len(), "{damage:?}");
+                assert!(got.readings.len() <= whole.readings.len());
+                assert_eq!(got.readings[..], whole.readings[..got.readings.len()], "cut at {len}");
+                salvaged += 1;
+            }
+            Err(err) => assert!(err.to_string().starts_with("cut.fit: "), "{err}"),
+        }
     }
-    let mut damaged = 0;
+    assert!(salvaged > good.len() / 2, "most cuts keep the records before them: {salvaged}");
     for i in 0..good.len() {
         let mut bytes = good.clone();
         bytes[i] ^= 0xFF;
-        damaged += usize::from(read_bytes("bad.fit", &bytes, NOW).is_err());
+        // Caught by the header checks, the decoder or the data checksum (a flipped byte of
+        // the checksum itself no longer matches the data); except a header that now promises
+        // more data than there is, which is what a file cut short looks like.
+        match read_bytes("bad.fit", &bytes, NOW) {
+            Err(_) => {}
+            Ok(got) => assert!((4..8).contains(&i) && got.damage.is_some(), "a flip at byte {i} went unseen"),
+        }
     }
-    // Caught by the header checks, the decoder or the data checksum (a flipped byte of
-    // the checksum itself no longer matches the data).
-    assert_eq!(damaged, good.len());
 }
 
 // A FIT file built here, to check what the shared rides do not contain.
-
-/// The FIT checksum (CRC-16 as the FIT SDK computes it).
-fn fit_crc(bytes: &[u8]) -> u16 {
-    const TABLE: [u16; 16] = [
-        0x0000, 0xCC01, 0xD801, 0x1400, 0xF001, 0x3C00, 0x2800, 0xE401, 0xA001, 0x6C00, 0x7800, 0xB401,
-        0x5000, 0x9C01, 0x8801, 0x4400,
-    ];
-    let mut crc = 0u16;
-    for &byte in bytes {
-        for nibble in [byte & 0xF, byte >> 4] {
-            let tmp = TABLE[usize::from(crc & 0xF)];
-            crc = ((crc >> 4) & 0x0FFF) ^ tmp ^ TABLE[usize::from(nibble)];
-        }
-    }
-    crc
-}
 
 /// A FIT file of `record` messages, each a timestamp (FIT seconds) and a heart rate.
 fn fit_file(records: &[(u32, u8)]) -> Vec<u8> {
@@ -295,7 +300,7 @@ fn fit_file(records: &[(u32, u8)]) -> Vec<u8> {
     file.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
     file.extend(b".FIT");
     file.extend(data);
-    let crc = fit_crc(&file);
+    let crc = super::fit::fit_crc(&file);
     file.extend(crc.to_le_bytes());
     file
 }
@@ -324,19 +329,73 @@ fn fit_invalid_values_vanish_and_out_of_range_ones_are_counted() {
 }
 
 #[test]
-fn a_fit_file_cut_between_messages_is_truncated_not_short() {
+fn a_fit_file_cut_short_gives_the_records_before_the_cut_and_says_what_was_lost() {
     let t = fit_seconds("2026-05-01T06:00:00Z");
-    let file = fit_file(&[(t, 150), (t + 1, 151)]);
-    assert_eq!(read_bytes("whole.fit", &file, NOW).unwrap().readings.len(), 2);
-    // Without its last record and checksum, every remaining message is whole.
-    let cut = &file[..file.len() - 8];
-    let err = read_bytes("cut.fit", cut, NOW).unwrap_err();
-    assert_eq!(err.to_string(), format!("cut.fit: truncated at byte {} (unexpected end of file)", cut.len()));
+    let file = fit_file(&[(t, 150), (t + 1, 151), (t + 2, 152)]);
+    let whole = read_bytes("whole.fit", &file, NOW).unwrap();
+    assert_eq!((whole.readings.len(), whole.damage), (3, None));
+    // Cut between two messages (without the last record and the checksum), and inside one.
+    for (cut, read) in [(file.len() - 8, 2), (file.len() - 10, 1), (file.len() - 14, 1)] {
+        let got = read_bytes("cut.fit", &file[..cut], NOW).unwrap();
+        assert_eq!(values(&got.readings, Metric::HeartRate, "bpm"), [150.0, 151.0][..read]);
+        let damage = got.damage.expect("damage reported");
+        let last = i64::from(t + read as u32 - 1) * SECOND + FIT_EPOCH * SECOND;
+        assert_eq!(damage.expected_bytes, file.len());
+        assert_eq!(damage.last_time, Some(last));
+        assert_eq!(damage.missing_bytes, file.len() - damage.at);
+        assert!(damage.at <= cut);
+        assert_eq!(
+            damage.to_string(),
+            format!(
+                "truncated at byte {} of the {} its header promises: {} bytes are lost, the ride after {}",
+                damage.at,
+                file.len(),
+                damage.missing_bytes,
+                velometry_core::time::format_rfc3339(last)
+            )
+        );
+    }
+    // Cut before the first record: nothing to import, an error.
+    let err = read_bytes("cut.fit", &file[..20], NOW).unwrap_err();
+    assert_eq!(err.to_string(), "cut.fit: truncated at byte 20 (unexpected end of file)");
     let mut damaged = file.clone();
     let last = damaged.len() - 3;
-    damaged[last] = 152;
+    damaged[last] = 200;
     let err = read_bytes("damaged.fit", &damaged, NOW).unwrap_err().to_string();
     assert!(err.starts_with("damaged.fit: corrupt FIT data at byte ") && err.contains("checksum"), "{err}");
+}
+
+/// A FIT file whose record definition has a field of 3 bytes typed uint16 (2 bytes), as
+/// Coros writes, besides a timestamp and a heart rate.
+fn fit_file_with_an_odd_field(records: &[(u32, u8)]) -> Vec<u8> {
+    let mut data = vec![0x40, 0, 0, 20, 0, 3, 253, 4, 0x86, 3, 1, 0x02, 250, 3, 0x84];
+    for (timestamp, bpm) in records {
+        data.push(0x00);
+        data.extend(timestamp.to_le_bytes());
+        data.push(*bpm);
+        data.extend([1, 2, 3]);
+    }
+    let mut file = vec![12, 0x10, 0x08, 0x08];
+    file.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
+    file.extend(b".FIT");
+    file.extend(data);
+    let crc = super::fit::fit_crc(&file);
+    file.extend(crc.to_le_bytes());
+    file
+}
+
+#[test]
+fn a_field_size_that_is_not_a_multiple_of_its_type_is_read_and_the_checksum_still_holds() {
+    let t = fit_seconds("2026-05-01T06:00:00Z");
+    let file = fit_file_with_an_odd_field(&[(t, 150), (t + 1, 151)]);
+    let got = read_bytes("coros.fit", &file, NOW).unwrap();
+    assert_eq!(values(&got.readings, Metric::HeartRate, "bpm"), [150.0, 151.0]);
+    assert_eq!((got.damage, got.skipped.len()), (None, 0));
+    let mut damaged = file.clone();
+    let bpm = damaged.len() - 2 - 4;
+    damaged[bpm] = 152;
+    let err = read_bytes("coros.fit", &damaged, NOW).unwrap_err().to_string();
+    assert!(err.contains("checksum"), "a changed byte is still caught: {err}");
 }
 
 #[test]

@@ -64,7 +64,8 @@ async fn read_until(socket: &mut TcpStream, needle: &str) -> String {
 }
 
 /// Traffic that makes every metric the stack can have appear: readings live and late,
-/// refusals, a field type conflict (a dead letter), a follower, series.
+/// refusals, a field type conflict (a dead letter), device fixes dead-lettered and retimed,
+/// a follower, series.
 async fn traffic(stack: &Stack) {
     let http = reqwest::Client::new();
     let post = |body: Value, token: &str| {
@@ -101,6 +102,20 @@ async fn traffic(stack: &Stack) {
         assert_eq!(status, 204, "{line}");
         // Apart, so that InfluxDB knows the first type when the second line comes.
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // OsmAnd fixes a phone would send forever if refused: one stamped in 1970 (dead-lettered)
+    // and one ten minutes ahead (kept at the collector's time); both are answered 200.
+    for timestamp in [0, now / 1000 + 600] {
+        let status = http
+            .get(format!(
+                "{}/v1/osmand?id={ALICE_PHONE}&lat=45.1&lon=7.6&timestamp={timestamp}",
+                stack.collector.url
+            ))
+            .send()
+            .await
+            .expect("collector")
+            .status();
+        assert_eq!(status, 200, "OsmAnd fix at {timestamp}");
     }
     for (path, status) in
         [("/v1/riders/alice/series/heart_rate", 200), ("/v1/riders/carol/series/heart_rate", 404)]
