@@ -3,7 +3,6 @@
 //! acknowledged is lost or written twice, through a crash and its replay too.
 
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,7 +12,7 @@ use crate::helpers::*;
 async fn step(env: &Env, file: &Path, seconds: i64) {
     std::fs::write(file, seconds.to_string()).expect("step file");
     let said = format!("step_s={seconds}");
-    let seen = eventually(Duration::from_secs(60), || async {
+    let seen = eventually(|| async {
         env.collector.logs().rsplit("--- restart ---").next().is_some_and(|l| l.contains(&said))
     })
     .await;

@@ -1,8 +1,6 @@
 //! The device protocols as real phones use them: fixes that can never be stored do not block
 //! the phone, OwnTracks queues arrive as arrays, and OwnTracks encrypts.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::helpers::{eventually, metric, riders_toml, Env, ALICE_PHONE, BOB_PHONE, DB};
@@ -13,7 +11,7 @@ fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// The entries of the devices' dead-letter file, once there are `n` (within 60 s).
+/// The entries of the devices' dead-letter file, once there are `n`.
 async fn dead_letters(env: &Env, n: usize) -> Vec<Value> {
     let path = env.collector.wal_dir().join("dead-letters.devices.jsonl");
     let read = || {
@@ -23,7 +21,7 @@ async fn dead_letters(env: &Env, n: usize) -> Vec<Value> {
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect::<Vec<Value>>()
     };
-    let found = eventually(Duration::from_secs(60), || async { read().len() >= n }).await;
+    let found = eventually(|| async { read().len() >= n }).await;
     assert!(found, "expected {n} dead letters in {}, have {:?}", path.display(), read());
     read()
 }

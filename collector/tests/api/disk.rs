@@ -4,7 +4,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::json;
 use velometry_core::testkit::InfluxServer;
@@ -74,10 +73,9 @@ async fn ready(http: &reqwest::Client, collector: &Collector) -> u16 {
     http.get(format!("{}/readyz", collector.url)).send().await.map_or(0, |r| r.status().as_u16())
 }
 
-/// Waits (up to 90 s) until `/readyz` answers `status`.
+/// Waits (up to the suite's patience) until `/readyz` answers `status`.
 async fn wait_ready(http: &reqwest::Client, collector: &Collector, status: u16, what: &str) {
-    let found =
-        eventually(Duration::from_secs(90), || async { ready(http, collector).await == status }).await;
+    let found = eventually(|| async { ready(http, collector).await == status }).await;
     assert!(found, "/readyz never answered {status} {what}: {}", collector.logs());
 }
 
@@ -168,7 +166,7 @@ async fn a_log_that_fills_the_disk_while_influxdb_is_down_frees_it_once_stored()
     let times: Vec<i64> = (next..next + 500).collect();
     assert_eq!(post(&env.http, &env.collector, &times).await.status(), 200);
     acknowledged += times.len();
-    let stored = eventually(Duration::from_secs(90), || async {
+    let stored = eventually(|| async {
         env.influx.count(DB, "heart_rate", "bpm").await.unwrap_or(0) == acknowledged as u64
     })
     .await;
@@ -195,7 +193,7 @@ async fn a_refused_line_stays_in_the_log_until_its_dead_letter_is_on_disk() {
     let filler = disk.fill();
     influx.restart().await.expect("influxd restarts");
 
-    let refused = eventually(Duration::from_secs(90), || async {
+    let refused = eventually(|| async {
         metric(
             &collector.metrics().await,
             "collector_sink_errors_total{sink=\"influx_v1\",kind=\"rejected\"}",
@@ -210,13 +208,11 @@ async fn a_refused_line_stays_in_the_log_until_its_dead_letter_is_on_disk() {
     assert!(metric(&collector.metrics().await, "collector_wal_bytes ") > 0.0, "the line is still in the log");
 
     std::fs::remove_file(&filler).expect("free the disk");
-    let written = eventually(Duration::from_secs(90), || async { read().lines().count() == 1 }).await;
+    let written = eventually(|| async { read().lines().count() == 1 }).await;
     assert!(written, "the dead letter never arrived: {}", collector.logs());
     assert!(read().contains("beyond retention policy"), "{}", read());
-    let drained = eventually(Duration::from_secs(90), || async {
-        metric(&collector.metrics().await, "collector_wal_bytes ") == 0.0
-    })
-    .await;
+    let drained =
+        eventually(|| async { metric(&collector.metrics().await, "collector_wal_bytes ") == 0.0 }).await;
     assert!(drained, "{}", collector.logs());
     assert_eq!(metric(&collector.metrics().await, "collector_dead_letter_lines_total"), 1.0);
 }
