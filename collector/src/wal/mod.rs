@@ -160,9 +160,12 @@ impl Wal {
     /// checkpoint.
     ///
     /// # Errors
-    /// When the directory cannot be created, listed or written.
+    /// When the directory cannot be created, listed or written, or another writer (another
+    /// collector given the same `--wal-dir`) holds it.
     pub fn open(options: &WalOptions, sinks: &[&'static str]) -> io::Result<(Wal, Vec<WalReader>)> {
         std::fs::create_dir_all(&options.dir)?;
+        // Before recovery, which cuts files: no other writer may be appending to them.
+        let held = lock_dir(&options.dir)?;
         let checkpoints: Vec<u64> = sinks.iter().map(|s| reader::read_checkpoint(&options.dir, s)).collect();
         let lowest = checkpoints.iter().copied().min().unwrap_or(0);
         let recovered = segment::recover(&options.dir, lowest)?;
@@ -192,6 +195,7 @@ impl Wal {
             end: recovered.end,
             shared: shared.clone(),
             torn: false,
+            _lock: held,
         };
         std::thread::Builder::new().name("wal-writer".into()).spawn(move || writer.run(rx))?;
         let readers = sinks
@@ -253,6 +257,34 @@ impl Wal {
     }
 }
 
+/// How long opening the log waits for another writer to let it go: one of this process that
+/// is finishing its last write (a log closed and opened again), never a second collector.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Takes the log's lock file: one writer at a time. Two collectors given the same
+/// `--wal-dir` would interleave segments and lose acknowledged readings, so the second one
+/// does not start. The writer thread holds the lock until it has finished its last write;
+/// the kernel lets it go when the process dies.
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::other(format!(
+                    "another collector is using the write-ahead log in {}: give each collector a --wal-dir of its own",
+                    dir.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding this lock leaves only timestamps behind: still usable.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -271,6 +303,8 @@ struct Writer {
     /// A failed write could not be cut off again: the segment may end in a torn record, so
     /// the next record must go to a new segment.
     torn: bool,
+    /// The log's lock, held for as long as this writer may write.
+    _lock: File,
 }
 
 /// The size of the file a probe writes: a little more than one small group.
