@@ -15,10 +15,12 @@
 # must already be there.
 # It works in a fresh clone on a fresh Debian 12 machine, as root or with sudo.
 #
-# Then it runs, in order, and always all three so one run shows every problem:
-#   fmt     cargo fmt --all -- --check
-#   clippy  cargo clippy --workspace --all-targets -- -D warnings
-#   test    cargo test --workspace [ARGS]
+# Then it runs, in order, and always all of them so one run shows every problem:
+#   fmt           cargo fmt --all -- --check
+#   clippy        cargo clippy --workspace --all-targets -- -D warnings
+#   fuzz-targets  cargo clippy of the fuzz targets (fuzz/, a workspace of its own)
+#   fuzz-fmt      cargo fmt --check of the fuzz targets
+#   test          cargo test --workspace [ARGS]
 # and exits non-zero, naming the failed steps, if any failed.
 #
 # VELOMETRY_RIDES tells tests where the sample ride files are. When it is unset and a
@@ -103,6 +105,12 @@ step() {
 
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --workspace --all-targets -- -D warnings
+# The fuzz targets (a workspace of their own, fuzzed with the nightly toolchain by
+# deploy/local/fuzz.sh) must keep building against the parsers as they change: checked here
+# with the stable toolchain, in the same target folder, so the dependencies are shared.
+step fuzz-targets env CARGO_TARGET_DIR="$root/target" cargo clippy --manifest-path fuzz/Cargo.toml \
+  --lib --bins -- -D warnings
+step fuzz-fmt cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step test cargo test --workspace "$@"
 
 echo
@@ -110,4 +118,4 @@ if ((${#failed[@]})); then
   printf '*** FAILED: %s (the output of each is above, under its name)\n' "${failed[*]}" >&2
   exit 1
 fi
-say "All checks passed: fmt, clippy, test."
+say "All checks passed: fmt, clippy, fuzz-targets, fuzz-fmt, test."

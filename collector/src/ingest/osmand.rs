@@ -64,9 +64,10 @@ pub async fn osmand(
 }
 
 /// The token, and the fix or why the request is not one.
-type Parsed = (Option<String>, Result<Fixes, String>);
+pub type Parsed = (Option<String>, Result<Fixes, String>);
 
-fn from_params(params: &[(String, String)]) -> Parsed {
+/// A fix sent as query or form parameters (OsmAnd, Traccar Client, GPSLogger).
+pub fn from_params(params: &[(String, String)]) -> Parsed {
     let get =
         |keys: &[&str]| keys.iter().find_map(|k| params.iter().find(|(p, _)| p == k).map(|(_, v)| v.trim()));
     let token = get(&TOKEN_KEYS).map(str::to_owned);
@@ -134,7 +135,8 @@ fn from_params(params: &[(String, String)]) -> Parsed {
     (token, fixes)
 }
 
-fn from_json(value: &Value) -> Parsed {
+/// A fix sent as Traccar Client's JSON.
+pub fn from_json(value: &Value) -> Parsed {
     let token = value.get("device_id").and_then(Value::as_str).map(str::to_owned);
     let fixes = (|| {
         let location = value.get("location").ok_or("missing \"location\"")?;

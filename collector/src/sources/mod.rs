@@ -212,15 +212,22 @@ pub fn http_client() -> Result<reqwest::Client, String> {
 /// A message naming the file, the source and the setting to fix.
 pub fn load(path: &Path, registry: &Registry) -> Result<Vec<Source>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let file: SourcesFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&path.display().to_string(), &text, registry)
+}
+
+/// Reads the text of a sources file, named `name` in messages, against the riders file.
+///
+/// # Errors
+/// As [`load`].
+pub fn parse(name: &str, text: &str, registry: &Registry) -> Result<Vec<Source>, String> {
+    let file: SourcesFile = toml::from_str(text).map_err(|e| format!("{name}: {e}"))?;
     let mut names = std::collections::BTreeSet::new();
     let mut sources = Vec::new();
     for (i, mut table) in file.source.into_iter().enumerate() {
-        expand_env(&mut table).map_err(|e| format!("{}: source {}: {e}", path.display(), i + 1))?;
-        let source =
-            build(table, registry).map_err(|e| format!("{}: source {}: {e}", path.display(), i + 1))?;
+        expand_env(&mut table).map_err(|e| format!("{name}: source {}: {e}", i + 1))?;
+        let source = build(table, registry).map_err(|e| format!("{name}: source {}: {e}", i + 1))?;
         if !names.insert(source.common.name.clone()) {
-            return Err(format!("{}: two sources are named {:?}", path.display(), source.common.name));
+            return Err(format!("{name}: two sources are named {:?}", source.common.name));
         }
         sources.push(source);
     }
