@@ -8,3 +8,4 @@ mod images;
 mod influxdb;
 mod k6;
 mod prometheus;
+mod roundtrip;
