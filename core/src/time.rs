@@ -6,9 +6,9 @@
 //! it stands still, one nanosecond a call, until the wall clock catches up. So two calls
 //! never give the same time (two readings stamped with them would be one point in
 //! InfluxDB), nothing is stamped before what was already stamped, and a device whose clock
-//! is right is not taken for one that is ahead. A restart follows the machine's clock at once. Forward steps are
-//! followed as they come. Monotonic timers (`Instant`, tokio's sleeps, the rate limiter) are
-//! not wall time and never see a step.
+//! is right is not taken for one that is ahead. A restart follows the machine's clock at
+//! once. Forward steps are followed as they come. Monotonic timers (`Instant`, tokio's
+//! sleeps, the rate limiter) are not wall time and never see a step.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

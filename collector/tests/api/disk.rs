@@ -37,9 +37,10 @@ impl Tmpfs {
         self.dir.path()
     }
 
-    /// Fills the disk with a file of its own until it takes no more; returns the file.
-    fn fill(&self) -> PathBuf {
-        let path = self.path().join("filler");
+    /// Fills the disk with a new file of its own (`name`) until it takes no more; returns
+    /// the file.
+    fn fill(&self, name: &str) -> PathBuf {
+        let path = self.path().join(name);
         let mut file = std::fs::File::create(&path).expect("filler");
         let chunk = vec![0u8; 64 << 10];
         while file.write_all(&chunk).is_ok() {}
@@ -92,7 +93,7 @@ async fn a_full_disk_is_refused_with_503_loses_nothing_and_recovers_by_itself() 
         acknowledged += 1;
     }
 
-    let filler = disk.fill();
+    let filler = disk.fill("filler");
     let mut refused = None;
     for _ in 0..1000 {
         let resp = post(&env.http, &env.collector, &[next]).await;
@@ -112,12 +113,15 @@ async fn a_full_disk_is_refused_with_503_loses_nothing_and_recovers_by_itself() 
     assert!(body["error"].as_str().is_some_and(|e| e.contains("cannot write to its disk")), "{body}");
     assert_eq!(ready(&env.http, &env.collector).await, 503, "not ready while the disk is full");
     // A device fix that would be dead-lettered is not answered 2xx before its dead letter
-    // is on disk: the phone sends it again later.
+    // is on disk: the phone sends it again later. (The collector may have given back a
+    // page or two since, cutting what it could not finish writing: take those too.)
+    let topped_up = disk.fill("filler-2");
     let fix = format!("{}/v1/osmand?id={ALICE_PHONE}&lat=45&lon=7&timestamp=0", env.collector.url);
     assert_eq!(env.http.get(&fix).send().await.expect("osmand").status(), 503);
 
     // Space returns: ready again with no traffic at all, then everything flows.
     std::fs::remove_file(&filler).expect("free the disk");
+    std::fs::remove_file(&topped_up).expect("free the disk");
     wait_ready(&env.http, &env.collector, 200, "after space returned").await;
     assert_eq!(post(&env.http, &env.collector, &[next]).await.status(), 200);
     acknowledged += 1;
@@ -190,7 +194,7 @@ async fn a_refused_line_stays_in_the_log_until_its_dead_letter_is_on_disk() {
     let http = reqwest::Client::new();
     influx.kill().await;
     assert_eq!(post(&http, &collector, &[ms_ago(7200)]).await.status(), 200, "two hours old");
-    let filler = disk.fill();
+    let filler = disk.fill("filler");
     influx.restart().await.expect("influxd restarts");
 
     let refused = eventually(|| async {
