@@ -14,6 +14,8 @@ use tokio::sync::watch;
 use velometry_core::riders::Registry;
 
 use crate::auth::Authenticator;
+use crate::field_types::learn::{self, Learner};
+use crate::field_types::FieldTypes;
 use crate::http;
 use crate::ingest::{BodyLimits, Ingest};
 use crate::live::Live;
@@ -93,6 +95,8 @@ pub struct Settings {
     pub rate_burst: NonZeroU32,
     /// How long shutdown waits for the WAL to drain.
     pub flush_timeout: Duration,
+    /// How often the database is asked for its field types.
+    pub field_types_refresh: Duration,
 }
 
 /// A built collector: listeners bound, WAL open, ready to run.
@@ -104,6 +108,7 @@ pub struct Application {
     wal: Wal,
     settings: Settings,
     sources: Vec<crate::sources::Source>,
+    learner: Learner,
 }
 
 impl Application {
@@ -161,12 +166,19 @@ impl Application {
         }
         let auth =
             Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
+        let field_types = Arc::new(FieldTypes::open(
+            settings.wal_dir.join("field-types.jsonl"),
+            wal.committed_lsn(),
+            settings.questdb.is_some(),
+        ));
         let state = AppState {
             auth,
             ingest: Ingest::new(wal.clone(), live, settings.live_max_age, settings.late_after),
             limits: settings.body,
+            field_types,
         };
-        Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources })
+        let learner = build_learner(&settings.sink).context("cannot build the InfluxDB client")?;
+        Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources, learner })
     }
 
     /// The ingest listener's address (the real port when asked for port 0).
@@ -194,10 +206,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, metrics_listener, state, drainers, wal, settings, sources } = self;
+        let Application { listener, metrics_listener, state, drainers, wal, settings, sources, learner } =
+            self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
+        // Learn the database's field types before the first request, if it answers soon;
+        // if not, the types learned from lines (kept across restarts) hold meanwhile.
+        let first =
+            tokio::time::timeout(FIRST_REFRESH, learn::refresh(&state.field_types, &learner, &wal)).await;
+        if let Err(error) = first.map_err(|_| "no answer in time".to_owned()).and_then(|r| r) {
+            tracing::warn!(%error, "Cannot ask InfluxDB for its field types yet; checking against what is known.");
+        }
+        let refresher = tokio::spawn(learn::run(
+            state.field_types.clone(),
+            learner,
+            wal.clone(),
+            settings.field_types_refresh,
+            stop_rx.clone(),
+        ));
         let drained: Vec<_> = drainers
             .into_iter()
             .map(|d| tokio::spawn(d.run(stop_rx.clone(), settings.flush_timeout)))
@@ -232,8 +259,23 @@ impl Application {
             let _ = drainer.await;
         }
         let _ = gauges.await;
+        let _ = refresher.await;
         let _ = metrics.await;
         Ok(())
+    }
+}
+
+/// How long start-up waits for the database to say what field types it holds.
+const FIRST_REFRESH: Duration = Duration::from_secs(5);
+
+/// Asks the database the sink writes to, through InfluxQL: the v1 sink's database, or the
+/// v2 sink's bucket (InfluxDB 2 answers InfluxQL for a bucket with a DBRP mapping).
+fn build_learner(settings: &SinkSettings) -> Result<Learner, reqwest::Error> {
+    match settings {
+        SinkSettings::InfluxV1 { url, db, auth, .. } => Learner::new(url, db, auth.clone(), true),
+        SinkSettings::InfluxV2 { url, bucket, token, .. } => {
+            Learner::new(url, bucket, InfluxAuth::Token(token.clone()), false)
+        }
     }
 }
 

@@ -142,6 +142,11 @@ pub struct ServeArgs {
     /// left is sent on the next start).
     #[arg(long, env = "VELOMETRY_FLUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub flush_timeout: Duration,
+    /// How often to ask InfluxDB for the field types it holds (`SHOW FIELD KEYS`), against
+    /// which line protocol is checked. Between two questions, a type changed behind the
+    /// collector's back (a field written directly, a measurement dropped) is not known.
+    #[arg(long, env = "VELOMETRY_FIELD_TYPES_REFRESH", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub field_types_refresh: Duration,
 }
 
 impl ServeArgs {
@@ -195,6 +200,7 @@ impl ServeArgs {
             rate_per_token: self.rate_limit,
             rate_burst: self.rate_burst,
             flush_timeout: self.flush_timeout,
+            field_types_refresh: self.field_types_refresh,
         })
     }
 }

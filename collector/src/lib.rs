@@ -11,6 +11,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod error;
+pub mod field_types;
 pub mod http;
 pub mod import;
 pub mod ingest;

@@ -29,6 +29,8 @@ pub const SINK_LINES: &str = "collector_sink_lines_written_total";
 pub const SINK_ERRORS: &str = "collector_sink_errors_total";
 /// Lines a sink refused as invalid, written to the dead-letter file, by sink.
 pub const DEAD_LETTERS: &str = "collector_dead_letter_lines_total";
+/// Questions to the database about its field types, by result (ok, error).
+pub const FIELD_TYPE_REFRESHES: &str = "collector_field_type_refreshes_total";
 /// Live readings published on NATS.
 pub const LIVE_PUBLISHED: &str = "collector_live_published_total";
 /// Live readings not published, by reason (queue_full, nats).
@@ -90,6 +92,10 @@ pub(crate) fn sink_error(sink: &'static str, kind: &'static str) {
 
 pub(crate) fn dead_letters(sink: &'static str, n: usize) {
     counter!(DEAD_LETTERS, "sink" => sink).increment(n as u64);
+}
+
+pub(crate) fn field_type_refresh(ok: bool) {
+    counter!(FIELD_TYPE_REFRESHES, "result" => if ok { "ok" } else { "error" }).increment(1);
 }
 
 pub(crate) fn live_published(n: usize) {

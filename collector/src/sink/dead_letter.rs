@@ -27,7 +27,8 @@ impl DeadLetters {
         }
         let Some(file) = self.file.as_mut() else { return Ok(()) };
         let mut out = Vec::new();
-        for line in String::from_utf8_lossy(lines).lines() {
+        for line in velometry_core::lineproto::lines(lines).filter(|l| !l.is_empty()) {
+            let line = String::from_utf8_lossy(line);
             let entry = serde_json::json!({
                 "time": velometry_core::time::format_rfc3339(velometry_core::time::now_nanos()),
                 "sink": sink,
