@@ -6,6 +6,7 @@ mod chaos;
 mod clients;
 mod helpers;
 mod limits;
+mod line_protocol;
 mod live;
 mod pollers;
 mod protocols;
