@@ -354,6 +354,12 @@ impl Checker {
         self.snapshot.unsigned.unwrap_or(false)
     }
 
+    /// Whether the database holds any field of `metric` with a type other than float: when
+    /// not, there is nothing to check field by field (the common case).
+    pub fn known_blocked(&self, metric: Metric) -> bool {
+        self.snapshot.known_blocked.get(metric as usize).is_some_and(|bits| *bits != 0)
+    }
+
     /// Checks field `index` of a known measurement, which ingest writes as a float.
     ///
     /// # Errors

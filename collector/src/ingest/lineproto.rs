@@ -16,7 +16,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
-use velometry_core::lineproto::{lines, origin_tags, Origin};
+use velometry_core::lineproto::{lines, Origin, OriginTags};
 use velometry_core::reading::Reading;
 use velometry_core::time::{now_nanos, Nanos};
 
@@ -142,7 +142,7 @@ pub struct Parsed {
 /// [`Reading`] for each (only those that will be published live).
 pub fn parse(body: &[u8], request: Request<'_>, types: &mut Checker) -> Parsed {
     let mut parsed = Parsed { lines: Vec::with_capacity(body.len() + body.len() / 2), ..Parsed::default() };
-    let tags = origin_tags(request.origin);
+    let tags = OriginTags::new(request.origin);
     // InfluxDB stamps the lines without a timestamp with its clock, cut to the precision.
     let now = request.now - request.now.rem_euclid(request.multiplier);
     let context = line::Context { request, now, origin_tags: &tags };

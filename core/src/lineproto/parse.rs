@@ -110,12 +110,12 @@ impl<'a> Tag<'a> {
 
     /// The key as InfluxDB shows it (`\,`, `\ ` and `\=` unescaped).
     pub fn key(&self) -> Cow<'a, str> {
-        unescape(self.raw_key(), b", =")
+        unescape(self.raw_key(), tag_code)
     }
 
     /// The value as InfluxDB shows it.
     pub fn value(&self) -> Cow<'a, str> {
-        unescape(&self.raw[self.eq + 1..], b", =")
+        unescape(&self.raw[self.eq + 1..], tag_code)
     }
 }
 
@@ -272,9 +272,9 @@ pub fn parse_line_with(line: &str, options: Options) -> Result<Line<'_>, ParseEr
         return Err(ParseError::MaxKeyLength(key_len));
     }
     let fields_start = scan::skip_whitespace(b, key_end);
-    let (fields_end, leniency) = scan::scan_fields(b, fields_start, options.unsigned)?;
+    let (fields_end, scanned) = scan::scan_fields(b, fields_start, options.unsigned)?;
     let fields_text = &line[fields_start..fields_end];
-    let fields = fields_of(fields_text, key_len, &leniency.plus, fields_start)?;
+    let fields = fields_of(fields_text, key_len, &scanned, fields_start)?;
     let (ts_start, ts_end) = scan::scan_time(b, fields_end, true)?;
     let timestamp = if ts_start == ts_end {
         None
@@ -297,7 +297,7 @@ pub fn parse_line_with(line: &str, options: Options) -> Result<Line<'_>, ParseEr
     };
     let fields_verbatim = fields.iter().all(|f| f.verbatim && f.key != "time");
     Ok(Line {
-        measurement: unescape(&line[start..measurement_end], b",\" ="),
+        measurement: unescape(&line[start..measurement_end], name_code),
         raw_measurement: &line[start..measurement_end],
         tags: raw_tags.into_iter().map(|(raw, eq)| Tag { raw, eq }).collect(),
         fields,
@@ -307,20 +307,27 @@ pub fn parse_line_with(line: &str, options: Options) -> Result<Line<'_>, ParseEr
     })
 }
 
-/// The fields of validated fields text, cut as InfluxDB's `walkFields` cuts them. `plus`
-/// are the indices (in the line, whose fields start at `offset`) of the `+` let through.
+/// The fields of validated fields text, cut as InfluxDB's `walkFields` cuts them (or where
+/// the first pass saw they are, when that is the same). Indices in `scanned` are in the
+/// line, whose fields start at `offset`.
 fn fields_of<'a>(
     text: &'a str,
     key_len: usize,
-    plus: &[usize],
+    scanned: &scan::Scanned,
     offset: usize,
 ) -> Result<Vec<Field<'a>>, ParseError> {
     let b = text.as_bytes();
+    let plus = &scanned.plus;
     let mut fields = Vec::with_capacity(4);
     let mut at = 0;
     let mut lenient_values = 0;
+    let mut cut = 0;
     while at < b.len() {
-        let (eq, end) = scan::next_field(b, at)?;
+        let (eq, end) = match scanned.cuts {
+            Some((cuts, n)) if cut < n => (cuts[cut].0 - offset, cuts[cut].1 - offset),
+            _ => scan::next_field(b, at)?,
+        };
+        cut += 1;
         let raw_key = &text[at..eq];
         let size = key_len + 4 + raw_key.len();
         if size > MAX_KEY_LENGTH {
@@ -332,7 +339,7 @@ fn fields_of<'a>(
         lenient_values += usize::from(lenient);
         fields.push(Field {
             raw_key,
-            key: unescape(raw_key, b",\" ="),
+            key: unescape(raw_key, name_code),
             raw: &text[at..end],
             value,
             verbatim: !lenient && !raw_value.ends_with('\\'),
@@ -358,14 +365,14 @@ fn value_of(raw: &str, plus: bool) -> Result<(Value<'_>, bool), ParseError> {
     if first == b'"' {
         // InfluxDB takes what lies between the first and the last byte, whatever the last is.
         let inner = raw.get(1..raw.len().saturating_sub(1).max(1)).ok_or(ParseError::BrokenString)?;
-        return Ok((Value::Str(unescape(inner, b"\\\"")), false));
+        return Ok((Value::Str(unescape(inner, |c| matches!(c, b'\\' | b'"'))), false));
     }
     let lenient = plus && first == b'+';
-    if lenient || b"0123456789-.nNiIu".contains(&first) {
+    if lenient || matches!(first, b'0'..=b'9' | b'-' | b'.' | b'n' | b'N' | b'i' | b'I' | b'u') {
         let value = match b[b.len() - 1] {
-            b'i' => scan::parse_i64(&b[..b.len() - 1]).map(Value::Int),
-            b'u' => scan::parse_u64(&b[..b.len() - 1]).map(Value::UInt),
-            _ => scan::parse_f64(b).map(|v| Value::Float(v, raw)),
+            b'i' => raw[..raw.len() - 1].parse().ok().map(Value::Int),
+            b'u' => raw[..raw.len() - 1].parse().ok().map(Value::UInt),
+            _ => raw.parse().ok().filter(|v: &f64| v.is_finite()).map(|v| Value::Float(v, raw)),
         };
         return value.map(|v| (v, lenient)).ok_or(ParseError::InvalidNumber);
     }
@@ -376,17 +383,29 @@ fn value_of(raw: &str, plus: bool) -> Result<(Value<'_>, bool), ParseError> {
     }
 }
 
-/// `raw` with the backslash dropped before each of `codes`, left to right, as InfluxDB
-/// unescapes names (`escape.Unescape`), tags (`unescapeTag`) and strings.
-fn unescape<'a>(raw: &'a str, codes: &[u8]) -> Cow<'a, str> {
+/// What a backslash escapes in a measurement or field name (`escape.Unescape`).
+fn name_code(c: u8) -> bool {
+    matches!(c, b',' | b'"' | b' ' | b'=')
+}
+
+/// What a backslash escapes in a tag key or value (`unescapeTag`).
+fn tag_code(c: u8) -> bool {
+    matches!(c, b',' | b' ' | b'=')
+}
+
+/// `raw` with the backslash dropped before each byte `code` says it escapes, left to
+/// right, as InfluxDB unescapes names, tags and strings.
+fn unescape(raw: &str, code: impl Fn(u8) -> bool) -> Cow<'_, str> {
     let b = raw.as_bytes();
-    let Some(first) = memchr::memchr(b'\\', b) else {
+    // Names are short: a plain loop finds the backslash sooner than memchr sets up.
+    let found = if b.len() < 32 { b.iter().position(|&c| c == b'\\') } else { memchr::memchr(b'\\', b) };
+    let Some(first) = found else {
         return Cow::Borrowed(raw);
     };
     let mut out = String::with_capacity(raw.len());
     let (mut copied, mut i) = (0, first);
     while i < b.len() {
-        if b[i] == b'\\' && b.get(i + 1).is_some_and(|c| codes.contains(c)) {
+        if b[i] == b'\\' && b.get(i + 1).is_some_and(|&c| code(c)) {
             out.push_str(&raw[copied..i]);
             copied = i + 1;
             i += 2;

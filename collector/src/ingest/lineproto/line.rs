@@ -2,7 +2,9 @@
 //! when it stores it and as velometry checks every reading, and encoded for the log.
 
 use velometry_core::lineproto::parse::{parse_line_with, Line, Options, Value, MAX_KEY_LENGTH};
-use velometry_core::lineproto::{encode_known, encode_line, encode_verbatim, FieldRef, RESERVED_TAGS};
+use velometry_core::lineproto::{
+    encode_known, encode_line, encode_verbatim, FieldRef, OriginTags, RESERVED_TAGS,
+};
 use velometry_core::reading::{check_time, is_reserved, validate_known, Metric, Reading, ReadingError};
 use velometry_core::time::Nanos;
 
@@ -15,7 +17,7 @@ pub(super) struct Context<'a> {
     /// The time of lines without one: the request's clock, cut to its precision.
     pub now: Nanos,
     /// The origin's tags, encoded.
-    pub origin_tags: &'a [u8],
+    pub origin_tags: &'a OriginTags,
 }
 
 /// The most fields a known measurement has.
@@ -44,7 +46,8 @@ pub(super) fn encode(
 /// What InfluxDB refuses of the series when it stores a line: a tag named `time`, and a
 /// key longer than it keeps, which the collector's own tags make longer than the client's.
 fn check_series(line: &Line<'_>, cx: &Context<'_>) -> Result<(), String> {
-    if line.tags.iter().any(|t| t.key() == "time") {
+    // As written: no escape turns another key into `time`.
+    if line.tags.iter().any(|t| t.raw_key() == "time") {
         return Err(format!(
             "invalid tag key: input tag \"time\" on measurement \"{}\" is invalid",
             line.measurement
@@ -52,7 +55,7 @@ fn check_series(line: &Line<'_>, cx: &Context<'_>) -> Result<(), String> {
     }
     let client_tags: usize =
         line.tags.iter().filter(|t| !RESERVED_TAGS.contains(&t.raw_key())).map(|t| 1 + t.raw().len()).sum();
-    let key = line.raw_measurement.len() + client_tags + cx.origin_tags.len();
+    let key = line.raw_measurement.len() + client_tags + cx.origin_tags.as_bytes().len();
     // As InfluxDB checks it: the key, then the key with each field's, in order.
     let too_long = std::iter::once(key)
         .chain(line.fields.iter().map(|f| key + 4 + f.raw_key.len()))
@@ -86,20 +89,19 @@ fn other(
     }
     types.line(&line.measurement, &line.fields).map_err(|e| e.to_string())?;
     let before = out.lines.len();
-    encode_line(line, cx.request.origin, time, &mut out.lines);
-    one_line(line, &mut out.lines, before)
+    encode_line(line, cx.origin_tags, time, &mut out.lines);
+    one_line(&mut out.lines, before)
 }
 
-/// Refuses (and takes back) a line holding a newline that the log would cut where the
-/// client's line was read on. InfluxDB opens a string at a quote only once it has seen a
+/// Refuses (and takes back) the line just written from `before` when it holds a newline
+/// that the log would cut where the client's line was read on. InfluxDB opens a string at a quote only once it has seen a
 /// space, so a line that began with spaces can hold a newline between quotes in its
 /// series key; written without those spaces, that newline would end it.
-fn one_line(line: &Line<'_>, lines: &mut Vec<u8>, before: usize) -> Result<(), String> {
-    let holds_newline = |s: &str| memchr::memchr(b'\n', s.as_bytes()).is_some();
-    if !holds_newline(line.raw_measurement) && !line.tags.iter().any(|t| holds_newline(t.raw())) {
-        return Ok(());
-    }
-    if velometry_core::lineproto::lines(&lines[before..]).count() == 1 {
+fn one_line(lines: &mut Vec<u8>, before: usize) -> Result<(), String> {
+    let written = &lines[before..lines.len().saturating_sub(1)];
+    if memchr::memchr(b'\n', written).is_none()
+        || velometry_core::lineproto::lines(&lines[before..]).count() == 1
+    {
         return Ok(());
     }
     lines.truncate(before);
@@ -137,23 +139,25 @@ fn known(
     }
     let numbers = &numbers[..line.fields.len()];
     validate_known(metric, time, cx.request.now, numbers).map_err(|e| e.to_string())?;
-    for (name, _) in numbers {
-        if let Some(index) = metric.fields().iter().position(|spec| spec.name == *name) {
-            types.known(metric, index).map_err(|e| e.to_string())?;
+    if types.known_blocked(metric) {
+        for (name, _) in numbers {
+            if let Some(index) = metric.fields().iter().position(|spec| spec.name == *name) {
+                types.known(metric, index).map_err(|e| e.to_string())?;
+            }
         }
     }
     if line.tags.is_empty() && texts[..numbers.len()].iter().all(Option::is_some) {
         // Known field names need no escaping and every value is copied as written: the
         // fields go out as the client wrote them.
-        encode_verbatim(metric.name(), cx.origin_tags, line.fields_text, time, &mut out.lines);
+        encode_verbatim(metric.name(), cx.origin_tags.as_bytes(), line.fields_text, time, &mut out.lines);
     } else {
         let fields = numbers
             .iter()
             .zip(texts)
             .map(|((k, v), text)| (*k, text.map_or(FieldRef::Float(*v), FieldRef::FloatText)));
         let before = out.lines.len();
-        encode_known(metric.name(), &line.tags, cx.request.origin, fields, time, &mut out.lines);
-        one_line(line, &mut out.lines, before)?;
+        encode_known(metric.name(), &line.tags, cx.origin_tags, fields, time, &mut out.lines);
+        one_line(&mut out.lines, before)?;
     }
     if time < cx.request.ages.late_before {
         out.late.note(metric, time);

@@ -4,7 +4,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use velometry_core::ids::{DeviceId, RiderId};
 use velometry_core::lineproto::parse::{parse_line, parse_line_with, FieldType, Options, Value};
-use velometry_core::lineproto::{encode_known, lines, FieldRef};
+use velometry_core::lineproto::{encode_known, lines, FieldRef, OriginTags};
 use velometry_core::reading::Metric;
 
 use super::line::plain_float;
@@ -97,7 +97,7 @@ fn fields_copied_as_written_give_the_line_encoding_each_part_gives() {
             Value::Float(_, text) => (f.key.as_ref(), FieldRef::FloatText(text)),
             other => panic!("{other:?}"),
         });
-        encode_known(&parts.measurement, &parts.tags, origin, fields, NOW, &mut encoded);
+        encode_known(&parts.measurement, &parts.tags, &OriginTags::new(origin), fields, NOW, &mut encoded);
         assert_eq!(String::from_utf8(copied.lines), String::from_utf8(encoded), "{line}");
     }
 }
