@@ -16,9 +16,9 @@
 //! database's answer the truth: a field it no longer lists (a dropped database or
 //! measurement, expired shards) is forgotten once every line that claimed it is stored.
 //!
-//! Requests check against a snapshot, without a lock; only a request that brings fields
-//! never seen takes the lock to claim them, and parses again if another request claimed
-//! one of them with another type meanwhile.
+//! Requests check against a snapshot, holding no lock while they parse; only a request
+//! that brings fields never seen takes the lock to claim them, and parses again if another
+//! request claimed one of them with another type meanwhile.
 
 mod journal;
 pub mod learn;

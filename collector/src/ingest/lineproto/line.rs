@@ -87,16 +87,21 @@ fn other(
             line.measurement
         ));
     }
-    types.line(&line.measurement, &line.fields).map_err(|e| e.to_string())?;
     let before = out.lines.len();
     encode_line(line, cx.origin_tags, time, &mut out.lines);
-    one_line(&mut out.lines, before)
+    one_line(&mut out.lines, before)?;
+    // Last: a line refused for another reason claims no field type.
+    types.line(&line.measurement, &line.fields).map_err(|conflict| {
+        out.lines.truncate(before);
+        conflict.to_string()
+    })
 }
 
 /// Refuses (and takes back) the line just written from `before` when it holds a newline
-/// that the log would cut where the client's line was read on. InfluxDB opens a string at a quote only once it has seen a
-/// space, so a line that began with spaces can hold a newline between quotes in its
-/// series key; written without those spaces, that newline would end it.
+/// that the log would cut where the client's line was read on. InfluxDB opens a string at
+/// a quote only once it has seen a space, so a line that began with spaces can hold a
+/// newline between quotes in its series key; written without those spaces, that newline
+/// would end it.
 fn one_line(lines: &mut Vec<u8>, before: usize) -> Result<(), String> {
     let written = &lines[before..lines.len().saturating_sub(1)];
     if memchr::memchr(b'\n', written).is_none()
