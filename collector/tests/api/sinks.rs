@@ -80,6 +80,12 @@ async fn lines_influxdb_refuses_go_to_the_dead_letter_file_and_the_rest_flows_on
             .body(body)
             .send()
     };
+    // Once the collector has asked for the types (at start-up, before it serves).
+    let asked = eventually(Duration::from_secs(60), || async {
+        metric(&env.collector.metrics().await, "collector_field_type_refreshes_total") >= 1.0
+    })
+    .await;
+    assert!(asked, "the collector never asked InfluxDB for its field types: {}", env.collector.logs());
     env.influx.write(DB, &format!("mood score=\"happy\" {t}")).await.expect("a direct write");
     let batch = format!("mood score=1i {}\nheart_rate bpm=99 {t}\n", t + 1);
     assert_eq!(write(batch).await.expect("post").status(), 204, "the collector has not seen the string yet");
