@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use futures::executor::block_on;
 use serde_json::Value;
+use velometry_collector::field_types::FieldTypes;
 use velometry_collector::ingest::json::parse_reading;
 use velometry_collector::ingest::{lineproto, Ages};
 use velometry_collector::wal::{Wal, WalOptions};
@@ -62,7 +63,8 @@ fn lineproto_record() -> Vec<u8> {
     let text: String = (0..5_000).map(|n| line(n) + "\n").collect();
     let (rider, device) = origin_ids();
     let origin = Origin { rider: &rider, device: &device, source: "lineproto" };
-    let parsed = lineproto::parse(&text, 1, NOW, origin, AGES);
+    let request = lineproto::Request { multiplier: 1, now: NOW, origin, ages: AGES };
+    let parsed = lineproto::parse(text.as_bytes(), request, &mut FieldTypes::in_memory().checker());
     assert_eq!(parsed.bad, 0, "{:?}", parsed.first_error);
     parsed.lines
 }
@@ -212,8 +214,12 @@ fn lineproto_ingest(c: &mut Criterion) {
     for (name, text) in [("client tags", &tagged), ("no client tags", &bare)] {
         let mut group = c.benchmark_group(format!("lineproto_ingest/{name}"));
         group.throughput(Throughput::ElementsAndBytes { elements: 5_000, bytes: text.len() as u64 });
+        // The field types as a running collector has them: learned from the batch.
+        let types = FieldTypes::in_memory();
+        let request = lineproto::Request { multiplier: 1, now: NOW, origin, ages: AGES };
+        types.check(|checker| lineproto::parse(text.as_bytes(), request, checker));
         group.bench_function("collector parse, validate, re-encode", |b| {
-            b.iter(|| lineproto::parse(black_box(text), 1, NOW, origin, AGES).count);
+            b.iter(|| lineproto::parse(black_box(text).as_bytes(), request, &mut types.checker()).count);
         });
         group.bench_function("baseline: core parse_line alone", |b| {
             b.iter(|| {

@@ -15,6 +15,8 @@ use velometry_core::riders::Registry;
 
 use crate::auth::Authenticator;
 use crate::dead_letters::DeadLetters;
+use crate::field_types::learn::{self, Learner};
+use crate::field_types::FieldTypes;
 use crate::http;
 use crate::ingest::device::DeviceLetters;
 use crate::ingest::{BodyLimits, Ingest};
@@ -97,6 +99,8 @@ pub struct Settings {
     pub flush_timeout: Duration,
     /// Tests only: the file a simulated step of the wall clock is read from.
     pub testing_clock_step_file: Option<PathBuf>,
+    /// How often the database is asked for its field types.
+    pub field_types_refresh: Duration,
 }
 
 /// A built collector: listeners bound, WAL open, ready to run.
@@ -108,6 +112,7 @@ pub struct Application {
     wal: Wal,
     settings: Settings,
     sources: Vec<crate::sources::Source>,
+    learner: Learner,
 }
 
 impl Application {
@@ -169,6 +174,11 @@ impl Application {
         }
         let auth =
             Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
+        let field_types = Arc::new(FieldTypes::open(
+            settings.wal_dir.join("field-types.jsonl"),
+            wal.committed_lsn(),
+            settings.questdb.is_some(),
+        ));
         let state = AppState {
             auth,
             ingest: Ingest::new(
@@ -179,8 +189,10 @@ impl Application {
                 DeviceLetters::new(settings.wal_dir.join("dead-letters.devices.jsonl")),
             ),
             limits: settings.body,
+            field_types,
         };
-        Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources })
+        let learner = build_learner(&settings.sink).context("cannot build the InfluxDB client")?;
+        Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources, learner })
     }
 
     /// The ingest listener's address (the real port when asked for port 0).
@@ -208,10 +220,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, metrics_listener, state, drainers, wal, settings, sources } = self;
+        let Application { listener, metrics_listener, state, drainers, wal, settings, sources, learner } =
+            self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
+        // Learn the database's field types before the first request, if it answers soon;
+        // if not, the types learned from lines (kept across restarts) hold meanwhile.
+        let first =
+            tokio::time::timeout(FIRST_REFRESH, learn::refresh(&state.field_types, &learner, &wal)).await;
+        if let Err(error) = first.map_err(|_| "no answer in time".to_owned()).and_then(|r| r) {
+            tracing::warn!(%error, "Cannot ask InfluxDB for its field types yet; checking against what is known.");
+        }
+        let refresher = tokio::spawn(learn::run(
+            state.field_types.clone(),
+            learner,
+            wal.clone(),
+            settings.field_types_refresh,
+            stop_rx.clone(),
+        ));
         let drained: Vec<_> = drainers
             .into_iter()
             .map(|d| tokio::spawn(d.run(stop_rx.clone(), settings.flush_timeout)))
@@ -249,8 +276,23 @@ impl Application {
             let _ = drainer.await;
         }
         let _ = gauges.await;
+        let _ = refresher.await;
         let _ = metrics.await;
         Ok(())
+    }
+}
+
+/// How long start-up waits for the database to say what field types it holds.
+const FIRST_REFRESH: Duration = Duration::from_secs(5);
+
+/// Asks the database the sink writes to, through InfluxQL: the v1 sink's database, or the
+/// v2 sink's bucket (InfluxDB 2 answers InfluxQL for a bucket with a DBRP mapping).
+fn build_learner(settings: &SinkSettings) -> Result<Learner, reqwest::Error> {
+    match settings {
+        SinkSettings::InfluxV1 { url, db, auth, .. } => Learner::new(url, db, auth.clone(), true),
+        SinkSettings::InfluxV2 { url, bucket, token, .. } => {
+            Learner::new(url, bucket, InfluxAuth::Token(token.clone()), false)
+        }
     }
 }
 

@@ -153,6 +153,11 @@ pub struct ServeArgs {
     /// (docs/ingest.md, "The collector's clock").
     #[arg(long, env = "VELOMETRY_TESTING_CLOCK_STEP_FILE", hide = true)]
     pub testing_clock_step_file: Option<PathBuf>,
+    /// How often to ask InfluxDB for the field types it holds (`SHOW FIELD KEYS`), against
+    /// which line protocol is checked. Between two questions, a type changed behind the
+    /// collector's back (a field written directly, a measurement dropped) is not known.
+    #[arg(long, env = "VELOMETRY_FIELD_TYPES_REFRESH", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub field_types_refresh: Duration,
 }
 
 impl ServeArgs {
@@ -207,6 +212,7 @@ impl ServeArgs {
             rate_burst: self.rate_burst,
             flush_timeout: self.flush_timeout,
             testing_clock_step_file: self.testing_clock_step_file,
+            field_types_refresh: self.field_types_refresh,
         })
     }
 }

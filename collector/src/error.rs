@@ -116,7 +116,11 @@ impl IntoResponse for ApiError {
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
         let headers = response.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
+        // As InfluxDB sends it, UTF-8 and all (a line's text is in it), but no control
+        // character a header cannot hold.
+        let header: Vec<u8> =
+            message.bytes().map(|b| if b.is_ascii_control() && b != b'\t' { b' ' } else { b }).collect();
+        if let Ok(v) = HeaderValue::from_bytes(&header) {
             headers.insert("x-influxdb-error", v);
         }
         let retry_after = match &self {

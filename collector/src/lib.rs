@@ -12,6 +12,7 @@ pub mod auth;
 pub mod cli;
 pub mod dead_letters;
 pub mod error;
+pub mod field_types;
 pub mod http;
 pub mod import;
 pub mod ingest;

@@ -34,6 +34,8 @@ pub const DEAD_LETTERS: &str = "collector_dead_letter_lines_total";
 pub const DEVICE_DEAD_LETTERS: &str = "collector_device_dead_letters_total";
 /// Device fixes stamped too far ahead, kept at the collector's time, by protocol.
 pub const READINGS_RETIMED: &str = "collector_device_fixes_retimed_total";
+/// Questions to the database about its field types, by result (ok, error).
+pub const FIELD_TYPE_REFRESHES: &str = "collector_field_type_refreshes_total";
 /// Live readings published on NATS.
 pub const LIVE_PUBLISHED: &str = "collector_live_published_total";
 /// Live readings not published, by reason (queue_full, nats).
@@ -103,6 +105,10 @@ pub(crate) fn device_dead_letter(protocol: &'static str, reason: &'static str) {
 
 pub(crate) fn retimed(protocol: &'static str, n: usize) {
     counter!(READINGS_RETIMED, "protocol" => protocol).increment(n as u64);
+}
+
+pub(crate) fn field_type_refresh(ok: bool) {
+    counter!(FIELD_TYPE_REFRESHES, "result" => if ok { "ok" } else { "error" }).increment(1);
 }
 
 pub(crate) fn live_published(n: usize) {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::auth::Authenticator;
+use crate::field_types::FieldTypes;
 use crate::ingest::{BodyLimits, Ingest};
 
 /// What every handler shares.
@@ -16,4 +17,6 @@ pub struct AppState {
     pub ingest: Ingest,
     /// Body limits.
     pub limits: BodyLimits,
+    /// The field types the sink holds, which line protocol is checked against.
+    pub field_types: Arc<FieldTypes>,
 }

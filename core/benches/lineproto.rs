@@ -76,14 +76,14 @@ fn parts(text: &str) -> Vec<Parts> {
             let fields = l
                 .fields
                 .iter()
-                .map(|(k, v)| match v {
-                    Value::Float(v, written) => (k.to_string(), *v, (*written).to_owned()),
+                .map(|f| match &f.value {
+                    Value::Float(v, written) => (f.key.to_string(), *v, (*written).to_owned()),
                     other => panic!("the batch holds floats only, not {other:?}"),
                 })
                 .collect();
             Parts {
                 measurement: l.measurement.into_owned(),
-                tags: l.tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                tags: l.tags.iter().map(|t| (t.key().into_owned(), t.value().into_owned())).collect(),
                 fields,
                 time: l.timestamp.expect("timestamped"),
             }

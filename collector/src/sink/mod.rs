@@ -201,9 +201,13 @@ impl Delivery {
     ) -> Result<(), Abandoned> {
         let name = self.sink.name();
         let time = velometry_core::time::format_rfc3339(velometry_core::time::now_nanos());
-        let entries: Vec<serde_json::Value> = String::from_utf8_lossy(line)
-            .lines()
-            .map(|line| serde_json::json!({"time": time, "sink": name, "reason": reason, "line": line}))
+        // Lines cut as InfluxDB cuts them: a string may hold a newline.
+        let entries: Vec<serde_json::Value> = velometry_core::lineproto::lines(line)
+            .filter(|l| !l.is_empty())
+            .map(|line| {
+                let line = String::from_utf8_lossy(line);
+                serde_json::json!({"time": time, "sink": name, "reason": reason, "line": line})
+            })
             .collect();
         let mut attempt = 0u32;
         loop {
@@ -289,20 +293,15 @@ impl Delivery {
     }
 }
 
-/// Where to split a multi-line body: after the line boundary nearest its middle.
+/// Where to split a multi-line body: after the line boundary nearest its middle. Lines
+/// are cut as InfluxDB cuts them: a string may hold a newline.
 fn split_lines(body: &[u8]) -> Option<usize> {
-    let lines = memchr::memchr_iter(b'\n', body).count();
-    if lines < 2 {
-        return None;
+    let mut ends = Vec::new();
+    let mut lines = velometry_core::lineproto::lines(body);
+    while lines.next().is_some() {
+        ends.push(lines.position());
     }
-    let mut seen = 0;
-    let cut = body.iter().position(|&b| {
-        if b == b'\n' {
-            seen += 1;
-        }
-        seen == lines / 2
-    })?;
-    Some(cut + 1)
+    (ends.len() >= 2).then(|| ends[ends.len() / 2 - 1])
 }
 
 #[cfg(test)]
@@ -314,5 +313,7 @@ mod tests {
         assert_eq!(split_lines(b"a\nb\nc\nd\n"), Some(4));
         assert_eq!(split_lines(b"a\nb\nc\n"), Some(2));
         assert_eq!(split_lines(b"a\n"), None);
+        assert_eq!(split_lines(b"m s=\"x\ny\" 1\n"), None, "a newline in a string ends no line");
+        assert_eq!(split_lines(b"m s=\"x\ny\" 1\nm f=1 2\n"), Some(12));
     }
 }

@@ -7,8 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use questdb::ingress::{Buffer, Sender, SenderBuilder, TimestampNanos};
+use questdb::ingress::{Buffer, ColumnName, Sender, SenderBuilder, TableName, TimestampNanos};
 use questdb::ErrorCode;
+use velometry_core::lineproto::lines;
 use velometry_core::lineproto::parse::{parse_line, Line, Value};
 
 use super::SinkError;
@@ -60,8 +61,8 @@ impl QuestDb {
 }
 
 fn fill(buffer: &mut Buffer, body: &[u8]) -> Result<(), SinkError> {
-    let text = std::str::from_utf8(body).map_err(|e| SinkError::Rejected(e.to_string()))?;
-    for line in text.lines().filter(|l| !l.is_empty()) {
+    for line in lines(body).filter(|l| !l.is_empty()) {
+        let line = std::str::from_utf8(line).map_err(|e| SinkError::Rejected(e.to_string()))?;
         let line = parse_line(line).map_err(|e| SinkError::Rejected(e.to_string()))?;
         write_row(buffer, &line).map_err(classify)?;
     }
@@ -70,20 +71,47 @@ fn fill(buffer: &mut Buffer, body: &[u8]) -> Result<(), SinkError> {
 
 fn write_row(buffer: &mut Buffer, line: &Line<'_>) -> questdb::Result<()> {
     buffer.table(line.measurement.as_ref())?;
-    for (key, value) in &line.tags {
-        buffer.symbol(key.as_ref(), value.as_ref())?;
+    for tag in &line.tags {
+        buffer.symbol(tag.key().as_ref(), tag.value().as_ref())?;
     }
-    for (key, value) in &line.fields {
-        match value {
-            Value::Float(v, _) => buffer.column_f64(key.as_ref(), *v)?,
-            Value::Int(v) => buffer.column_i64(key.as_ref(), *v)?,
-            Value::UInt(v) => buffer.column_i64(key.as_ref(), i64::try_from(*v).unwrap_or(i64::MAX))?,
-            Value::Bool(v) => buffer.column_bool(key.as_ref(), *v)?,
-            Value::Str(v) => buffer.column_str(key.as_ref(), v.as_ref())?,
+    for field in &line.fields {
+        let key = field.key.as_ref();
+        match &field.value {
+            Value::Float(v, _) => buffer.column_f64(key, *v)?,
+            Value::Int(v) => buffer.column_i64(key, *v)?,
+            // Ingest refuses what would not fit (`check_line`).
+            Value::UInt(v) => buffer.column_i64(key, i64::try_from(*v).unwrap_or(i64::MAX))?,
+            Value::Bool(v) => buffer.column_bool(key, *v)?,
+            Value::Str(v) => buffer.column_str(key, v.as_ref())?,
         };
     }
     // Every line in the log carries the timestamp fixed at ingest.
     buffer.at(TimestampNanos::new(line.timestamp.unwrap_or_default()))
+}
+
+/// What QuestDB would refuse of a line InfluxDB takes, for ingest to refuse it first: a
+/// table or column name its client refuses (a `.`, `-`, `:` in a column name, …), and an
+/// unsigned integer beyond its 64-bit signed `long`.
+///
+/// # Errors
+/// QuestDB's reason.
+pub fn check_line(line: &Line<'_>) -> Result<(), String> {
+    let refused = |e: questdb::Error| format!("QuestDB, the second sink, refuses it: {}", e.msg());
+    TableName::new(line.measurement.as_ref()).map_err(refused)?;
+    for tag in &line.tags {
+        ColumnName::new(tag.key().as_ref()).map_err(refused)?;
+    }
+    for field in line.fields.iter().filter(|f| f.key != "time") {
+        ColumnName::new(field.key.as_ref()).map_err(refused)?;
+        if matches!(field.value, Value::UInt(v) if i64::try_from(v).is_err()) {
+            return Err(format!(
+                "QuestDB, the second sink, has no unsigned integers beyond {}: field {:?}",
+                i64::MAX,
+                field.key
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn classify(e: questdb::Error) -> SinkError {

@@ -251,6 +251,16 @@ impl Wal {
         self.shared.unflushed()
     }
 
+    /// The position after the last committed record.
+    pub fn committed_lsn(&self) -> u64 {
+        *self.shared.committed.borrow()
+    }
+
+    /// The position below which every sink has stored (or dead-lettered) every record.
+    pub fn flushed_lsn(&self) -> u64 {
+        self.shared.flushed.load(Ordering::Acquire)
+    }
+
     /// Age of the oldest commit not yet in the sink.
     pub fn oldest_unflushed_age(&self) -> Duration {
         lock(&self.shared.pending).front().map(|(_, t)| t.elapsed()).unwrap_or_default()

@@ -10,6 +10,7 @@ mod disk;
 mod helpers;
 mod import;
 mod limits;
+mod line_protocol;
 mod live;
 mod pollers;
 mod protocols;

@@ -15,7 +15,7 @@ pub fn root() -> PathBuf {
 /// Everything running, on free ports.
 pub struct Stack {
     // Held: dropping them stops them.
-    _influx: InfluxServer,
+    pub influx: InfluxServer,
     _nats: NatsServer,
     _dir: TempDir,
     pub collector: Service,
@@ -51,6 +51,9 @@ impl Stack {
                 format!("--influx-url={}", influx.url),
                 format!("--nats-url={}", nats.url),
                 format!("--wal-dir={}", dir.path().join("wal").display()),
+                // The types InfluxDB holds are asked for once, at start: a test that changes
+                // them behind the collector's back (a dead letter) must not race a refresh.
+                "--field-types-refresh=1h".into(),
             ]),
         )
         .await
@@ -70,7 +73,7 @@ impl Stack {
         // Readings published before the hub follows NATS would miss the live stream.
         stream.wait_ready().await.expect("the stream hub follows NATS");
         collector.wait_ready().await.expect("the collector is ready");
-        Stack { _influx: influx, _nats: nats, _dir: dir, collector, query, stream }
+        Stack { influx, _nats: nats, _dir: dir, collector, query, stream }
     }
 
     /// host:port of each service's metrics listener, by job.
