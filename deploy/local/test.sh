@@ -20,7 +20,7 @@
 #   clippy        cargo clippy --workspace --all-targets -- -D warnings
 #   fuzz-targets  cargo clippy of the fuzz targets (fuzz/, a workspace of its own)
 #   fuzz-fmt      cargo fmt --check of the fuzz targets
-#   test          cargo test --workspace [ARGS]
+#   test          cargo test --workspace --no-fail-fast [ARGS] (every test binary, even after a failure)
 # and exits non-zero, naming the failed steps, if any failed.
 #
 # VELOMETRY_RIDES tells tests where the sample ride files are. When it is unset and a
@@ -111,7 +111,7 @@ step clippy cargo clippy --workspace --all-targets -- -D warnings
 step fuzz-targets env CARGO_TARGET_DIR="$root/target" cargo clippy --manifest-path fuzz/Cargo.toml \
   --lib --bins -- -D warnings
 step fuzz-fmt cargo fmt --manifest-path fuzz/Cargo.toml -- --check
-step test cargo test --workspace "$@"
+step test cargo test --workspace --no-fail-fast "$@"
 
 echo
 if ((${#failed[@]})); then
