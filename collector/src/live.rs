@@ -45,16 +45,13 @@ pub fn messages(
     let oldest = now.saturating_sub(max_age.as_nanos().min(i64::MAX as u128) as i64);
     readings
         .iter()
-        .filter(|r| r.metric().is_some_and(|m| m.is_live()) && r.time() >= oldest)
+        .filter(|r| r.metric().is_live() && r.time() >= oldest)
         .filter_map(|r| {
-            let fields = r
-                .fields()
-                .filter_map(|(k, v)| Some((k.to_owned(), serde_json::Value::from(v.as_f64()?))))
-                .collect();
+            let fields = r.fields().map(|(k, v)| (k.to_owned(), serde_json::Value::from(v))).collect();
             let message = LiveReading {
                 rider: identity.rider.as_str(),
                 device: identity.device.as_str(),
-                metric: r.measurement().name(),
+                metric: r.metric().name(),
                 time: format_rfc3339(r.time()),
                 accepted_at_ms: now / 1_000_000,
                 fields,

@@ -239,14 +239,7 @@ async fn recorded(file: files::FileReadings, device: Device, speed: f64) {
         let shifted = start_ns + offset.as_nanos() as i64;
         let body = readings
             .into_iter()
-            .filter_map(|r| {
-                let metric = r.metric()?;
-                Some(reading(
-                    metric,
-                    shifted,
-                    r.fields().filter_map(|(k, v)| Some((k.to_owned(), v.as_f64()?))),
-                ))
-            })
+            .map(|r| reading(r.metric(), shifted, r.fields().map(|(k, v)| (k.to_owned(), v))))
             .collect();
         device.send(body).await;
     }

@@ -1,10 +1,11 @@
-//! A reading: one timestamped measurement of one kind, validated against its schema.
+//! A reading: one timestamped measurement of one kind velometry knows ([`Metric`]),
+//! validated against its schema: fixed float fields with units and valid ranges, so that
+//! InfluxDB never meets a field type conflict (`bpm=142i` becomes `bpm=142`).
 //!
-//! Known measurements ([`Metric`]) have fixed float fields with units and valid ranges, so
-//! that InfluxDB never meets a field type conflict (`bpm=142i` becomes `bpm=142`). Other
-//! measurements, which only line protocol may carry, pass through unchanged.
+//! Line protocol may also carry measurements velometry has no schema for; those are checked
+//! as InfluxDB checks them and logged as the client wrote them (`ingest::lineproto` in the
+//! collector), never built into readings.
 
-use std::borrow::Cow;
 use std::fmt;
 
 use crate::time::{format_rfc3339, Nanos};
@@ -160,52 +161,6 @@ impl fmt::Display for Metric {
     }
 }
 
-/// The measurement a reading belongs to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Measurement {
-    /// A measurement with a fixed schema.
-    Known(Metric),
-    /// Any other measurement, passed through from line protocol unchanged.
-    Other(String),
-}
-
-impl Measurement {
-    /// The measurement name in InfluxDB.
-    pub fn name(&self) -> &str {
-        match self {
-            Measurement::Known(m) => m.name(),
-            Measurement::Other(name) => name,
-        }
-    }
-}
-
-/// A field value. Known measurements hold only [`FieldValue::Float`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue {
-    /// A float (`1.5`).
-    Float(f64),
-    /// A signed integer (`2i`).
-    Int(i64),
-    /// An unsigned integer (`2u`).
-    UInt(u64),
-    /// A boolean (`t`).
-    Bool(bool),
-    /// A string (`"x"`).
-    Str(String),
-}
-
-impl FieldValue {
-    /// The value as a float, for the numeric kinds.
-    pub fn as_f64(&self) -> Option<f64> {
-        match *self {
-            FieldValue::Float(v) => Some(v),
-            FieldValue::Int(v) => Some(v as f64),
-            FieldValue::UInt(v) => Some(v as f64),
-            FieldValue::Bool(_) | FieldValue::Str(_) => None,
-        }
-    }
-}
-
 /// Why a reading is invalid. Each message names the field and what to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ReadingError {
@@ -279,10 +234,9 @@ pub enum ReadingError {
 /// authenticated request (see [`crate::lineproto::Origin`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
-    measurement: Measurement,
+    metric: Metric,
     time: Nanos,
-    tags: Vec<(String, String)>,
-    fields: Vec<(Cow<'static, str>, FieldValue)>,
+    fields: Vec<(&'static str, f64)>,
 }
 
 /// Whether velometry writes measurement `name` itself, so no client may: the rollup tiers
@@ -309,65 +263,14 @@ impl Reading {
     ) -> Result<Reading, ReadingError> {
         let fields: Vec<(&str, f64)> = fields.into_iter().collect();
         validate_known(metric, time, now, &fields)?;
-        let fields = fields
-            .into_iter()
-            .filter_map(|(name, value)| {
-                Some((Cow::Borrowed(metric.field(name)?.name), FieldValue::Float(value)))
-            })
-            .collect();
-        Ok(Reading { measurement: Measurement::Known(metric), time, tags: Vec::new(), fields })
-    }
-
-    /// Builds a reading of a measurement velometry has no schema for, as it came.
-    ///
-    /// # Errors
-    /// [`ReadingError::NoFields`], a non-finite float, or a timestamp outside the window.
-    pub fn other(
-        measurement: String,
-        time: Nanos,
-        now: Nanos,
-        fields: Vec<(String, FieldValue)>,
-    ) -> Result<Reading, ReadingError> {
-        if is_reserved(&measurement) {
-            return Err(ReadingError::Reserved(measurement));
-        }
-        if fields.is_empty() {
-            return Err(ReadingError::NoFields);
-        }
-        for (name, value) in &fields {
-            if let FieldValue::Float(v) = value {
-                if !v.is_finite() {
-                    return Err(ReadingError::NotFinite { field: name.clone() });
-                }
-            }
-        }
-        check_time(time, now)?;
-        let fields = fields.into_iter().map(|(n, v)| (Cow::Owned(n), v)).collect();
-        Ok(Reading { measurement: Measurement::Other(measurement), time, tags: Vec::new(), fields })
-    }
-
-    /// Adds tags the client sent (line protocol). `rider`, `device` and `source` are
-    /// dropped: those come from the authenticated token, never from the payload.
-    #[must_use]
-    pub fn with_tags(mut self, tags: impl IntoIterator<Item = (String, String)>) -> Reading {
-        self.tags = tags
-            .into_iter()
-            .filter(|(k, _)| !crate::lineproto::RESERVED_TAGS.contains(&k.as_str()))
-            .collect();
-        self
+        let fields =
+            fields.into_iter().filter_map(|(name, value)| Some((metric.field(name)?.name, value))).collect();
+        Ok(Reading { metric, time, fields })
     }
 
     /// The measurement.
-    pub fn measurement(&self) -> &Measurement {
-        &self.measurement
-    }
-
-    /// The known metric, if the measurement has a schema.
-    pub fn metric(&self) -> Option<Metric> {
-        match self.measurement {
-            Measurement::Known(m) => Some(m),
-            Measurement::Other(_) => None,
-        }
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// Nanoseconds since the epoch.
@@ -375,19 +278,14 @@ impl Reading {
         self.time
     }
 
-    /// Tags from the client, without the reserved ones.
-    pub fn tags(&self) -> &[(String, String)] {
-        &self.tags
-    }
-
     /// The fields, in the order they came.
-    pub fn fields(&self) -> impl Iterator<Item = (&str, &FieldValue)> {
-        self.fields.iter().map(|(n, v)| (n.as_ref(), v))
+    pub fn fields(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+        self.fields.iter().copied()
     }
 
-    /// One float field by name.
+    /// One field by name.
     pub fn float(&self, name: &str) -> Option<f64> {
-        self.fields().find(|(n, _)| *n == name).and_then(|(_, v)| v.as_f64())
+        self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
@@ -475,9 +373,6 @@ mod tests {
     fn names_what_is_wrong() {
         let err = Reading::known(Metric::Gps, NOW, NOW, [("lat", 95.0), ("lon", 7.6)]).unwrap_err();
         assert_eq!(err.to_string(), "lat 95 is out of range [-90, 90] degrees");
-        let reserved =
-            Reading::other("heart_rate_1m".into(), NOW, NOW, vec![("x".into(), FieldValue::Int(1))]);
-        assert!(matches!(reserved, Err(ReadingError::Reserved(_))));
         assert!(is_reserved("velometry_late") && !is_reserved("cpu_1m") && !is_reserved("heart_rate"));
         let err = Reading::known(Metric::HeartRate, NOW, NOW, [("bpm", f64::NAN)]).unwrap_err();
         assert_eq!(err.to_string(), "field \"bpm\" is not a finite number");
@@ -494,14 +389,6 @@ mod tests {
         assert!(!ok(NOW + MAX_FUTURE_NANOS + 1));
         assert!(ok(1_300_000_000 * 1_000_000_000), "a 2011 ride is fine");
         assert!(!ok(MIN_TIME_NANOS - 1));
-    }
-
-    #[test]
-    fn reserved_tags_never_come_from_the_payload() {
-        let r = Reading::known(Metric::Power, NOW, NOW, [("watts", 250.0)])
-            .expect("valid")
-            .with_tags([("rider".into(), "mallory".into()), ("host".into(), "a".into())]);
-        assert_eq!(r.tags(), &[("host".to_owned(), "a".to_owned())]);
     }
 
     #[test]

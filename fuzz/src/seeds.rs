@@ -127,14 +127,14 @@ fn json(out: &mut Corpus, seed: u64, ride: &[Reading]) -> Result<(), String> {
         .enumerate()
         .map(|(i, r)| {
             let mut item = serde_json::Map::new();
-            item.insert("metric".into(), r.measurement().name().into());
+            item.insert("metric".into(), r.metric().name().into());
             // Both time forms: RFC 3339 and epoch milliseconds.
             item.insert(
                 "time".into(),
                 if i % 2 == 0 { format_rfc3339(r.time()).into() } else { (r.time() / 1_000_000).into() },
             );
             for (name, value) in r.fields() {
-                item.insert(name.into(), value.as_f64().into());
+                item.insert(name.into(), value.into());
             }
             serde_json::Value::Object(item)
         })
@@ -150,7 +150,7 @@ fn json(out: &mut Corpus, seed: u64, ride: &[Reading]) -> Result<(), String> {
 fn owntracks(out: &mut Corpus, seed: u64, ride: &[Reading]) -> Result<(), String> {
     let fixes: Vec<serde_json::Value> = ride
         .iter()
-        .filter(|r| r.measurement().name() == "gps")
+        .filter(|r| r.metric().name() == "gps")
         .take(5)
         .map(|r| {
             serde_json::json!({
@@ -230,11 +230,11 @@ fn osmand(out: &mut Corpus, seed: u64, ride: &[Reading]) -> Result<(), String> {
 /// The ride's GPS fixes with their heart rate, second by second.
 fn fixes(ride: &[Reading]) -> Vec<(&Reading, Option<f64>)> {
     ride.iter()
-        .filter(|r| r.measurement().name() == "gps")
+        .filter(|r| r.metric().name() == "gps")
         .map(|fix| {
             let hr = ride
                 .iter()
-                .find(|r| r.time() == fix.time() && r.measurement().name() == "heart_rate")
+                .find(|r| r.time() == fix.time() && r.metric().name() == "heart_rate")
                 .and_then(|r| r.float("bpm"));
             (fix, hr)
         })

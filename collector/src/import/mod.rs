@@ -177,14 +177,12 @@ impl Sender {
 /// adds the rider, device and source).
 fn encode(reading: &Reading, out: &mut Vec<u8>) {
     let mut f = ryu::Buffer::new();
-    out.extend_from_slice(reading.measurement().name().as_bytes());
+    out.extend_from_slice(reading.metric().name().as_bytes());
     for (i, (name, value)) in reading.fields().enumerate() {
         out.push(if i == 0 { b' ' } else { b',' });
         out.extend_from_slice(name.as_bytes());
         out.push(b'=');
-        if let Some(v) = value.as_f64() {
-            out.extend_from_slice(f.format(v).as_bytes());
-        }
+        out.extend_from_slice(f.format(value).as_bytes());
     }
     out.push(b' ');
     out.extend_from_slice(itoa::Buffer::new().format(reading.time()).as_bytes());

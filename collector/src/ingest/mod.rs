@@ -197,8 +197,8 @@ impl Ingest {
         let mut late = LateSpans::default();
         for reading in readings {
             encode(reading, origin, &mut lines);
-            if let Some(metric) = reading.metric().filter(|_| reading.time() < late_before) {
-                late.note(metric, reading.time());
+            if reading.time() < late_before {
+                late.note(reading.metric(), reading.time());
             }
         }
         lines.extend_from_slice(&extra);

@@ -10,7 +10,7 @@ pub mod parse;
 pub use lines::{lines, Lines};
 
 use crate::ids::{DeviceId, RiderId};
-use crate::reading::{FieldValue, Reading};
+use crate::reading::Reading;
 use parse::{Line, Tag, Value};
 
 /// Tags set from the authenticated request, never from the payload.
@@ -45,25 +45,14 @@ pub enum FieldRef<'a> {
     Str(&'a str),
 }
 
-impl<'a> From<&'a FieldValue> for FieldRef<'a> {
-    fn from(value: &'a FieldValue) -> Self {
-        match value {
-            FieldValue::Float(v) => FieldRef::Float(*v),
-            FieldValue::Int(v) => FieldRef::Int(*v),
-            FieldValue::UInt(v) => FieldRef::UInt(*v),
-            FieldValue::Bool(v) => FieldRef::Bool(*v),
-            FieldValue::Str(v) => FieldRef::Str(v),
-        }
-    }
-}
-
 /// Appends one reading as a line (with its trailing newline) to `out`.
 pub fn encode(reading: &Reading, origin: Origin<'_>, out: &mut Vec<u8>) {
+    let no_tags: &[(&str, &str)] = &[];
     encode_parts(
-        reading.measurement().name(),
-        reading.tags(),
+        reading.metric().name(),
+        no_tags,
         origin,
-        reading.fields().map(|(k, v)| (k, FieldRef::from(v))),
+        reading.fields().map(|(k, v)| (k, FieldRef::Float(v))),
         reading.time(),
         out,
     );
@@ -362,14 +351,21 @@ mod tests {
         let rider = RiderId::parse("alice").expect("valid");
         let device = DeviceId::parse("edge530").expect("valid");
         let t = 1_764_237_600_000_000_000;
-        let reading = Reading::known(Metric::HeartRate, t, t, [("bpm", 142.0)])
-            .expect("valid")
-            .with_tags([("host name".to_owned(), "a,b=c".to_owned())]);
         let mut out = Vec::new();
-        encode(&reading, Origin { rider: &rider, device: &device, source: "json" }, &mut out);
+        let tags = [("host name", "a,b=c"), ("rider", "mallory")];
+        let fields = [("bpm", FieldRef::Float(142.0))].into_iter();
+        encode_parts(
+            "heart_rate",
+            &tags,
+            Origin { rider: &rider, device: &device, source: "json" },
+            fields,
+            t,
+            &mut out,
+        );
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "heart_rate,device=edge530,host\\ name=a\\,b\\=c,rider=alice,source=json bpm=142 1764237600000000000\n"
+            "heart_rate,device=edge530,host\\ name=a\\,b\\=c,rider=alice,source=json bpm=142 1764237600000000000\n",
+            "escaped, sorted, and the rider from the token, never from the payload"
         );
     }
 
@@ -377,19 +373,33 @@ mod tests {
     fn encodes_every_field_type() {
         let rider = RiderId::parse("a").expect("valid");
         let device = DeviceId::parse("d").expect("valid");
-        let fields = vec![
-            ("f".to_owned(), FieldValue::Float(1.5)),
-            ("i".to_owned(), FieldValue::Int(-2)),
-            ("b".to_owned(), FieldValue::Bool(true)),
-            ("s".to_owned(), FieldValue::Str("say \"hi\"".to_owned())),
+        let fields = [
+            ("f", FieldRef::Float(1.5)),
+            ("i", FieldRef::Int(-2)),
+            ("b", FieldRef::Bool(true)),
+            ("s", FieldRef::Str("say \"hi\"")),
         ];
         let t = 1_000_000_000_000_000_000;
-        let reading = Reading::other("my meas".into(), t, t, fields).expect("valid");
         let mut out = Vec::new();
-        encode(&reading, Origin { rider: &rider, device: &device, source: "lineproto" }, &mut out);
+        let origin = Origin { rider: &rider, device: &device, source: "lineproto" };
+        encode_parts("my meas", &[] as &[(&str, &str)], origin, fields.into_iter(), t, &mut out);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "my\\ meas,device=d,rider=a,source=lineproto f=1.5,i=-2i,b=true,s=\"say \\\"hi\\\"\" 1000000000000000000\n"
+        );
+    }
+
+    #[test]
+    fn encodes_a_known_reading() {
+        let rider = RiderId::parse("alice").expect("valid");
+        let device = DeviceId::parse("edge530").expect("valid");
+        let t = 1_764_237_600_000_000_000;
+        let reading = Reading::known(Metric::Gps, t, t, [("lat", 45.1), ("lon", -0.0)]).expect("valid");
+        let mut out = Vec::new();
+        encode(&reading, Origin { rider: &rider, device: &device, source: "json" }, &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "gps,device=edge530,rider=alice,source=json lat=45.1,lon=-0.0 1764237600000000000\n"
         );
     }
 }

@@ -85,13 +85,8 @@ fn of_readings(readings: &[Reading]) -> Values {
     let mut out: Values = readings
         .iter()
         .flat_map(|r| {
-            r.fields().filter_map(move |(field, value)| {
-                Some((
-                    r.time(),
-                    r.measurement().name().to_owned(),
-                    field.to_owned(),
-                    value.as_f64()?.to_bits(),
-                ))
+            r.fields().map(move |(field, value)| {
+                (r.time(), r.metric().name().to_owned(), field.to_owned(), value.to_bits())
             })
         })
         .collect();

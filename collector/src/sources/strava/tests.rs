@@ -97,7 +97,7 @@ fn the_documented_activity_list_becomes_activity_readings() {
     assert_eq!(listed[0].start, HAPPY_FRIDAY, "start_date is UTC");
     assert_eq!(listed[0].start_s(), 1_525_263_309);
     let summary = listed[0].summary(NOW).expect("a reading");
-    assert_eq!(summary.metric(), Some(Metric::Activity));
+    assert_eq!(summary.metric(), Metric::Activity);
     assert_eq!(summary.time(), HAPPY_FRIDAY);
     assert_eq!(summary.float("duration_s"), Some(4500.0));
     assert_eq!(summary.float("distance_m"), Some(24931.4));
@@ -139,7 +139,7 @@ fn streams_keyed_by_type_become_samples_at_start_plus_time() {
     });
     let streams = Streams::parse(body).expect("readable");
     let (samples, refused) = streams.samples(HAPPY_FRIDAY, NOW);
-    let of = |metric: Metric| samples.iter().filter(|r| r.metric() == Some(metric)).collect::<Vec<_>>();
+    let of = |metric: Metric| samples.iter().filter(|r| r.metric() == metric).collect::<Vec<_>>();
     let gps = of(Metric::Gps);
     assert_eq!(
         gps.iter().map(|r| r.time()).collect::<Vec<_>>(),
@@ -172,7 +172,7 @@ fn the_reference_example_list_of_typed_streams_is_read_too() {
     let (samples, refused) = Streams::parse(body).expect("readable").samples(HAPPY_FRIDAY, NOW);
     assert!(refused.is_empty());
     assert_eq!(samples.len(), 12);
-    assert!(samples.iter().all(|r| r.metric() == Some(Metric::Distance)));
+    assert!(samples.iter().all(|r| r.metric() == Metric::Distance));
     assert_eq!(samples[11].float("meters"), Some(49.5));
     assert_eq!(samples[11].time(), HAPPY_FRIDAY + 11_000_000_000);
 
@@ -269,8 +269,8 @@ async fn a_used_up_window_stops_the_run_early_and_keeps_what_was_fetched() {
     // 98 used after the list, 99 after Bondcliff's streams: room for one more, Happy
     // Friday's, which uses the window up. Both are kept; the third waits.
     let readings = strava.run(&mut state).await.expect("a run");
-    assert_eq!(readings.iter().filter(|r| r.metric() == Some(Metric::Activity)).count(), 2);
-    assert_eq!(readings.iter().filter(|r| r.metric() == Some(Metric::HeartRate)).count(), 4);
+    assert_eq!(readings.iter().filter(|r| r.metric() == Metric::Activity).count(), 2);
+    assert_eq!(readings.iter().filter(|r| r.metric() == Metric::HeartRate).count(), 4);
     assert_eq!(state["after"], 1_525_263_309, "the newest stored, Happy Friday");
     assert_eq!(state["oauth"]["refresh_token"], "r2", "the rotated token is in the state");
     let resume_at = state["resume_at"].as_i64().expect("a resume time");
