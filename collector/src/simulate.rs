@@ -11,9 +11,9 @@ use std::f64::consts::{PI, TAU};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use velometry_core::geo::{haversine_m, EARTH_RADIUS_M};
 use velometry_core::reading::Metric;
 
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
 const MASS_KG: f64 = 80.0;
 const GRAVITY: f64 = 9.81;
 const ROLLING: f64 = 0.004;
@@ -85,10 +85,7 @@ impl Route {
 }
 
 fn distance(a: (f64, f64, f64), b: (f64, f64, f64)) -> f64 {
-    let (la, lb) = (a.0.to_radians(), b.0.to_radians());
-    let (dlat, dlon) = (lb - la, (b.1 - a.1).to_radians());
-    let h = (dlat / 2.0).sin().powi(2) + la.cos() * lb.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * EARTH_RADIUS_M * h.sqrt().asin()
+    haversine_m(a.0, a.1, b.0, b.1)
 }
 
 /// One simulated rider.

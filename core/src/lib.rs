@@ -7,6 +7,8 @@
 //! starts real InfluxDB and NATS processes for integration tests.
 
 pub mod cli;
+pub mod course;
+pub mod geo;
 pub mod ids;
 pub mod influx;
 pub mod lineproto;

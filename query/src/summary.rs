@@ -10,9 +10,7 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
-
-/// Mean Earth radius (IUGG) in metres: the sphere on which [`Summary::distance_m`] is measured.
-pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+use velometry_core::geo::haversine_m;
 
 /// The longest interval between consecutive readings of one kind that still counts as
 /// continuous. A longer one is a pause (auto-pause, smart recording, a device switched off):
@@ -55,7 +53,7 @@ pub const HEART_RATE_ZONE_PERCENT: [f64; 5] = [0.0, 60.0, 70.0, 80.0, 90.0];
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summary {
-    /// Sum of the haversine distances (on a sphere of radius [`EARTH_RADIUS_M`]) between
+    /// Sum of the haversine distances ([`velometry_core::geo::haversine_m`]) between
     /// consecutive GPS fixes, pauses included: a fix after a pause is still somewhere the
     /// rider got to. 0 without fixes.
     pub distance_m: f64,
@@ -361,21 +359,6 @@ fn interval_s(earlier_ns: i64, later_ns: i64) -> Option<f64> {
 /// The zone (0-based) whose lower bound is the highest one at or below `bpm`.
 fn zone_index(bounds: &[f64; 5], bpm: f64) -> usize {
     bounds.iter().rposition(|&bound| bpm >= bound).unwrap_or(0)
-}
-
-/// Great-circle distance in metres between two points given in degrees.
-///
-/// Our own ten lines rather than the `geo` crate: `geo` would bring a large dependency tree
-/// into the service for this one formula. Haversine rather than the spherical law of
-/// cosines because it stays accurate for the few metres between 1 Hz fixes.
-fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (phi1, phi2) = (lat1.to_radians(), lat2.to_radians());
-    let half_dphi = (phi2 - phi1) / 2.0;
-    let half_dlambda = (lon2 - lon1).to_radians() / 2.0;
-    let a = half_dphi.sin().powi(2) + phi1.cos() * phi2.cos() * half_dlambda.sin().powi(2);
-    // min(1): rounding can push `a` a hair above 1 for antipodal points, and asin would
-    // return NaN.
-    2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
 }
 
 #[cfg(test)]

@@ -6,13 +6,8 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use serde_json::{json, Value};
+use velometry_core::geo::METRES_PER_DEGREE;
 use velometry_core::time::format_rfc3339;
-
-/// Mean Earth radius (IUGG), in metres.
-const EARTH_RADIUS_M: f64 = 6_371_008.8;
-
-/// Metres per degree of latitude; of longitude, times the cosine of the latitude.
-const METRES_PER_DEGREE: f64 = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
 
 /// Points nearer the line than this are on it. A millimetre is far below what GPS resolves,
 /// and far above floating-point rounding (about a nanometre at the scale of a continent), so
