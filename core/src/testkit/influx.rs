@@ -262,12 +262,16 @@ bind-address = "127.0.0.1:{rpc}"
         }
     }
 
-    /// `SELECT count(<field>)` over a measurement, 0 when there is none.
+    /// `SELECT count(<field>)` over a measurement, 0 when there is none (or no database yet).
     ///
     /// # Errors
     /// As [`InfluxServer::query`].
     pub async fn count(&self, db: &str, measurement: &str, field: &str) -> Result<u64> {
-        let rows = self.rows(db, &format!("SELECT count(\"{field}\") FROM \"{measurement}\"")).await?;
+        let rows = match self.rows(db, &format!("SELECT count(\"{field}\") FROM \"{measurement}\"")).await {
+            // No database yet (the collector creates it when its sink starts): no points.
+            Err(e) if e.contains("database not found") => return Ok(0),
+            rows => rows?,
+        };
         Ok(rows.first().and_then(|r| r.get("count")).and_then(serde_json::Value::as_u64).unwrap_or(0))
     }
 }
