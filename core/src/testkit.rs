@@ -13,8 +13,12 @@ use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
 mod influx;
+mod nats;
+mod prometheus;
 
 pub use influx::{InfluxServer, INFLUX_CACHE_SNAPSHOT};
+pub use nats::NatsServer;
+pub use prometheus::{PrometheusServer, VictoriaMetrics};
 
 /// The path of a binary of this workspace, built first if a test of another package needs
 /// it (`cargo build` is a no-op when it is up to date).
@@ -141,11 +145,10 @@ pub type Result<T> = std::result::Result<T, String>;
 /// its event happens, so patience costs nothing when all is well.
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
-/// Calls `check` every `every` until it gives `Some`, for at most [`PATIENCE`].
+/// Calls `check` every `every` until it gives `Ok`, for at most [`PATIENCE`].
 ///
 /// # Errors
-/// "waited 120 s for {what}", with the last value `check` saw described by `last`, when it
-/// never does.
+/// "waited 120 s for {what}", with the last error `check` gave, when it never gives `Ok`.
 pub async fn wait_until<T, F, Fut>(what: &str, every: Duration, mut check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -172,7 +175,7 @@ pub fn free_port() -> Result<u16> {
     listener.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }
 
-fn require(program: &str) -> Result<()> {
+pub(crate) fn require(program: &str) -> Result<()> {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(program).is_file()))
         .unwrap_or(false);
@@ -180,262 +183,6 @@ fn require(program: &str) -> Result<()> {
         Ok(())
     } else {
         Err(format!("{program} is not installed: run deploy/local/test.sh, which installs it"))
-    }
-}
-
-/// A running `nats-server` with JetStream enabled.
-pub struct NatsServer {
-    child: Option<Child>,
-    dir: TempDir,
-    port: u16,
-    /// `nats://127.0.0.1:<port>`.
-    pub url: String,
-}
-
-impl NatsServer {
-    /// Starts `nats-server -js` and waits until it accepts connections.
-    ///
-    /// # Errors
-    /// When `nats-server` is missing or does not come up.
-    pub async fn start() -> Result<NatsServer> {
-        NatsServer::start_with(free_port()?, "", "").await
-    }
-
-    /// Starts one whose JetStream store holds at most `bytes` (`max_file_store`), as on a
-    /// small disk.
-    ///
-    /// # Errors
-    /// When `nats-server` is missing or does not come up.
-    pub async fn start_with_file_store(bytes: u64) -> Result<NatsServer> {
-        NatsServer::start_with(free_port()?, &format!("max_file_store: {bytes}"), "").await
-    }
-
-    /// Starts a cluster of `size` servers, each with JetStream, routed to one another as in
-    /// production; JetStream then elects its leader within a few seconds.
-    ///
-    /// # Errors
-    /// When `nats-server` is missing or a server does not come up.
-    pub async fn start_cluster(size: usize) -> Result<Vec<NatsServer>> {
-        let client_ports = (0..size).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
-        let route_ports = (0..size).map(|_| free_port()).collect::<Result<Vec<_>>>()?;
-        let routes: Vec<String> = route_ports.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
-        let mut servers = Vec::new();
-        for (i, (&port, route_port)) in client_ports.iter().zip(&route_ports).enumerate() {
-            let cluster = format!(
-                "server_name: n{i}\ncluster {{ name: velometry, listen: \"127.0.0.1:{route_port}\", routes: [{}] }}\n",
-                routes.join(", ")
-            );
-            servers.push(NatsServer::start_with(port, "", &cluster).await?);
-        }
-        Ok(servers)
-    }
-
-    /// Starts a server on `port`, with `jetstream` added to its JetStream block and
-    /// `rest` to its configuration.
-    async fn start_with(port: u16, jetstream: &str, rest: &str) -> Result<NatsServer> {
-        require("nats-server")?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let store = dir.path().join("js").display().to_string();
-        std::fs::write(
-            dir.path().join("nats.conf"),
-            format!("jetstream {{ store_dir: {store:?}\n{jetstream} }}\n{rest}"),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut server = NatsServer { child: None, dir, port, url: format!("nats://127.0.0.1:{port}") };
-        server.spawn().await?;
-        Ok(server)
-    }
-
-    async fn spawn(&mut self) -> Result<()> {
-        let config = self.dir.path().join("nats.conf");
-        let mut child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start nats-server: {e}"))?;
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            // A server that lost its port to another process exits: say so, rather than
-            // take the other process for it.
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("nats-server exited with {status} (port {})", self.port));
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                self.child = Some(child);
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("waited {} s for nats-server to accept connections", PATIENCE.as_secs()));
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Kills the server, keeping its JetStream store.
-    pub async fn kill(&mut self) {
-        sigkill(&mut self.child).await;
-    }
-
-    /// Starts the server again on the same port and store.
-    ///
-    /// # Errors
-    /// When it does not come back.
-    pub async fn restart(&mut self) -> Result<()> {
-        self.kill().await;
-        self.spawn().await
-    }
-}
-
-/// A running Prometheus with a configuration of the test's.
-pub struct PrometheusServer {
-    // Held for `kill_on_drop`.
-    _child: Child,
-    dir: TempDir,
-    /// Base URL of its HTTP API.
-    pub url: String,
-    http: reqwest::Client,
-}
-
-impl PrometheusServer {
-    /// Starts `prometheus` with `config` (the text of a prometheus.yml; relative paths in it
-    /// are read from `files`, copied next to it) and waits until it is ready.
-    ///
-    /// # Errors
-    /// When it is missing or does not come up.
-    pub async fn start(config: &str, files: &[(&str, &str)]) -> Result<PrometheusServer> {
-        require("prometheus")?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        for (name, text) in files {
-            let path = dir.path().join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-            }
-            std::fs::write(&path, text).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(dir.path().join("prometheus.yml"), config).map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let log = std::fs::File::create(dir.path().join("prometheus.log")).map_err(|e| e.to_string())?;
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start prometheus: {e}"))?;
-        let server = PrometheusServer {
-            _child: child,
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        let ready = wait_until("prometheus to be ready", Duration::from_millis(100), || async {
-            match server.http.get(format!("{}/-/ready", server.url)).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(r.status().to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await;
-        match ready {
-            Ok(()) => Ok(server),
-            Err(e) => Err(format!("{e}: {}", server.log())),
-        }
-    }
-
-    /// Its log.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// Runs an instant PromQL query; returns the `data.result` array.
-    ///
-    /// # Errors
-    /// When the request fails or Prometheus refuses the query.
-    pub async fn query(&self, promql: &str) -> Result<Vec<serde_json::Value>> {
-        let body: serde_json::Value = self
-            .http
-            .get(format!("{}/api/v1/query", self.url))
-            .query(&[("query", promql)])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
-        if body["status"] != "success" {
-            return Err(format!("{promql}: {body}"));
-        }
-        Ok(body["data"]["result"].as_array().cloned().unwrap_or_default())
-    }
-}
-
-/// A running VictoriaMetrics, which answers InfluxDB's `/api/v2/write`.
-pub struct VictoriaMetrics {
-    // Held for `kill_on_drop`.
-    _child: Child,
-    _dir: TempDir,
-    /// Base URL of its HTTP API.
-    pub url: String,
-    http: reqwest::Client,
-}
-
-impl VictoriaMetrics {
-    /// Starts `victoria-metrics` and waits until it answers `/health`.
-    ///
-    /// # Errors
-    /// When it is missing or does not come up.
-    pub async fn start() -> Result<VictoriaMetrics> {
-        require("victoria-metrics")?;
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port()?;
-        let child = Command::new("victoria-metrics")
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .arg(format!("-storageDataPath={}", dir.path().display()))
-            .arg("-search.latencyOffset=0s")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start victoria-metrics: {e}"))?;
-        let server = VictoriaMetrics {
-            _child: child,
-            _dir: dir,
-            url: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-        };
-        wait_until("victoria-metrics to answer /health", Duration::from_millis(50), || async {
-            match server.http.get(format!("{}/health", server.url)).send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err(r.status().to_string()),
-                Err(e) => Err(e.to_string()),
-            }
-        })
-        .await?;
-        Ok(server)
-    }
-
-    /// Exports the raw samples of a series selector as JSON lines.
-    ///
-    /// # Errors
-    /// When the request fails.
-    pub async fn export(&self, selector: &str) -> Result<Vec<serde_json::Value>> {
-        let _ = self.http.get(format!("{}/internal/force_flush", self.url)).send().await;
-        let text = self
-            .http
-            .post(format!("{}/api/v1/export", self.url))
-            .form(&[("match[]", selector)])
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
-        text.lines().map(|l| serde_json::from_str(l).map_err(|e| e.to_string())).collect()
     }
 }
 
