@@ -100,6 +100,18 @@ pub fn cases(g: &mut Generator) -> Vec<Request> {
             ],
         ),
     ];
+    // Found by fuzzing (the parser panicked on them): a field with a second `=`, a comma
+    // before the first field.
+    requests.push(request(
+        g,
+        &[
+            "c18 a=\"\"=1,o {t}",
+            "c18 ,o=\"=9 {t}",
+            "c18 a=\"\"=1,o=2 {t}",
+            "c18 x=1,,o=2 {t}",
+            "c18 ok=1 {t}",
+        ],
+    ));
     // Keys over 64 KiB: the client's (refused by both), and one InfluxDB would take that
     // the collector's own tags push over.
     let long = "x".repeat(65_536);

@@ -183,6 +183,10 @@ pub(super) fn scan_fields(b: &[u8], start: usize, unsigned: bool) -> Result<(usi
             continue;
         }
         if b[i] == b'=' && !quoted {
+            // The second pass cuts where the first did only while every field has one `=`
+            // and then its comma: not for `a=""=1,o` or `,o="=9` (found by fuzzing, where
+            // the places taken from here crossed).
+            plain &= equals == commas;
             if let Some(cut) = cuts.get_mut(equals) {
                 cut.0 = i;
             }
@@ -214,6 +218,7 @@ pub(super) fn scan_fields(b: &[u8], start: usize, unsigned: bool) -> Result<(usi
             }
         }
         if b[i] == b',' && !quoted {
+            plain &= commas + 1 == equals;
             if let Some(cut) = cuts.get_mut(commas) {
                 cut.1 = i;
             }

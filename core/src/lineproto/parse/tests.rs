@@ -274,6 +274,20 @@ fn agrees_with_the_influxdata_parser_on_generated_lines() {
     assert!(compared > 15_000, "the generator mostly made lines the reference refuses: {compared}");
 }
 
+/// Found by the `lineproto_line` and `lineproto_body` fuzz targets: the places of the fields
+/// taken from the first pass crossed, and slicing them panicked.
+#[test]
+fn a_field_with_two_equals_or_a_comma_first_is_read_as_influxdb_reads_it() {
+    assert_eq!(parse_line("n a=\"\"=1,o").err(), Some(ParseError::InvalidFieldKey("o".into())));
+    assert_eq!(parse_line("n a=\"\"=1,o=2").err(), Some(ParseError::InvalidFieldFormat));
+    let stored = ok("ws ,o=\"=9 1700000000000000000");
+    assert_eq!(
+        values(&stored),
+        vec![(",o".to_owned(), Value::Str("=".into()))],
+        "InfluxDB 1.6.7 stores this"
+    );
+}
+
 #[test]
 fn never_panics_on_mangled_lines() {
     let mut rng = StdRng::seed_from_u64(11);
