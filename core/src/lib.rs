@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod course;
+pub mod files;
 pub mod geo;
 pub mod ids;
 pub mod influx;
