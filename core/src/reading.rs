@@ -133,12 +133,24 @@ metrics! {
     ];
     Spo2 = "spo2": [required("percent", "%", 50.0, 100.0)];
     Hrv = "hrv": [required("rmssd_ms", "ms", 0.0, 1_000.0)];
+    EventStatus = "event_status": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("state", "code", 0.0, 1.0),
+        field("reason", "code", 1.0, 5.0),
+    ];
 }
 
 impl Metric {
     /// Whether readings of this kind are published live (the stream hub shows them).
     pub fn is_live(self) -> bool {
         matches!(self, Metric::Gps | Metric::HeartRate)
+    }
+
+    /// Whether devices (and every client with a device token) may write this measurement.
+    /// `event_status` is written by an event's organisers only (`crate::event::status`):
+    /// a rider's own device must not reinstate them.
+    pub fn written_by_devices(self) -> bool {
+        !matches!(self, Metric::EventStatus)
     }
 
     /// The spec of one field, if the measurement has it.

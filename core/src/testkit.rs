@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+mod courses;
 mod influx;
 
+pub use courses::{course_gpx, example_course_gpx, write_course_gpx};
 pub use influx::{InfluxServer, INFLUX_CACHE_SNAPSHOT};
 
 /// The path of a binary of this workspace, built first if a test of another package needs
@@ -105,6 +107,28 @@ impl RidersToml {
             "[[viewer]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nriders = [{}]\n",
             riders.join(", ")
         ));
+        self
+    }
+
+    /// Adds an organiser who may scratch and reinstate riders of `events`.
+    #[must_use]
+    pub fn organiser(mut self, id: &str, token: &str, events: &[&str]) -> RidersToml {
+        let hash = crate::riders::TokenHash::of(token).to_hex();
+        let events: Vec<String> = events.iter().map(|e| format!("\"{e}\"")).collect();
+        self.0.push_str(&format!(
+            "[[organiser]]\nid = \"{id}\"\ntoken_sha256 = \"{hash}\"\nevents = [{}]\n",
+            events.join(", ")
+        ));
+        self
+    }
+
+    /// Adds TOML as it is (an `[[event]]` table, say).
+    #[must_use]
+    pub fn raw(mut self, toml: &str) -> RidersToml {
+        self.0.push_str(toml);
+        if !toml.ends_with('\n') {
+            self.0.push('\n');
+        }
         self
     }
 
