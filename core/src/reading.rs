@@ -240,6 +240,9 @@ pub enum ReadingError {
     /// A timestamp before 1990.
     #[error("time {} is before 1990-01-01", format_rfc3339(*.0))]
     TooOld(Nanos),
+    /// A measurement that no device token may write (see [`Metric::written_by_devices`]).
+    #[error("{0} is recorded by an event's organisers (`collector event scratch`), not with a device token")]
+    NotForDevices(Metric),
 }
 
 /// A validated reading. The rider, device and source are not part of it: they come from the
@@ -344,6 +347,18 @@ fn check_value(spec: &FieldSpec, value: f64) -> Result<(), ReadingError> {
         });
     }
     Ok(())
+}
+
+/// Checks that a device token may write `metric`.
+///
+/// # Errors
+/// [`ReadingError::NotForDevices`] for `event_status`.
+pub fn check_device_writable(metric: Metric) -> Result<(), ReadingError> {
+    if metric.written_by_devices() {
+        Ok(())
+    } else {
+        Err(ReadingError::NotForDevices(metric))
+    }
 }
 
 /// Checks that a timestamp lies between 1990 and five minutes after `now`.

@@ -164,6 +164,10 @@ mod tests {
         assert_eq!(code, event_code(&tcr));
         assert!(code.fract() == 0.0 && (0.0..=MAX_EVENT_CODE).contains(&code), "{code}");
         assert_ne!(code, event_code(&EventId::parse("tcr-2027").expect("an id")));
+        assert!(
+            include_str!("../../../docs/schema.md").contains(&format!("\"event\" = {code}`")),
+            "docs/schema.md's example"
+        );
         for s in [Status::Racing, Status::Scratched] {
             assert_eq!((Status::from_code(s.code()), Status::from_name(s.name())), (Some(s), Some(s)));
         }
