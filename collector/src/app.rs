@@ -1,5 +1,6 @@
 //! Start-up and shutdown: [`Settings`] → [`Application::build`] (binds listeners, opens the
-//! WAL, reads the riders file) → [`Application::run_until_stopped`].
+//! WAL, reads the riders file) → [`Application::run_until_stopped`] (which also follows the
+//! riders file, so that a rider or a device token added mid-race works without a restart).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use velometry_core::riders::Registry;
+use velometry_core::riders::reload::{self, SharedRegistry};
 
 use crate::auth::Authenticator;
 use crate::dead_letters::DeadLetters;
@@ -67,6 +68,8 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// The riders file.
     pub riders: PathBuf,
+    /// How often the riders file and its course files are checked for changes.
+    pub riders_poll: Duration,
     /// WAL directory.
     pub wal_dir: PathBuf,
     /// Bound on unflushed WAL bytes.
@@ -113,6 +116,7 @@ pub struct Application {
     settings: Settings,
     sources: Vec<crate::sources::Source>,
     learner: Learner,
+    registry: SharedRegistry,
 }
 
 impl Application {
@@ -126,8 +130,8 @@ impl Application {
             tracing::warn!(file = %path.display(), "The wall clock is stepped by the seconds in this file (a testing flag).");
             let _ = read_clock_step(path);
         }
-        let registry = Registry::load(&settings.riders)?;
-        if registry.riders().is_empty() {
+        let registry = SharedRegistry::load(&settings.riders)?;
+        if registry.current().riders().is_empty() {
             tracing::warn!(riders = %settings.riders.display(), "The riders file has no riders; every write will be refused.");
         }
         let mut sinks = vec![build_sink(&settings.sink)?];
@@ -166,14 +170,14 @@ impl Application {
             .with_context(|| format!("cannot listen on {} (--metrics-listen)", settings.metrics_listen))?;
         let live = settings.nats_url.clone().map(|url| Live::start(url, 65_536));
         let sources = match &settings.sources {
-            Some(path) => crate::sources::load(path, &registry).map_err(anyhow::Error::msg)?,
+            Some(path) => crate::sources::load(path, &registry.current()).map_err(anyhow::Error::msg)?,
             None => Vec::new(),
         };
         if !sources.is_empty() {
             tracing::info!(sources = ?crate::sources::names(&sources), "Pollers configured.");
         }
         let auth =
-            Arc::new(Authenticator::new(Arc::new(registry), settings.rate_per_token, settings.rate_burst));
+            Arc::new(Authenticator::new(registry.clone(), settings.rate_per_token, settings.rate_burst));
         let field_types = Arc::new(FieldTypes::open(
             settings.wal_dir.join("field-types.jsonl"),
             wal.committed_lsn(),
@@ -192,7 +196,17 @@ impl Application {
             field_types,
         };
         let learner = build_learner(&settings.sink).context("cannot build the InfluxDB client")?;
-        Ok(Application { listener, metrics_listener, state, drainers, wal, settings, sources, learner })
+        Ok(Application {
+            listener,
+            metrics_listener,
+            state,
+            drainers,
+            wal,
+            settings,
+            sources,
+            learner,
+            registry,
+        })
     }
 
     /// The ingest listener's address (the real port when asked for port 0).
@@ -220,11 +234,22 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, metrics_listener, state, drainers, wal, settings, sources, learner } =
-            self;
+        let Application {
+            listener,
+            metrics_listener,
+            state,
+            drainers,
+            wal,
+            settings,
+            sources,
+            learner,
+            registry,
+        } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
+        let reloads =
+            tokio::spawn(reload::watch(registry, settings.riders_poll, m::config_reload, stop_rx.clone()));
         // Learn the database's field types before the first request, if it answers soon;
         // if not, the types learned from lines (kept across restarts) hold meanwhile.
         let first =
@@ -276,6 +301,7 @@ impl Application {
             let _ = drainer.await;
         }
         let _ = gauges.await;
+        let _ = reloads.await;
         let _ = refresher.await;
         let _ = metrics.await;
         Ok(())

@@ -1,5 +1,5 @@
-//! Who is writing: the device token, from any of the places real clients put it, checked
-//! against the riders file, then the per-token rate limit.
+//! Who is writing: the device (or organiser) token, from any of the places real clients put
+//! it, checked against the riders file in force, then the per-token rate limit.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use axum::http::{header, HeaderMap};
 use base64::Engine;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use velometry_core::riders::{DeviceIdentity, OwnTracksKey, Registry};
+use velometry_core::ids::OrganiserId;
+use velometry_core::riders::reload::SharedRegistry;
+use velometry_core::riders::{DeviceIdentity, Organiser, OwnTracksKey, Registry};
 
 use crate::error::ApiError;
 
@@ -36,15 +38,26 @@ pub fn token_from(headers: &HeaderMap, query_password: Option<&str>) -> Option<S
 
 /// Checks tokens and rate limits.
 pub struct Authenticator {
-    registry: Arc<Registry>,
+    registry: SharedRegistry,
     limiter: DefaultKeyedRateLimiter<DeviceIdentity>,
+    organisers: DefaultKeyedRateLimiter<OrganiserId>,
 }
 
 impl Authenticator {
-    /// An authenticator allowing each token `per_second` requests with bursts of `burst`.
-    pub fn new(registry: Arc<Registry>, per_second: NonZeroU32, burst: NonZeroU32) -> Authenticator {
-        let limiter = governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst));
-        Authenticator { registry, limiter }
+    /// An authenticator allowing each token `per_second` requests with bursts of `burst`,
+    /// against the riders file in force in `registry` at each request.
+    pub fn new(registry: SharedRegistry, per_second: NonZeroU32, burst: NonZeroU32) -> Authenticator {
+        let quota = Quota::per_second(per_second).allow_burst(burst);
+        Authenticator {
+            registry,
+            limiter: governor::RateLimiter::keyed(quota),
+            organisers: governor::RateLimiter::keyed(quota),
+        }
+    }
+
+    /// The riders file in force.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.current()
     }
 
     /// The device a token belongs to, if the token is known and within its rate.
@@ -60,8 +73,8 @@ impl Authenticator {
                     .into(),
             )
         })?;
-        let identity = self
-            .registry
+        let registry = self.registry.current();
+        let identity = registry
             .authenticate_device(token)
             .ok_or_else(|| ApiError::Unauthorized("authorization failed: unknown device token".into()))?;
         if let Err(not_until) = self.limiter.check_key(identity) {
@@ -71,9 +84,34 @@ impl Authenticator {
         Ok(identity.clone())
     }
 
+    /// The organiser a token belongs to, in the riders file in force (returned with it), if
+    /// the token is known and within its rate.
+    ///
+    /// # Errors
+    /// [`ApiError::Unauthorized`] for a missing token or one that is no organiser's,
+    /// [`ApiError::RateLimited`] past the token's rate.
+    pub fn organiser(&self, token: Option<&str>) -> Result<(Organiser, Arc<Registry>), ApiError> {
+        let token = token.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "authorization required: send an organiser token as `Authorization: Token <token>`".into(),
+            )
+        })?;
+        let registry = self.registry.current();
+        let organiser = registry.authenticate_organiser(token).cloned().ok_or_else(|| {
+            ApiError::Unauthorized(
+                "authorization failed: not an organiser token (an [[organiser]] of the riders file)".into(),
+            )
+        })?;
+        if let Err(not_until) = self.organisers.check_key(&organiser.id) {
+            let wait: Duration = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(ApiError::RateLimited(wait));
+        }
+        Ok((organiser, registry))
+    }
+
     /// The key the device's OwnTracks app encrypts with, if the riders file gives one.
-    pub fn owntracks_key(&self, device: &DeviceIdentity) -> Option<&OwnTracksKey> {
-        self.registry.owntracks_key(device)
+    pub fn owntracks_key(&self, device: &DeviceIdentity) -> Option<OwnTracksKey> {
+        self.registry.current().owntracks_key(device).cloned()
     }
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `collector serve`, `token`, `import` and `replay`. Every flag of `serve` is also
+//! The command line: `collector serve`, `token`, `import`, `replay` and `event`. Every flag of `serve` is also
 //! an environment variable (`VELOMETRY_…`).
 
 use std::net::SocketAddr;
@@ -36,6 +36,9 @@ pub enum Command {
     Import(crate::import::ImportArgs),
     /// Play a recorded ride, or simulated riders, as live traffic into a running collector.
     Replay(crate::replay::ReplayArgs),
+    /// Scratch a rider from an event, or reinstate them, with an organiser token, into a
+    /// running collector.
+    Event(crate::event::EventArgs),
 }
 
 /// The InfluxDB API the collector writes with.
@@ -60,6 +63,11 @@ pub struct ServeArgs {
     /// device's `owntracks_key`, its encryption secret: keep the file private), and viewers.
     #[arg(long, env = "VELOMETRY_RIDERS")]
     pub riders: PathBuf,
+    /// How often the riders file and its events' course files are checked for changes; a
+    /// change (or SIGHUP) is put in force without a restart, and one that cannot be used
+    /// is logged and keeps the configuration in force (docs/events.md).
+    #[arg(long, env = "VELOMETRY_RIDERS_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub riders_poll: Duration,
     /// Which InfluxDB write API to use.
     #[arg(long, env = "VELOMETRY_SINK", value_enum, default_value = "influx-v1")]
     pub sink: SinkKind,
@@ -188,6 +196,7 @@ impl ServeArgs {
             listen: self.listen,
             metrics_listen: self.metrics_listen,
             riders: self.riders,
+            riders_poll: self.riders_poll,
             wal_dir: self.wal_dir,
             wal_max_bytes: self.wal_max_bytes,
             sink,

@@ -41,6 +41,12 @@ pub enum ApiError {
     /// No credentials, or unknown ones.
     #[error("{0}")]
     Unauthorized(String),
+    /// Credentials that do not cover what is asked (an organiser of another event).
+    #[error("{0}")]
+    Forbidden(String),
+    /// What the path names does not exist (an event, or a rider who is not its entrant).
+    #[error("{0}")]
+    NotFound(String),
     /// The body is larger than the limit.
     #[error("http: request body too large (limit {0} bytes)")]
     TooLarge(usize),
@@ -72,6 +78,8 @@ impl ApiError {
             ApiError::BadRequest(_) => "malformed",
             ApiError::InvalidReadings { .. } | ApiError::LineProtocol { .. } => "invalid",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
             ApiError::TooLarge(_) => "too_large",
             ApiError::Timeout(_) => "timeout",
             ApiError::UnsupportedMediaType(_) => "media_type",
@@ -88,6 +96,8 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -3,15 +3,19 @@
 //!
 //! ```text
 //! ingest/ (lineproto · json · osmand · owntracks) → auth → Reading → wal/ (fsync) → 2xx
-//!                                                                      ├─▶ sink/ → InfluxDB
+//!         (event_status: organisers)                                   ├─▶ sink/ → InfluxDB
 //!                                                                      └─▶ live  → NATS
 //! ```
+//!
+//! The riders file behind `auth` is reloaded when it changes
+//! (`velometry_core::riders::reload`), so a device token added mid-race works at once.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod dead_letters;
 pub mod error;
+pub mod event;
 pub mod field_types;
 pub mod http;
 pub mod import;

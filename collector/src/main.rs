@@ -22,6 +22,7 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         }
+        Command::Event(args) => velometry_collector::event::run(args).await,
         Command::Replay(args) => {
             velometry_collector::replay::run(args, velometry_core::shutdown::signal()).await
         }

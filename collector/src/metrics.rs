@@ -119,6 +119,20 @@ pub(crate) fn live_failure(reason: &'static str, n: usize) {
     counter!(LIVE_FAILURES, "reason" => reason).increment(n as u64);
 }
 
+/// Reloads of the riders file after it changed (or on SIGHUP), by result (ok, error).
+pub const CONFIG_RELOADS: &str = "collector_config_reloads_total";
+/// Whether the riders file on disk is the configuration in force (1) or could not be used (0).
+pub const CONFIG_LAST_RELOAD_OK: &str = "collector_config_last_reload_successful";
+/// When the configuration in force was read (Unix seconds): at start, or at the last reload.
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "collector_config_last_reload_success_timestamp_seconds";
+
+pub(crate) fn config_reload(reload: velometry_core::riders::reload::Reload) {
+    velometry_core::telemetry::config_reload(
+        reload,
+        [CONFIG_RELOADS, CONFIG_LAST_RELOAD_OK, CONFIG_LAST_RELOAD_SUCCESS],
+    );
+}
+
 /// Connections closed at once because `--max-connections` were open.
 pub const CONNECTIONS_REFUSED: &str = "collector_http_connections_refused_total";
 

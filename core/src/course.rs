@@ -1,9 +1,11 @@
 //! A course: the planned route of a ride or an event, as a polyline with the distance along
-//! it at every point. Reading course files and the events that use them lives beside the
-//! riders file; matching fixes to a course lives with the progress service. This is what
-//! both share.
+//! it at every point. Reading course files is [`files`]; the events that use them live in
+//! the riders file; matching fixes to a course lives with the progress service. This is
+//! what all of them share.
 
 use crate::geo::haversine_m;
+
+pub mod files;
 
 /// One point of a course.
 #[derive(Debug, Clone, Copy, PartialEq)]

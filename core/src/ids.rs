@@ -1,4 +1,4 @@
-//! Identifiers of riders and devices: validated once, so that past the edge an id can be
+//! Identifiers of riders, devices, events and organisers: validated once, so that past the edge an id can be
 //! used as an InfluxDB tag value or a NATS subject token without escaping.
 
 use std::fmt;
@@ -69,6 +69,22 @@ id_type!(
     /// A device's id, unique within its rider.
     DeviceId
 );
+id_type!(
+    /// An event's id, as written in the riders file.
+    EventId
+);
+id_type!(
+    /// An organiser's id, as written in the riders file; it is the `device` tag of what
+    /// they record (`event_status`), so the history says who scratched a rider.
+    OrganiserId
+);
+
+impl From<&OrganiserId> for DeviceId {
+    /// The organiser as the `device` of the readings they record: both ids have one alphabet.
+    fn from(organiser: &OrganiserId) -> DeviceId {
+        DeviceId(organiser.0.clone())
+    }
+}
 
 #[cfg(test)]
 mod tests {

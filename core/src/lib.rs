@@ -1,13 +1,16 @@
 //! The domain model and the plumbing that every velometry service shares.
 //!
 //! A reading is parsed and validated once, at the ingest edge, into a [`reading::Reading`];
-//! past the edge nothing re-checks it. Identities (riders, devices, viewers) come from one
-//! riders file, read by [`riders::Registry`]. The rest is start-up plumbing: telemetry,
+//! past the edge nothing re-checks it. Identities (riders, devices, viewers, organisers) and
+//! events ([`event`], on a [`course`]) come from one riders file, read by
+//! [`riders::Registry`] and reloaded when it changes ([`riders::reload`]). The rest is start-up plumbing: telemetry,
 //! the shutdown signal and time parsing, plus (behind the `testkit` feature) a harness that
 //! starts real InfluxDB and NATS processes for integration tests.
 
 pub mod cli;
 pub mod course;
+pub mod event;
+pub mod files;
 pub mod geo;
 pub mod ids;
 pub mod influx;

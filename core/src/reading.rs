@@ -133,12 +133,24 @@ metrics! {
     ];
     Spo2 = "spo2": [required("percent", "%", 50.0, 100.0)];
     Hrv = "hrv": [required("rmssd_ms", "ms", 0.0, 1_000.0)];
+    EventStatus = "event_status": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("state", "code", 0.0, 1.0),
+        field("reason", "code", 1.0, 5.0),
+    ];
 }
 
 impl Metric {
     /// Whether readings of this kind are published live (the stream hub shows them).
     pub fn is_live(self) -> bool {
         matches!(self, Metric::Gps | Metric::HeartRate)
+    }
+
+    /// Whether devices (and every client with a device token) may write this measurement.
+    /// `event_status` is written by an event's organisers only (`crate::event::status`):
+    /// a rider's own device must not reinstate them.
+    pub fn written_by_devices(self) -> bool {
+        !matches!(self, Metric::EventStatus)
     }
 
     /// The spec of one field, if the measurement has it.
@@ -228,6 +240,9 @@ pub enum ReadingError {
     /// A timestamp before 1990.
     #[error("time {} is before 1990-01-01", format_rfc3339(*.0))]
     TooOld(Nanos),
+    /// A measurement that no device token may write (see [`Metric::written_by_devices`]).
+    #[error("{0} is recorded by an event's organisers (`collector event scratch`), not with a device token")]
+    NotForDevices(Metric),
 }
 
 /// A validated reading. The rider, device and source are not part of it: they come from the
@@ -332,6 +347,18 @@ fn check_value(spec: &FieldSpec, value: f64) -> Result<(), ReadingError> {
         });
     }
     Ok(())
+}
+
+/// Checks that a device token may write `metric`.
+///
+/// # Errors
+/// [`ReadingError::NotForDevices`] for `event_status`.
+pub fn check_device_writable(metric: Metric) -> Result<(), ReadingError> {
+    if metric.written_by_devices() {
+        Ok(())
+    } else {
+        Err(ReadingError::NotForDevices(metric))
+    }
 }
 
 /// Checks that a timestamp lies between 1990 and five minutes after `now`.

@@ -1,20 +1,32 @@
-//! The riders file: the single source of identities for all three services.
+//! The riders file: the single source of identities for all three services — riders and
+//! their devices, viewers, organisers — and of the events they ride (docs/events.md).
 //!
-//! Tokens are never stored, only their SHA-256. A presented token is hashed; the first
-//! eight bytes of its hash pick a bucket, and the whole hash is compared with each entry of
-//! that bucket in constant time. The timing can at most tell whether some stored hash
-//! shares 64 bits with the hash of a guess, which says nothing about any token; and a
-//! lookup costs the same with five devices or five thousand (a linear scan of every hash
-//! was a quarter of the collector's CPU with 500 devices).
+//! Tokens are never stored, only their SHA-256 ([`TokenHash`]). The file is parsed and
+//! checked whole, once, into a [`Registry`], course files included; a service holds it in a
+//! [`reload::SharedRegistry`], which swaps in a new one when the file changes.
+//!
+//! Who sees what: a public rider, and a public event, by anyone; a private rider by the
+//! viewers that list them; a private event by the viewers that list it. A viewer that lists
+//! an event also sees every entrant of it, private or not: one token for a club's private
+//! race is enough to follow all of it. Organisers scratch and reinstate the entrants of
+//! their events; an organiser token is not a viewer token.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::Path;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use crate::ids::{DeviceId, RiderId};
+use crate::course::files::CourseFile;
+use crate::event::status::event_code;
+use crate::event::Event;
+use crate::ids::{DeviceId, EventId, OrganiserId, RiderId};
+
+mod events;
+pub mod reload;
+mod tokens;
+
+use tokens::TokenIndex;
+pub use tokens::{generate_token, TokenHash};
 
 /// Why the riders file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -45,88 +57,6 @@ pub enum RidersError {
     },
 }
 
-/// The SHA-256 of a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; 32]);
-
-impl TokenHash {
-    /// Hashes a presented token.
-    pub fn of(token: &str) -> TokenHash {
-        TokenHash(Sha256::digest(token.as_bytes()).into())
-    }
-
-    /// Parses 64 hex digits.
-    ///
-    /// # Errors
-    /// A message saying what the value should look like.
-    pub fn parse_hex(hex_digits: &str) -> Result<TokenHash, String> {
-        let mut bytes = [0u8; 32];
-        hex::decode_to_slice(hex_digits, &mut bytes).map_err(|_| {
-            format!("token_sha256 {hex_digits:?} is not 64 hex digits (run `collector token` to make one)")
-        })?;
-        Ok(TokenHash(bytes))
-    }
-
-    /// The hash as 64 lowercase hex digits.
-    pub fn to_hex(self) -> String {
-        hex::encode(self.0)
-    }
-
-    fn matches(&self, other: &TokenHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-
-    fn bucket(&self) -> u64 {
-        u64::from_le_bytes([
-            self.0[0], self.0[1], self.0[2], self.0[3], self.0[4], self.0[5], self.0[6], self.0[7],
-        ])
-    }
-}
-
-/// Entries found by the hash of their token.
-#[derive(Debug, Clone)]
-struct TokenIndex<T> {
-    buckets: HashMap<u64, Vec<(TokenHash, T)>>,
-}
-
-impl<T> Default for TokenIndex<T> {
-    fn default() -> Self {
-        TokenIndex { buckets: HashMap::new() }
-    }
-}
-
-impl<T> TokenIndex<T> {
-    fn insert(&mut self, hash: TokenHash, value: T) {
-        self.buckets.entry(hash.bucket()).or_default().push((hash, value));
-    }
-
-    fn hashes(&self) -> impl Iterator<Item = &TokenHash> {
-        self.buckets.values().flatten().map(|(h, _)| h)
-    }
-
-    fn values(&self) -> impl Iterator<Item = &T> {
-        self.buckets.values().flatten().map(|(_, v)| v)
-    }
-
-    fn find(&self, token: &str) -> Option<&T> {
-        let presented = TokenHash::of(token);
-        let mut found = None;
-        for (hash, value) in self.buckets.get(&presented.bucket()).into_iter().flatten() {
-            // No early exit within the bucket.
-            if hash.matches(&presented) {
-                found = Some(value);
-            }
-        }
-        found
-    }
-}
-
-/// Makes a fresh random token (256 bits) with a recognisable prefix.
-pub fn generate_token() -> String {
-    let bytes: [u8; 32] = rand::random();
-    format!("velo_{}", hex::encode(bytes))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -134,6 +64,10 @@ struct RawFile {
     rider: Vec<RawRider>,
     #[serde(default)]
     viewer: Vec<RawViewer>,
+    #[serde(default)]
+    event: Vec<events::RawEvent>,
+    #[serde(default)]
+    organiser: Vec<events::RawOrganiser>,
 }
 
 #[derive(Deserialize)]
@@ -154,6 +88,17 @@ struct RawDevice {
     id: DeviceId,
     token_sha256: String,
     owntracks_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawViewer {
+    name: String,
+    token_sha256: String,
+    #[serde(default)]
+    riders: Vec<String>,
+    #[serde(default)]
+    events: Vec<String>,
 }
 
 /// The secret an OwnTracks app encrypts its messages with (its "Encryption key" setting),
@@ -181,14 +126,6 @@ impl std::fmt::Debug for OwnTracksKey {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawViewer {
-    name: String,
-    token_sha256: String,
-    riders: Vec<String>,
-}
-
 /// A rider, as the riders file describes them.
 #[derive(Debug, Clone)]
 pub struct Rider {
@@ -211,22 +148,45 @@ pub struct DeviceIdentity {
     pub device: DeviceId,
 }
 
-/// Which riders a viewer may see.
+/// Which riders or events a viewer or an organiser covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Visible {
-    /// Every rider (`"*"`).
+pub enum Visible<T> {
+    /// Every one (`"*"`).
     All,
-    /// These riders.
-    Only(Vec<RiderId>),
+    /// These.
+    Only(Vec<T>),
 }
 
-/// A viewer (coach, family) allowed to see private riders.
+impl<T: PartialEq> Visible<T> {
+    /// Whether `id` is covered.
+    pub fn covers(&self, id: &T) -> bool {
+        match self {
+            Visible::All => true,
+            Visible::Only(ids) => ids.contains(id),
+        }
+    }
+}
+
+/// A viewer (coach, family, a race's followers) allowed to see private riders and events.
 #[derive(Debug, Clone)]
 pub struct Viewer {
     /// Who it is, for logs.
     pub name: String,
     /// The riders this viewer may see.
-    pub riders: Visible,
+    pub riders: Visible<RiderId>,
+    /// The events this viewer may see, with their entrants.
+    pub events: Visible<EventId>,
+}
+
+/// An organiser, who may scratch and reinstate the entrants of their events.
+#[derive(Debug, Clone)]
+pub struct Organiser {
+    /// Their id: the `device` tag of what they record.
+    pub id: OrganiserId,
+    /// Display name (the id when none is given).
+    pub name: String,
+    /// The events they organise.
+    pub events: Visible<EventId>,
 }
 
 /// The parsed, validated riders file.
@@ -235,18 +195,22 @@ pub struct Registry {
     riders: Vec<Rider>,
     devices: TokenIndex<DeviceIdentity>,
     viewers: TokenIndex<Viewer>,
-    owntracks_keys: HashMap<DeviceIdentity, OwnTracksKey>,
+    owntracks_keys: std::collections::HashMap<DeviceIdentity, OwnTracksKey>,
+    events: Vec<Event>,
+    organisers: TokenIndex<Organiser>,
 }
 
 impl Registry {
-    /// Reads and validates a riders file.
+    /// Reads and validates a riders file, with the course files of its events (paths relative
+    /// to the riders file's folder).
     ///
     /// # Errors
     /// [`RidersError`] naming the file and what is wrong in it.
     pub fn load(path: &Path) -> Result<Registry, RidersError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| RidersError::Read { path: path.display().to_string(), source })?;
-        Registry::parse(&text).map_err(|e| match e {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        Registry::parse_in(&text, dir).map_err(|e| match e {
             RidersError::Parse { message, .. } => {
                 RidersError::Parse { path: path.display().to_string(), message }
             }
@@ -257,87 +221,167 @@ impl Registry {
         })
     }
 
-    /// Parses a riders file's text.
+    /// Parses a riders file's text; course files are read relative to the current directory.
+    ///
+    /// # Errors
+    /// As [`Registry::parse_in`].
+    pub fn parse(text: &str) -> Result<Registry, RidersError> {
+        Registry::parse_in(text, Path::new("."))
+    }
+
+    /// Parses a riders file's text, reading course files relative to `dir`.
     ///
     /// # Errors
     /// [`RidersError::Parse`] for TOML errors, [`RidersError::Invalid`] for duplicate ids,
-    /// reused tokens, malformed hashes and viewers naming unknown riders.
-    pub fn parse(text: &str) -> Result<Registry, RidersError> {
+    /// reused tokens, malformed hashes, viewers or organisers naming unknown riders or
+    /// events, and events that are not valid (docs/events.md): each message names the
+    /// event and the field.
+    pub fn parse_in(text: &str, dir: &Path) -> Result<Registry, RidersError> {
+        Registry::parse_with(text, dir, &|path| crate::course::files::read(path).map_err(|e| e.to_string()))
+    }
+
+    /// [`Registry::parse_in`] with course files read by `load`.
+    fn parse_with(
+        text: &str,
+        dir: &Path,
+        load: &dyn Fn(&Path) -> Result<CourseFile, String>,
+    ) -> Result<Registry, RidersError> {
         let invalid = |message: String| RidersError::Invalid { path: String::new(), message };
         let raw: RawFile = toml::from_str(text)
             .map_err(|e| RidersError::Parse { path: String::new(), message: e.to_string() })?;
         let mut registry = Registry::default();
         for r in raw.rider {
-            if registry.riders.iter().any(|x| x.id == r.id) {
-                return Err(invalid(format!("rider {:?} appears twice", r.id.as_str())));
-            }
-            if let Some(hr) = r.max_hr {
-                if !(100.0..=250.0).contains(&hr) {
-                    return Err(invalid(format!(
-                        "rider {:?}: max_hr {hr} is not in 100..=250",
-                        r.id.as_str()
-                    )));
-                }
-            }
-            for d in r.device {
-                let hash = TokenHash::parse_hex(&d.token_sha256).map_err(|m| {
-                    invalid(format!("rider {:?} device {:?}: {m}", r.id.as_str(), d.id.as_str()))
-                })?;
-                let identity = DeviceIdentity { rider: r.id.clone(), device: d.id };
-                if registry.devices.values().any(|x| *x == identity) {
-                    return Err(invalid(format!(
-                        "rider {:?} has device {:?} twice",
-                        r.id.as_str(),
-                        identity.device.as_str()
-                    )));
-                }
-                match d.owntracks_key {
-                    Some(key) if key.is_empty() => {
-                        return Err(invalid(format!(
-                            "rider {:?} device {:?}: owntracks_key is empty (leave it out for a device that does not encrypt)",
-                            r.id.as_str(),
-                            identity.device.as_str()
-                        )))
-                    }
-                    Some(key) => {
-                        registry.owntracks_keys.insert(identity.clone(), OwnTracksKey(key));
-                    }
-                    None => {}
-                }
-                registry.devices.insert(hash, identity);
-            }
-            registry.riders.push(Rider {
-                name: r.name.unwrap_or_else(|| r.id.to_string()),
-                id: r.id,
-                public: r.public,
-                max_hr: r.max_hr,
-            });
+            registry.add_rider(r).map_err(invalid)?;
         }
+        let rider_ids: HashSet<&RiderId> = registry.riders.iter().map(|r| &r.id).collect();
+        let mut events: Vec<Event> = Vec::with_capacity(raw.event.len());
+        for e in raw.event {
+            let event = events::event(e, &rider_ids, dir, load).map_err(invalid)?;
+            if let Some(twin) = events.iter().find(|x| event_code(&x.id) == event_code(&event.id)) {
+                let what = if twin.id == event.id {
+                    "appears twice"
+                } else {
+                    "has the event code of another: rename one"
+                };
+                return Err(invalid(format!("event {:?} {what}", event.id.as_str())));
+            }
+            events.push(event);
+        }
+        registry.events = events;
         for v in raw.viewer {
             let hash = TokenHash::parse_hex(&v.token_sha256)
                 .map_err(|m| invalid(format!("viewer {:?}: {m}", v.name)))?;
-            let riders = if v.riders.iter().any(|r| r == "*") {
-                Visible::All
-            } else {
-                let mut ids = Vec::new();
-                for r in &v.riders {
-                    let id = RiderId::parse(r).map_err(|e| invalid(format!("viewer {:?}: {e}", v.name)))?;
-                    if registry.rider(&id).is_none() {
-                        return Err(invalid(format!("viewer {:?} names unknown rider {r:?}", v.name)));
-                    }
-                    ids.push(id);
-                }
-                Visible::Only(ids)
-            };
-            registry.viewers.insert(hash, Viewer { name: v.name, riders });
+            let riders = registry
+                .scope(
+                    &v.riders,
+                    |id| RiderId::parse(id).map_err(|e| e.to_string()),
+                    |r, id| r.rider(id).is_some(),
+                )
+                .map_err(|m| invalid(format!("viewer {:?}: riders: {m}", v.name)))?;
+            let events = registry
+                .scope(
+                    &v.events,
+                    |id| EventId::parse(id).map_err(|e| e.to_string()),
+                    |r, id| r.event(id).is_some(),
+                )
+                .map_err(|m| invalid(format!("viewer {:?}: events: {m}", v.name)))?;
+            if riders == Visible::Only(Vec::new()) && events == Visible::Only(Vec::new()) {
+                return Err(invalid(format!(
+                    "viewer {:?} sees nothing: give riders = […] or events = […]",
+                    v.name
+                )));
+            }
+            registry.viewers.insert(hash, Viewer { name: v.name, riders, events });
         }
-        let mut hashes: Vec<TokenHash> =
-            registry.devices.hashes().chain(registry.viewers.hashes()).copied().collect();
+        let mut organiser_ids: HashSet<OrganiserId> = HashSet::new();
+        for o in raw.organiser {
+            let hash = TokenHash::parse_hex(&o.token_sha256)
+                .map_err(|m| invalid(format!("organiser {:?}: {m}", o.id.as_str())))?;
+            if !organiser_ids.insert(o.id.clone()) {
+                return Err(invalid(format!("organiser {:?} appears twice", o.id.as_str())));
+            }
+            let organiser = events::organiser(&o, &registry.events).map_err(invalid)?;
+            registry.organisers.insert(hash, organiser);
+        }
+        let mut hashes: Vec<TokenHash> = registry
+            .devices
+            .hashes()
+            .chain(registry.viewers.hashes())
+            .chain(registry.organisers.hashes())
+            .copied()
+            .collect();
         hashes.sort_unstable_by_key(|h| h.0);
         if hashes.windows(2).any(|w| w[0] == w[1]) {
-            return Err(invalid("two devices or viewers share one token; give each its own".into()));
+            return Err(invalid(
+                "two devices, viewers or organisers share one token; give each its own".into(),
+            ));
         }
         Ok(registry)
+    }
+
+    fn add_rider(&mut self, r: RawRider) -> Result<(), String> {
+        if self.riders.iter().any(|x| x.id == r.id) {
+            return Err(format!("rider {:?} appears twice", r.id.as_str()));
+        }
+        if let Some(hr) = r.max_hr {
+            if !(100.0..=250.0).contains(&hr) {
+                return Err(format!("rider {:?}: max_hr {hr} is not in 100..=250", r.id.as_str()));
+            }
+        }
+        for d in r.device {
+            let hash = TokenHash::parse_hex(&d.token_sha256)
+                .map_err(|m| format!("rider {:?} device {:?}: {m}", r.id.as_str(), d.id.as_str()))?;
+            let identity = DeviceIdentity { rider: r.id.clone(), device: d.id };
+            if self.devices.values().any(|x| *x == identity) {
+                return Err(format!(
+                    "rider {:?} has device {:?} twice",
+                    r.id.as_str(),
+                    identity.device.as_str()
+                ));
+            }
+            match d.owntracks_key {
+                Some(key) if key.is_empty() => {
+                    return Err(format!(
+                        "rider {:?} device {:?}: owntracks_key is empty (leave it out for a device that does not encrypt)",
+                        r.id.as_str(),
+                        identity.device.as_str()
+                    ))
+                }
+                Some(key) => {
+                    self.owntracks_keys.insert(identity.clone(), OwnTracksKey(key));
+                }
+                None => {}
+            }
+            self.devices.insert(hash, identity);
+        }
+        self.riders.push(Rider {
+            name: r.name.unwrap_or_else(|| r.id.to_string()),
+            id: r.id,
+            public: r.public,
+            max_hr: r.max_hr,
+        });
+        Ok(())
+    }
+
+    /// The riders or events a list names (`["*"]` for all), each checked by `known`.
+    fn scope<T>(
+        &self,
+        names: &[String],
+        parse: impl Fn(&str) -> Result<T, String>,
+        known: impl Fn(&Registry, &T) -> bool,
+    ) -> Result<Visible<T>, String> {
+        if names.iter().any(|n| n == "*") {
+            return Ok(Visible::All);
+        }
+        let mut ids = Vec::with_capacity(names.len());
+        for name in names {
+            let id = parse(name)?;
+            if !known(self, &id) {
+                return Err(format!("{name:?} is not in this file"));
+            }
+            ids.push(id);
+        }
+        Ok(Visible::Only(ids))
     }
 
     /// Every rider, in file order.
@@ -348,6 +392,21 @@ impl Registry {
     /// One rider by id.
     pub fn rider(&self, id: &RiderId) -> Option<&Rider> {
         self.riders.iter().find(|r| r.id == *id)
+    }
+
+    /// How many device tokens the file holds.
+    pub fn device_count(&self) -> usize {
+        self.devices.values().count()
+    }
+
+    /// Every event, in file order.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// One event by id.
+    pub fn event(&self, id: &EventId) -> Option<&Event> {
+        self.events.iter().find(|e| e.id == *id)
     }
 
     /// The device a token belongs to.
@@ -365,120 +424,27 @@ impl Registry {
         self.viewers.find(token)
     }
 
-    /// Whether a caller (a viewer, or anonymous) may see a rider.
+    /// The organiser a token belongs to.
+    pub fn authenticate_organiser(&self, token: &str) -> Option<&Organiser> {
+        self.organisers.find(token)
+    }
+
+    /// Whether a caller (a viewer, or anonymous) may see a rider: a public one, one the
+    /// viewer lists, or an entrant of an event the viewer lists.
     pub fn may_see(&self, viewer: Option<&Viewer>, rider: &Rider) -> bool {
         rider.public
-            || match viewer.map(|v| &v.riders) {
-                Some(Visible::All) => true,
-                Some(Visible::Only(ids)) => ids.contains(&rider.id),
-                None => false,
-            }
+            || viewer.is_some_and(|v| {
+                v.riders.covers(&rider.id)
+                    || self.events.iter().any(|e| v.events.covers(&e.id) && e.entrant(&rider.id).is_some())
+            })
+    }
+
+    /// Whether a caller (a viewer, or anonymous) may see an event: a public one, or one the
+    /// viewer lists.
+    pub fn may_see_event(&self, viewer: Option<&Viewer>, event: &Event) -> bool {
+        event.public || viewer.is_some_and(|v| v.events.covers(&event.id))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn file(alice_token: &str, coach_token: &str) -> String {
-        format!(
-            r#"
-[[rider]]
-id = "alice"
-name = "Alice"
-public = true
-  [[rider.device]]
-  id = "edge530"
-  token_sha256 = "{}"
-
-[[rider]]
-id = "bob"
-max_hr = 190
-
-[[viewer]]
-name = "coach"
-token_sha256 = "{}"
-riders = ["bob"]
-"#,
-            TokenHash::of(alice_token).to_hex(),
-            TokenHash::of(coach_token).to_hex()
-        )
-    }
-
-    #[test]
-    fn authenticates_devices_and_viewers_by_token() {
-        let registry = Registry::parse(&file("t1", "t2")).expect("valid");
-        let id = registry.authenticate_device("t1").expect("known token");
-        assert_eq!((id.rider.as_str(), id.device.as_str()), ("alice", "edge530"));
-        assert!(registry.authenticate_device("t2").is_none(), "a viewer token is no device token");
-        assert!(registry.authenticate_device("nope").is_none());
-        let coach = registry.authenticate_viewer("t2").expect("viewer");
-        let bob = registry.rider(&RiderId::parse("bob").expect("valid")).expect("bob");
-        assert!(registry.may_see(Some(coach), bob));
-        assert!(!registry.may_see(None, bob));
-        assert_eq!(bob.name, "bob");
-        assert_eq!(bob.max_hr, Some(190.0));
-    }
-
-    #[test]
-    fn rejects_contradictions_with_a_message_naming_them() {
-        let err = Registry::parse(&file("same", "same")).unwrap_err().to_string();
-        assert!(err.contains("share one token"), "{err}");
-        let err = Registry::parse("[[rider]]\nid = \"Alice\"\n").unwrap_err().to_string();
-        assert!(err.contains("invalid id \"Alice\""), "{err}");
-        let err =
-            Registry::parse("[[rider]]\nid = \"a\"\n[[rider.device]]\nid = \"d\"\ntoken_sha256 = \"xyz\"\n")
-                .unwrap_err()
-                .to_string();
-        assert!(err.contains("not 64 hex digits"), "{err}");
-        let err = Registry::parse("[[viewer]]\nname = \"c\"\ntoken_sha256 = \"{}\"\nriders = [\"zed\"]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not 64 hex digits") || err.contains("unknown rider"), "{err}");
-    }
-
-    #[test]
-    fn finds_every_device_among_many() {
-        let mut file = String::new();
-        for i in 0..1000 {
-            file.push_str(&format!(
-                "[[rider]]\nid = \"r{i}\"\n[[rider.device]]\nid = \"d\"\ntoken_sha256 = \"{}\"\n",
-                TokenHash::of(&format!("token-{i}")).to_hex()
-            ));
-        }
-        let registry = Registry::parse(&file).expect("valid");
-        for i in [0, 1, 499, 999] {
-            let id = registry.authenticate_device(&format!("token-{i}")).expect("known");
-            assert_eq!(id.rider.as_str(), format!("r{i}"));
-        }
-        assert!(registry.authenticate_device("token-1000").is_none());
-    }
-
-    #[test]
-    fn an_owntracks_key_is_kept_per_device_and_padded_or_cut_as_the_apps_do() {
-        let file = format!(
-            "[[rider]]\nid = \"a\"\n[[rider.device]]\nid = \"phone\"\ntoken_sha256 = \"{}\"\nowntracks_key = \"s3cret\"\n\
-             [[rider.device]]\nid = \"edge\"\ntoken_sha256 = \"{}\"\n",
-            TokenHash::of("t1").to_hex(),
-            TokenHash::of("t2").to_hex()
-        );
-        let registry = Registry::parse(&file).expect("valid");
-        let phone = registry.authenticate_device("t1").expect("known").clone();
-        let key = registry.owntracks_key(&phone).expect("a key");
-        assert_eq!(&key.secretbox_key()[..7], b"s3cret\0");
-        assert_eq!(format!("{key:?}"), "OwnTracksKey(…)", "never in a log");
-        let edge = registry.authenticate_device("t2").expect("known");
-        assert!(registry.owntracks_key(edge).is_none());
-        let long = OwnTracksKey("x".repeat(40));
-        assert_eq!(long.secretbox_key(), [b'x'; 32]);
-        let empty = file.replace("s3cret", "");
-        assert!(Registry::parse(&empty).unwrap_err().to_string().contains("owntracks_key is empty"));
-    }
-
-    #[test]
-    fn generated_tokens_are_distinct_and_prefixed() {
-        let (a, b) = (generate_token(), generate_token());
-        assert_ne!(a, b);
-        assert!(a.starts_with("velo_") && a.len() == 69);
-    }
-}
+mod tests;

@@ -19,6 +19,33 @@ pub const SECONDS_BUCKETS: &[f64] = &[
     30.0,
 ];
 
+/// Records a reload of the riders file on a service's three configuration metrics, named by
+/// the service (`[reloads_total, last_reload_successful, last_reload_success_timestamp]`,
+/// see docs/metrics.md): at start the counter's two series appear at zero, the gauge says 1
+/// and the time is now; each reload counts by result and sets the gauge; a good one sets the
+/// time.
+pub fn config_reload(reload: crate::riders::reload::Reload, [reloads, ok, success]: [&'static str; 3]) {
+    use crate::riders::reload::Reload;
+    let now = || crate::time::now_nanos() as f64 / 1e9;
+    match reload {
+        Reload::Started => {
+            metrics::counter!(reloads, "result" => "ok").increment(0);
+            metrics::counter!(reloads, "result" => "error").increment(0);
+            metrics::gauge!(ok).set(1.0);
+            metrics::gauge!(success).set(now());
+        }
+        Reload::Reloaded => {
+            metrics::counter!(reloads, "result" => "ok").increment(1);
+            metrics::gauge!(ok).set(1.0);
+            metrics::gauge!(success).set(now());
+        }
+        Reload::Failed => {
+            metrics::counter!(reloads, "result" => "error").increment(1);
+            metrics::gauge!(ok).set(0.0);
+        }
+    }
+}
+
 /// Starts logging to stderr; `RUST_LOG` filters (default `info`).
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));

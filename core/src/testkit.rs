@@ -12,13 +12,17 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+mod courses;
 mod influx;
 mod nats;
 mod prometheus;
+mod riders_toml;
 
+pub use courses::{course_gpx, example_course_gpx, write_course_gpx};
 pub use influx::{InfluxServer, INFLUX_CACHE_SNAPSHOT};
 pub use nats::NatsServer;
 pub use prometheus::{PrometheusServer, VictoriaMetrics};
+pub use riders_toml::RidersToml;
 
 /// The path of a binary of this workspace, built first if a test of another package needs
 /// it (`cargo build` is a no-op when it is up to date).
@@ -65,57 +69,6 @@ pub fn cpu_time(pid: Option<u32>) -> Duration {
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
     let ticks: u64 = fields.get(11..13).map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
     Duration::from_millis(ticks * 10)
-}
-
-/// A riders file for tests and benchmarks, written from the riders, devices and viewers
-/// added to it; tokens are hashed as the real file holds them.
-#[derive(Debug, Default)]
-pub struct RidersToml(String);
-
-impl RidersToml {
-    /// An empty file.
-    pub fn new() -> RidersToml {
-        RidersToml::default()
-    }
-
-    /// Adds a rider.
-    #[must_use]
-    pub fn rider(mut self, id: &str, name: &str, public: bool) -> RidersToml {
-        self.0.push_str(&format!("[[rider]]\nid = \"{id}\"\nname = \"{name}\"\npublic = {public}\n"));
-        self
-    }
-
-    /// Sets the maximum heart rate of the rider added last (call before adding devices).
-    #[must_use]
-    pub fn max_hr(mut self, bpm: u32) -> RidersToml {
-        self.0.push_str(&format!("max_hr = {bpm}\n"));
-        self
-    }
-
-    /// Adds a device with its token to the rider added last.
-    #[must_use]
-    pub fn device(mut self, id: &str, token: &str) -> RidersToml {
-        let hash = crate::riders::TokenHash::of(token).to_hex();
-        self.0.push_str(&format!("  [[rider.device]]\n  id = \"{id}\"\n  token_sha256 = \"{hash}\"\n"));
-        self
-    }
-
-    /// Adds a viewer who may see `riders`.
-    #[must_use]
-    pub fn viewer(mut self, name: &str, token: &str, riders: &[&str]) -> RidersToml {
-        let hash = crate::riders::TokenHash::of(token).to_hex();
-        let riders: Vec<String> = riders.iter().map(|r| format!("\"{r}\"")).collect();
-        self.0.push_str(&format!(
-            "[[viewer]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nriders = [{}]\n",
-            riders.join(", ")
-        ));
-        self
-    }
-
-    /// The file's text.
-    pub fn build(self) -> String {
-        self.0
-    }
 }
 
 /// A numeric `--name value` flag of a benchmark program, or `default`.

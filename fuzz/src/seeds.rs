@@ -1,7 +1,7 @@
 //! Writes the corpus every fuzz run starts from, made by velometry's own code: rides of the
 //! rider simulator as line protocol, JSON readings, OwnTracks messages, GPX (written with
-//! the `gpx` crate) and TCX files, gzipped too; live-feed messages, riders files and WAL
-//! plans. The shared FIT recordings are read in place by `deploy/local/fuzz.sh`, as a second
+//! the `gpx` crate) and TCX files, gzipped too; course files (GPX written by velometry's
+//! own writer, and TCX); live-feed messages, riders files and WAL plans. The shared FIT recordings are read in place by `deploy/local/fuzz.sh`, as a second
 //! corpus folder; gzipped copies of them are made here.
 //!
 //!   seeds CORPUS_DIR [RIDES_DIR]
@@ -36,6 +36,7 @@ fn main() -> Result<(), String> {
     }
     live_messages(&mut out)?;
     riders_files(&mut out)?;
+    course_files(&mut out)?;
     wal_plans(&mut out)?;
     query_params(&mut out)?;
     sources_files(&mut out)?;
@@ -287,6 +288,44 @@ fn tcx_file(out: &mut Corpus, seed: u64, ride: &[Reading]) -> Result<(), String>
         start = format_rfc3339(NOW - RIDE_SECONDS * 1_000_000_000),
     );
     out.put_file("ride_tcx", &seed.to_string(), tcx.as_bytes())
+}
+
+/// Courses as events read them: a loop written as GPX by velometry's own writer, with
+/// waypoints, and the same as a TCX course with course points.
+fn course_files(out: &mut Corpus) -> Result<(), String> {
+    use velometry_core::course::files::{to_gpx, Waypoint};
+    use velometry_core::course::Course;
+    let points: Vec<(f64, f64, Option<f64>)> = (0..40)
+        .map(|i| {
+            let angle = std::f64::consts::TAU * f64::from(i) / 40.0;
+            (45.0 + 0.01 * angle.sin(), 7.0 + 0.014 * angle.cos(), Some(200.0 + f64::from(i)))
+        })
+        .collect();
+    let course = Course::new(points.iter().copied()).map_err(|e| e.to_string())?;
+    let waypoints: Vec<Waypoint> = [(5, "CP1"), (25, "CP2")]
+        .iter()
+        .map(|(i, name)| Waypoint { name: (*name).to_owned(), lat: points[*i].0, lon: points[*i].1 })
+        .collect();
+    let gpx = to_gpx("loop", &course, &waypoints).map_err(|e| e.to_string())?;
+    out.put_file("course_file", "loop.gpx", &gpx)?;
+    let mut tcx = String::from(
+        "<?xml version=\"1.0\"?>\n<TrainingCenterDatabase><Courses><Course><Name>loop</Name><Track>",
+    );
+    for (lat, lon, ele) in &points {
+        tcx.push_str(&format!(
+            "<Trackpoint><Position><LatitudeDegrees>{lat}</LatitudeDegrees><LongitudeDegrees>{lon}</LongitudeDegrees></Position><AltitudeMeters>{}</AltitudeMeters></Trackpoint>",
+            ele.unwrap_or_default()
+        ));
+    }
+    tcx.push_str("</Track>");
+    for w in &waypoints {
+        tcx.push_str(&format!(
+            "<CoursePoint><Name>{}</Name><Position><LatitudeDegrees>{}</LatitudeDegrees><LongitudeDegrees>{}</LongitudeDegrees></Position></CoursePoint>",
+            w.name, w.lat, w.lon
+        ));
+    }
+    tcx.push_str("</Course></Courses></TrainingCenterDatabase>\n");
+    out.put_file("course_file", "loop.tcx", tcx.as_bytes())
 }
 
 fn live_messages(out: &mut Corpus) -> Result<(), String> {

@@ -1,16 +1,16 @@
-//! Start-up and shutdown: [`Settings`] → [`Application::build`] → [`Application::run_until_stopped`].
+//! Start-up and shutdown: [`Settings`] → [`Application::build`] → [`Application::run_until_stopped`]
+//! (which also follows the riders file: a rider added to it mid-race is served at once).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use velometry_core::influx::InfluxAuth;
-use velometry_core::riders::Registry;
+use velometry_core::riders::reload::{self, SharedRegistry};
 use velometry_core::server::ServerLimits;
 
 use crate::api::{self, AppState};
@@ -36,6 +36,8 @@ pub struct Settings {
     pub read_cache_ttl: Duration,
     /// The riders file.
     pub riders: PathBuf,
+    /// How often the riders file and its course files are checked for changes.
+    pub riders_poll: Duration,
     /// The rollup job.
     pub rollups: RollupSettings,
     /// Raw points one request may read at most.
@@ -62,7 +64,7 @@ impl Application {
     /// # Errors
     /// A message saying what to fix.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let registry = Registry::load(&settings.riders)?;
+        let registry = SharedRegistry::load(&settings.riders)?;
         let influx = Influx::new(
             &settings.influx_url,
             &settings.influx_db,
@@ -78,7 +80,7 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {} (--metrics-listen)", settings.metrics_listen))?;
         let state = AppState {
-            registry: Arc::new(registry),
+            registry,
             influx,
             watermark: Watermark::default(),
             max_raw_points: settings.max_raw_points,
@@ -115,6 +117,12 @@ impl Application {
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
+        let reloads = tokio::spawn(reload::watch(
+            state.registry.clone(),
+            settings.riders_poll,
+            crate::metrics::config_reload,
+            stop_rx.clone(),
+        ));
         let rollups = Rollups::new(state.influx.clone(), settings.rollups, state.watermark.clone());
         let job = tokio::spawn(rollups.run(stop_rx.clone()));
         let limits = ServerLimits {
@@ -136,6 +144,7 @@ impl Application {
         )
         .await?;
         let _ = job.await;
+        let _ = reloads.await;
         let _ = metrics.await;
         Ok(())
     }

@@ -64,6 +64,11 @@ pub struct ServeArgs {
     /// private ones need a viewer token.
     #[arg(long, env = "VELOMETRY_RIDERS")]
     pub riders: PathBuf,
+    /// How often the riders file and its events' course files are checked for changes; a
+    /// change (or SIGHUP) is put in force without a restart, and one that cannot be used
+    /// is logged and keeps the configuration in force (docs/events.md).
+    #[arg(long, env = "VELOMETRY_RIDERS_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub riders_poll: Duration,
     /// Compute rollups in this replica (`false`: only read the watermark the others keep).
     #[arg(long, env = "VELOMETRY_ROLLUPS", default_value_t = true, action = clap::ArgAction::Set)]
     pub rollups: bool,
@@ -116,6 +121,7 @@ impl ServeArgs {
             influx_gzip: self.influx_gzip,
             read_cache_ttl: self.read_cache_ttl,
             riders: self.riders,
+            riders_poll: self.riders_poll,
             rollups: RollupSettings {
                 interval: self.rollup_interval,
                 settle: self.rollup_settle,

@@ -32,6 +32,19 @@ pub const ROLLUP_LAG: &str = "query_rollup_lag_seconds";
 pub const LATE_RANGES: &str = "query_rollup_late_ranges_total";
 /// Length of history recomputed for late readings.
 pub const LATE_SECONDS: &str = "query_rollup_late_recomputed_seconds_total";
+/// Reloads of the riders file after it changed (or on SIGHUP), by result (ok, error).
+pub const CONFIG_RELOADS: &str = "query_config_reloads_total";
+/// Whether the riders file on disk is the configuration in force (1) or could not be used (0).
+pub const CONFIG_LAST_RELOAD_OK: &str = "query_config_last_reload_successful";
+/// When the configuration in force was read (Unix seconds): at start, or at the last reload.
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "query_config_last_reload_success_timestamp_seconds";
+
+pub(crate) fn config_reload(reload: velometry_core::riders::reload::Reload) {
+    velometry_core::telemetry::config_reload(
+        reload,
+        [CONFIG_RELOADS, CONFIG_LAST_RELOAD_OK, CONFIG_LAST_RELOAD_SUCCESS],
+    );
+}
 
 pub(crate) fn http_request(route: String, status: u16, elapsed: Duration) {
     counter!(HTTP_REQUESTS, "route" => route.clone(), "status" => status.to_string()).increment(1);

@@ -1,4 +1,5 @@
-//! Start-up and shutdown: [`Settings`] → [`Application::build`] → [`Application::run_until_stopped`].
+//! Start-up and shutdown: [`Settings`] → [`Application::build`] → [`Application::run_until_stopped`]
+//! (which also follows the riders file: a rider added to it mid-race can be followed at once).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use velometry_core::riders::Registry;
+use velometry_core::riders::reload::{self, SharedRegistry};
 use velometry_core::server::ServerLimits;
 
 use crate::feed::{self, FeedSettings, FeedState};
@@ -25,6 +26,8 @@ pub struct Settings {
     pub metrics_listen: SocketAddr,
     /// The riders file.
     pub riders: PathBuf,
+    /// How often the riders file and its course files are checked for changes.
+    pub riders_poll: Duration,
     /// NATS and its history.
     pub feed: FeedSettings,
     /// Open WebSockets at most.
@@ -43,6 +46,7 @@ pub struct Application {
     metrics_listener: TcpListener,
     settings: Settings,
     hub: Arc<Hub>,
+    registry: SharedRegistry,
 }
 
 impl Application {
@@ -51,15 +55,15 @@ impl Application {
     /// # Errors
     /// A message saying what to fix.
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
-        let registry = Registry::load(&settings.riders)?;
+        let registry = SharedRegistry::load(&settings.riders)?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("cannot listen on {} (--listen)", settings.listen))?;
         let metrics_listener = TcpListener::bind(settings.metrics_listen)
             .await
             .with_context(|| format!("cannot listen on {} (--metrics-listen)", settings.metrics_listen))?;
-        let hub = Arc::new(Hub::new(Arc::new(registry), settings.feed.trail));
-        Ok(Application { listener, metrics_listener, settings, hub })
+        let hub = Arc::new(Hub::new(registry.clone(), settings.feed.trail));
+        Ok(Application { listener, metrics_listener, settings, hub, registry })
     }
 
     /// The listener's address.
@@ -87,10 +91,16 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, metrics_listener, settings, hub } = self;
+        let Application { listener, metrics_listener, settings, hub, registry } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let metrics = velometry_core::telemetry::spawn_metrics(metrics_listener, stop_rx.clone())
             .map_err(anyhow::Error::msg)?;
+        let reloads = tokio::spawn(reload::watch(
+            registry,
+            settings.riders_poll,
+            crate::metrics::config_reload,
+            stop_rx.clone(),
+        ));
         let (feed_tx, feed_rx) = watch::channel(FeedState::Starting(None));
         let feed = tokio::spawn(feed::run(hub.clone(), settings.feed.clone(), feed_tx, stop_rx.clone()));
         let state = AppState {
@@ -122,6 +132,7 @@ impl Application {
         )
         .await?;
         let _ = feed.await;
+        let _ = reloads.await;
         let _ = metrics.await;
         Ok(())
     }

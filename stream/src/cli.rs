@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// The riders file (the same as the collector's).
     #[arg(long, env = "VELOMETRY_RIDERS")]
     pub riders: PathBuf,
+    /// How often the riders file and its events' course files are checked for changes; a
+    /// change (or SIGHUP) is put in force without a restart, and one that cannot be used
+    /// is logged and keeps the configuration in force (docs/events.md).
+    #[arg(long, env = "VELOMETRY_RIDERS_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub riders_poll: Duration,
     /// Open WebSockets at most; more are refused with 503 and Retry-After.
     #[arg(long, env = "VELOMETRY_STREAM_MAX_CONNECTIONS", default_value_t = 20_000)]
     pub max_connections: usize,
@@ -95,6 +100,7 @@ impl ServeArgs {
             listen: self.listen,
             metrics_listen: self.metrics_listen,
             riders: self.riders,
+            riders_poll: self.riders_poll,
             feed: FeedSettings {
                 url: self.nats_url,
                 trail: self.trail,

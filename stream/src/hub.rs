@@ -1,14 +1,21 @@
 //! The hub: what each rider is doing now (latest reading per metric, recent trail), who
 //! follows them, and the fan-out of each new reading to every follower's queue.
+//!
+//! Who may follow whom is asked of the riders file in force at each request, so a rider
+//! added to it mid-race can be followed as soon as the file is reloaded. A rider's state is
+//! made when their first reading or follower comes: the collector publishes only riders of
+//! its riders file, and a reading that arrives before this hub has reloaded the file is kept,
+//! not lost.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
 use velometry_core::ids::RiderId;
+use velometry_core::riders::reload::SharedRegistry;
 use velometry_core::riders::{Registry, Viewer};
 use velometry_core::time::parse_rfc3339;
 
@@ -64,8 +71,8 @@ struct Now {
     trail: VecDeque<TrailPoint>,
 }
 
+#[derive(Default)]
 struct RiderState {
-    info: RiderInfo,
     now: Mutex<Now>,
     followers: Mutex<HashMap<u64, Arc<Queue>>>,
 }
@@ -79,10 +86,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// 10 Hz would otherwise make snapshots of megabytes).
 const MAX_TRAIL: usize = 3600;
 
-/// Every rider of the riders file, with what they are doing now and who follows them.
+/// Every rider seen, with what they are doing now and who follows them.
 pub struct Hub {
-    registry: Arc<Registry>,
-    riders: HashMap<RiderId, RiderState>,
+    registry: SharedRegistry,
+    riders: RwLock<HashMap<RiderId, Arc<RiderState>>>,
     trail: Duration,
     next_id: AtomicU64,
 }
@@ -100,25 +107,27 @@ pub enum FollowError {
 
 impl Hub {
     /// A hub for the riders of `registry`, keeping `trail` of positions.
-    pub fn new(registry: Arc<Registry>, trail: Duration) -> Hub {
-        let riders = registry
-            .riders()
-            .iter()
-            .map(|r| {
-                let state = RiderState {
-                    info: RiderInfo { id: r.id.to_string(), name: r.name.clone() },
-                    now: Mutex::default(),
-                    followers: Mutex::default(),
-                };
-                (r.id.clone(), state)
-            })
-            .collect();
-        Hub { registry, riders, trail, next_id: AtomicU64::new(1) }
+    pub fn new(registry: SharedRegistry, trail: Duration) -> Hub {
+        Hub { registry, riders: RwLock::default(), trail, next_id: AtomicU64::new(1) }
     }
 
-    /// The riders file.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The riders file in force.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.current()
+    }
+
+    /// A rider's state, made on first use.
+    fn rider(&self, rider: &RiderId) -> Arc<RiderState> {
+        // Plain data only; a panic elsewhere leaves the map consistent.
+        if let Some(state) = self.riders.read().unwrap_or_else(PoisonError::into_inner).get(rider) {
+            return state.clone();
+        }
+        self.riders.write().unwrap_or_else(PoisonError::into_inner).entry(rider.clone()).or_default().clone()
+    }
+
+    /// A rider's state, if they have one.
+    fn existing(&self, rider: &RiderId) -> Option<Arc<RiderState>> {
+        self.riders.read().unwrap_or_else(PoisonError::into_inner).get(rider).cloned()
     }
 
     /// A fresh connection id.
@@ -128,10 +137,11 @@ impl Hub {
 
     /// The riders a viewer (or an anonymous client) may follow, in file order.
     pub fn visible(&self, viewer: Option<&Viewer>) -> Vec<RiderInfo> {
-        self.registry
+        let registry = self.registry.current();
+        registry
             .riders()
             .iter()
-            .filter(|r| self.registry.may_see(viewer, r))
+            .filter(|r| registry.may_see(viewer, r))
             .map(|r| RiderInfo { id: r.id.to_string(), name: r.name.clone() })
             .collect()
     }
@@ -143,8 +153,9 @@ impl Hub {
     pub fn check(&self, viewer: Option<&Viewer>, rider: &str) -> Result<RiderId, FollowError> {
         let unknown = || FollowError::Unknown(rider.to_owned());
         let id = RiderId::parse(rider).map_err(|_| unknown())?;
-        let known = self.registry.rider(&id).ok_or_else(unknown)?;
-        if self.registry.may_see(viewer, known) {
+        let registry = self.registry.current();
+        let known = registry.rider(&id).ok_or_else(unknown)?;
+        if registry.may_see(viewer, known) {
             Ok(id)
         } else {
             Err(FollowError::Private(rider.to_owned()))
@@ -154,7 +165,7 @@ impl Hub {
     /// Adds a follower and queues the rider's snapshot for them first, so that no reading
     /// reaches them before the snapshot. Returns false if they already followed.
     pub fn follow(&self, rider: &RiderId, connection: u64, queue: &Arc<Queue>) -> bool {
-        let Some(state) = self.riders.get(rider) else { return false };
+        let state = self.rider(rider);
         let now = lock(&state.now);
         let mut followers = lock(&state.followers);
         if followers.contains_key(&connection) {
@@ -166,7 +177,7 @@ impl Hub {
             .filter_map(|(_, frame)| serde_json::from_str::<&RawValue>(frame.as_str()).ok())
             .collect();
         let trail: Vec<TrailPoint> = now.trail.iter().copied().collect();
-        let snapshot = Frame::Snapshot { rider: &state.info.id, latest, trail: &trail }.encode();
+        let snapshot = Frame::Snapshot { rider: rider.as_str(), latest, trail: &trail }.encode();
         queue.push(Queued { key: Key::Control, text: snapshot, accepted_at_ms: None });
         followers.insert(connection, queue.clone());
         m::subscriptions(1.0);
@@ -175,8 +186,7 @@ impl Hub {
 
     /// Removes a follower. Returns false if they did not follow.
     pub fn unfollow(&self, rider: &RiderId, connection: u64) -> bool {
-        let removed =
-            self.riders.get(rider).is_some_and(|s| lock(&s.followers).remove(&connection).is_some());
+        let removed = self.existing(rider).is_some_and(|s| lock(&s.followers).remove(&connection).is_some());
         if removed {
             m::subscriptions(-1.0);
         }
@@ -187,7 +197,7 @@ impl Hub {
     /// its metric, queues it for every follower. Returns whether it was the newest.
     pub fn publish(&self, reading: &Reading) -> bool {
         m::received();
-        let Some(state) = self.riders.get(&reading.rider) else { return false };
+        let state = self.rider(&reading.rider);
         {
             let mut now = lock(&state.now);
             // Older than the latest, or the latest itself again: a replica that has just
@@ -235,7 +245,7 @@ id = "bob"
 "#;
 
     fn hub() -> Hub {
-        Hub::new(Arc::new(Registry::parse(RIDERS).expect("valid")), Duration::from_secs(60))
+        Hub::new(SharedRegistry::fixed(Registry::parse(RIDERS).expect("valid")), Duration::from_secs(60))
     }
 
     fn gps(rider: &str, second: i64, lat: f64) -> Reading {

@@ -24,6 +24,19 @@ pub const REFUSED: &str = "stream_connections_refused_total";
 pub const LATENCY: &str = "stream_delivery_latency_seconds";
 /// Messages of the live stream not yet delivered to this replica.
 pub const LAG: &str = "stream_nats_consumer_pending";
+/// Reloads of the riders file after it changed (or on SIGHUP), by result (ok, error).
+pub const CONFIG_RELOADS: &str = "stream_config_reloads_total";
+/// Whether the riders file on disk is the configuration in force (1) or could not be used (0).
+pub const CONFIG_LAST_RELOAD_OK: &str = "stream_config_last_reload_successful";
+/// When the configuration in force was read (Unix seconds): at start, or at the last reload.
+pub const CONFIG_LAST_RELOAD_SUCCESS: &str = "stream_config_last_reload_success_timestamp_seconds";
+
+pub(crate) fn config_reload(reload: velometry_core::riders::reload::Reload) {
+    velometry_core::telemetry::config_reload(
+        reload,
+        [CONFIG_RELOADS, CONFIG_LAST_RELOAD_OK, CONFIG_LAST_RELOAD_SUCCESS],
+    );
+}
 
 pub(crate) fn connections(delta: f64) {
     gauge!(CONNECTIONS).increment(delta);

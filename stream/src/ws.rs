@@ -90,13 +90,12 @@ pub async fn live(
                 .into_response();
         }
     }
-    let viewer = match params.token.as_deref().filter(|t| !t.is_empty()) {
-        None => None,
-        Some(token) => match state.hub.registry().authenticate_viewer(token) {
-            Some(viewer) => Some(viewer.clone()),
-            None => return (StatusCode::UNAUTHORIZED, "unknown viewer token").into_response(),
-        },
-    };
+    let token = params.token.filter(|t| !t.is_empty());
+    if let Some(token) = &token {
+        if state.hub.registry().authenticate_viewer(token).is_none() {
+            return (StatusCode::UNAUTHORIZED, "unknown viewer token").into_response();
+        }
+    }
     let Ok(permit) = state.permits.clone().try_acquire_owned() else {
         m::refused("full");
         return (
@@ -113,13 +112,20 @@ pub async fn live(
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .max_write_buffer_size(1 << 20)
-        .on_upgrade(move |socket| connection(socket, state, viewer, permit))
+        .on_upgrade(move |socket| connection(socket, state, token, permit))
+}
+
+/// The viewer a connection's token stands for in the riders file in force: asked again at
+/// each use, so that a reload that changes what a viewer may see (or removes them) holds
+/// for open connections too.
+fn viewer(state: &AppState, token: Option<&str>) -> Option<Viewer> {
+    token.and_then(|t| state.hub.registry().authenticate_viewer(t).cloned())
 }
 
 async fn connection(
     socket: WebSocket,
     state: AppState,
-    mut viewer: Option<Viewer>,
+    mut token: Option<String>,
     permit: OwnedSemaphorePermit,
 ) {
     m::connections(1.0);
@@ -135,7 +141,7 @@ async fn connection(
         let riders = state.hub.visible(viewer);
         queue.push(control(Frame::Hello { riders: &riders }.encode()));
     };
-    hello(viewer.as_ref(), &queue);
+    hello(viewer(&state, token.as_deref()).as_ref(), &queue);
     let mut stop = state.stop.clone();
     let reason = loop {
         let next = tokio::select! {
@@ -170,14 +176,15 @@ async fn connection(
         };
         match ClientMessage::parse(text.as_str()) {
             Err(message) => queue.push(error(&message)),
-            Ok(ClientMessage::Auth { token }) => match state.hub.registry().authenticate_viewer(&token) {
+            Ok(ClientMessage::Auth { token: presented }) => match viewer(&state, Some(&presented)) {
                 Some(v) => {
-                    viewer = Some(v.clone());
-                    hello(viewer.as_ref(), &queue);
+                    token = Some(presented);
+                    hello(Some(&v), &queue);
                 }
                 None => queue.push(error("unknown viewer token")),
             },
             Ok(ClientMessage::Subscribe { riders }) => {
+                let viewer = viewer(&state, token.as_deref());
                 for name in expand(&state, viewer.as_ref(), &riders) {
                     match state.hub.check(viewer.as_ref(), &name) {
                         Ok(rider) => {
@@ -191,7 +198,7 @@ async fn connection(
                 queue.push(subscribed(&followed));
             }
             Ok(ClientMessage::Unsubscribe { riders }) => {
-                for name in expand(&state, viewer.as_ref(), &riders) {
+                for name in expand(&state, viewer(&state, token.as_deref()).as_ref(), &riders) {
                     if let Ok(rider) = RiderId::parse(&name) {
                         state.hub.unfollow(&rider, id);
                         followed.remove(&rider);

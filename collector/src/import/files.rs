@@ -27,9 +27,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 
+use velometry_core::files::{format_of_name, gunzip, sniff, GzipError};
 use velometry_core::reading::{check_time, Metric, Reading, ReadingError};
 use velometry_core::time::{parse_rfc3339, Nanos};
 
@@ -39,30 +39,7 @@ use self::xml::{read_gpx, read_tcx};
 mod fit;
 mod xml;
 
-/// The most a gzipped file may grow to when decompressed. The largest real rides are tens of
-/// megabytes; the limit keeps a small malicious `.gz` from filling the memory.
-pub const MAX_DECOMPRESSED_BYTES: u64 = 256 * 1024 * 1024;
-
-/// A ride file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Garmin's binary Flexible and Interoperable Data Transfer format.
-    Fit,
-    /// GPS Exchange Format (XML).
-    Gpx,
-    /// Garmin's Training Center XML.
-    Tcx,
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Fit => "FIT",
-            Format::Gpx => "GPX",
-            Format::Tcx => "TCX",
-        })
-    }
-}
+pub use velometry_core::files::{Format, MAX_DECOMPRESSED_BYTES};
 
 /// What one file gave.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,18 +196,19 @@ pub fn read(path: &Path, now: Nanos) -> Result<FileReadings, FileError> {
 /// A FIT file cut short after its first data message is not an error: see
 /// [`FileReadings::damage`].
 pub fn read_bytes(name: &str, bytes: &[u8], now: Nanos) -> Result<FileReadings, FileError> {
-    let lower = name.to_ascii_lowercase();
-    let (inner, bytes) = match lower.strip_suffix(".gz") {
-        Some(inner) => (inner, Cow::Owned(gunzip(name, bytes)?)),
-        None => (lower.as_str(), Cow::Borrowed(bytes)),
+    let (format, gzipped) = format_of_name(name);
+    let bytes = if gzipped {
+        Cow::Owned(gunzip(bytes).map_err(|e| match e {
+            GzipError::Corrupt(source) => FileError::Gzip { name: name.to_owned(), source },
+            GzipError::TooLarge => {
+                FileError::TooLarge { name: name.to_owned(), limit: MAX_DECOMPRESSED_BYTES }
+            }
+        })?)
+    } else {
+        Cow::Borrowed(bytes)
     };
-    let format = match inner.rsplit_once('.').map(|(_, ext)| ext) {
-        Some("fit") => Format::Fit,
-        Some("gpx") => Format::Gpx,
-        Some("tcx") => Format::Tcx,
-        _ if bytes.get(8..12) == Some(b".FIT") => Format::Fit,
-        _ => return Err(FileError::UnknownFormat { name: name.to_owned() }),
-    };
+    let format =
+        format.or_else(|| sniff(&bytes)).ok_or_else(|| FileError::UnknownFormat { name: name.to_owned() })?;
     let mut out = Collector::new(now);
     let damage = match format {
         Format::Fit => read_fit(name, &bytes, &mut out)?,
@@ -244,19 +222,6 @@ pub fn read_bytes(name: &str, bytes: &[u8], now: Nanos) -> Result<FileReadings, 
         }
     };
     Ok(FileReadings { damage, ..out.finish(format) })
-}
-
-fn gunzip(name: &str, bytes: &[u8]) -> Result<Vec<u8>, FileError> {
-    let mut out = Vec::new();
-    // Multi-member, because `cat a.gz b.gz` is valid gzip and some tools write it.
-    flate2::read::MultiGzDecoder::new(bytes)
-        .take(MAX_DECOMPRESSED_BYTES + 1)
-        .read_to_end(&mut out)
-        .map_err(|source| FileError::Gzip { name: name.to_owned(), source })?;
-    if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
-        return Err(FileError::TooLarge { name: name.to_owned(), limit: MAX_DECOMPRESSED_BYTES });
-    }
-    Ok(out)
 }
 
 /// One record of any format, before validation.

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
-use velometry_core::reading::{Metric, Reading, ReadingError};
+use velometry_core::reading::{check_device_writable, Metric, Reading, ReadingError};
 use velometry_core::time::{millis_to_nanos, now_nanos, parse_rfc3339, Nanos};
 
 use super::{media_type, read_body};
@@ -72,6 +72,7 @@ pub fn parse_reading(item: &Value, now: Nanos) -> Result<Reading, String> {
         .ok_or("missing \"metric\" (gps, heart_rate, power, …)")?;
     let metric =
         Metric::from_name(name).ok_or_else(|| ReadingError::UnknownMetric(name.into()).to_string())?;
+    check_device_writable(metric).map_err(|e| e.to_string())?;
     let time = match object.get("time") {
         None | Some(Value::Null) => now,
         Some(Value::String(s)) => parse_rfc3339(s).map_err(|e| e.to_string())?,
@@ -125,5 +126,7 @@ mod tests {
         );
         assert!(err(json!({"metric":"heart_rate","bpm":60,"rider":"bob"}))
             .contains("comes from the device token"));
+        assert!(err(json!({"metric":"event_status","event":1,"state":0}))
+            .starts_with("event_status is recorded by an event's organisers"));
     }
 }

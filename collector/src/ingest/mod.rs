@@ -2,6 +2,7 @@
 //! makes them durable (WAL), answers, and publishes the live ones.
 
 pub mod device;
+pub mod event_status;
 pub mod json;
 pub mod lineproto;
 pub mod osmand;

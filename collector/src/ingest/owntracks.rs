@@ -52,7 +52,8 @@ pub async fn owntracks(
     if !body.iter().all(u8::is_ascii_whitespace) {
         let value: Value = serde_json::from_slice(&body)
             .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-        let fixes = parse(&value, state.auth.owntracks_key(&identity));
+        let key = state.auth.owntracks_key(&identity);
+        let fixes = parse(&value, key.as_ref());
         state.ingest.commit_fixes(PROTOCOL, &identity, fixes).await?;
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], "[]").into_response())

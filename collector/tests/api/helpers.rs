@@ -29,7 +29,7 @@ pub fn riders_toml() -> String {
 pub struct Collector {
     service: Service,
     /// The riders file, and the WAL unless the test gave another folder; held for its life.
-    _dir: TempDir,
+    dir: TempDir,
     wal: PathBuf,
 }
 
@@ -70,11 +70,16 @@ impl Collector {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let service =
             Service::start(env!("CARGO_BIN_EXE_collector").into(), args).await.expect("the collector starts");
-        Collector { service, _dir: dir, wal }
+        Collector { service, dir, wal }
     }
 
     pub fn wal_dir(&self) -> PathBuf {
         self.wal.clone()
+    }
+
+    /// The riders file it reads, for a test to change.
+    pub fn riders_path(&self) -> PathBuf {
+        self.dir.path().join("riders.toml")
     }
 
     /// SIGTERM, then wait for a clean exit.

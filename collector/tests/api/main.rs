@@ -7,6 +7,7 @@ mod clients;
 mod clock;
 mod devices;
 mod disk;
+mod events;
 mod helpers;
 mod import;
 mod limits;

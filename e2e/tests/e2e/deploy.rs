@@ -6,7 +6,8 @@
 //! experiments and kube-monkey's labels select pods the production overlay really has; the
 //! Kubernetes Prometheus configuration is valid and keeps the job names the alerts select on;
 //! NATS's configuration is valid and routes to every peer; and Grafana in the cluster
-//! provisions grafana/'s own data sources and dashboards.
+//! provisions grafana/'s own data sources and dashboards; and deploy/events's example is
+//! valid, with the course the project's own code makes.
 //!
 //! A missing tool fails these tests (it never skips them): deploy/local/test.sh installs
 //! kubectl, kubernetes-validate, promtool, VictoriaMetrics and nats-server.
@@ -23,6 +24,7 @@ use crate::helpers::root;
 
 mod chaos;
 mod config;
+mod events;
 
 /// The Kubernetes release the manifests are validated against: the oldest they support
 /// (the preStop `sleep` action they use is on by default from 1.30).

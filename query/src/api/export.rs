@@ -84,7 +84,8 @@ async fn export(
     headers: HeaderMap,
     format: Format,
 ) -> Result<Response, ApiError> {
-    let rider = visible(&state.registry, &headers, &rider)?;
+    let registry = state.registry.current();
+    let rider = visible(&registry, &headers, &rider)?;
     let range = params.range(Duration::from_secs(24 * 3600))?;
     let id = rider.id.as_str().to_owned();
     let filter =

@@ -2,7 +2,6 @@
 //! shares (time ranges, point budgets). One module per resource.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{header, HeaderMap, StatusCode};
@@ -10,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use velometry_core::ids::RiderId;
+use velometry_core::riders::reload::SharedRegistry;
 use velometry_core::riders::{Registry, Rider};
 use velometry_core::time::Nanos;
 
@@ -30,8 +30,8 @@ pub use range::{TimeRange, EARLIEST, LATEST};
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// Riders and viewers.
-    pub registry: Arc<Registry>,
+    /// Riders and viewers: the riders file in force (ask it at each request).
+    pub registry: SharedRegistry,
     /// Where the readings are.
     pub influx: Influx,
     /// How far the rollup tiers are complete.

@@ -35,17 +35,16 @@ pub struct RiderEntry {
 /// # Errors
 /// An unknown token; InfluxDB failing.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let registry = state.registry.current();
     let viewer = match bearer(&headers) {
         Some(token) => Some(
-            state
-                .registry
+            registry
                 .authenticate_viewer(token)
                 .ok_or_else(|| ApiError::Unauthorized("unknown viewer token".into()))?,
         ),
         None => None,
     };
-    let riders: Vec<_> =
-        state.registry.riders().iter().filter(|r| state.registry.may_see(viewer, r)).collect();
+    let riders: Vec<_> = registry.riders().iter().filter(|r| registry.may_see(viewer, r)).collect();
     // The first and last reading of each measurement, per rider, in one request.
     let mut statements = Vec::new();
     for metric in Metric::ALL {
@@ -114,7 +113,8 @@ pub async fn latest(
     Path(rider): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let rider = visible(&state.registry, &headers, &rider)?;
+    let registry = state.registry.current();
+    let rider = visible(&registry, &headers, &rider)?;
     let statements: Vec<String> = Metric::ALL
         .iter()
         .map(|m| {

@@ -142,7 +142,8 @@ pub async fn series(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let rider = visible(&state.registry, &headers, &rider)?;
+    let registry = state.registry.current();
+    let rider = visible(&registry, &headers, &rider)?;
     let metric = Metric::from_name(&metric).ok_or_else(|| {
         let known: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
         ApiError::NotFound(format!("no metric {metric:?}; the metrics are {}", known.join(", ")))

@@ -55,7 +55,8 @@ pub async fn summary(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let rider = visible(&state.registry, &headers, &rider)?;
+    let registry = state.registry.current();
+    let rider = visible(&registry, &headers, &rider)?;
     let range = params.range(Duration::from_secs(24 * 3600))?;
     // Whole seconds, so that the same summary asked within a second is one read; rows
     // outside the range asked are dropped below.

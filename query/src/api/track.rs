@@ -24,7 +24,8 @@ pub async fn track(
     Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let rider = visible(&state.registry, &headers, &rider)?;
+    let registry = state.registry.current();
+    let rider = visible(&registry, &headers, &rider)?;
     let range = params.range(Duration::from_secs(24 * 3600))?;
     let max_points = params.max_points(1_000, 2)?;
     // Whole seconds, so that the same track asked within a second is one read.

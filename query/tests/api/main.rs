@@ -8,6 +8,7 @@ mod exports;
 mod files;
 mod openapi;
 mod ranges;
+mod reload;
 mod rides;
 mod rollups;
 mod series;

@@ -6,4 +6,5 @@ mod follow;
 mod frames;
 mod helpers;
 mod nats;
+mod reload;
 mod resilience;

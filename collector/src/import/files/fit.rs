@@ -1,36 +1,18 @@
-//! FIT files, decoded by `fitparser`.
-//!
-//! Two things are done around the decoder:
-//! - A file that ends early — a bike computer that crashed or lost power mid-ride — gives
-//!   every record before the cut, and says what is missing ([`Damage`]): refusing it would
-//!   lose the whole ride. A header that is not a FIT header, data the decoder refuses and a
-//!   checksum that does not match are still errors.
-//! - A definition whose field size is not a multiple of its base type (seen in Coros files)
-//!   is read as fitparser reads it — the field as bytes — but without fitparser's `ERROR:`
-//!   line on stderr, which the person importing can do nothing about: the base type is
-//!   rewritten to `byte` in a copy before decoding, and the data checksum checked against the
-//!   file as it was.
+//! FIT files, decoded by [`velometry_core::files::fit`] (which also reads courses): the
+//! `record` messages become points.
 
-use fitparser::de::{DecodeOption, FitObject, FitStreamProcessor};
 use fitparser::profile::MesgNum;
 use fitparser::{FitDataRecord, Value};
+use velometry_core::files::fit::{self as decoder, FitError};
 
 use super::*;
 
 pub(super) fn read_fit(name: &str, bytes: &[u8], out: &mut Collector) -> Result<Option<Damage>, FileError> {
-    // fitparser does arithmetic on lengths read from the file and a few of its paths can
-    // overflow on hostile input; a bad upload must be an error, never a crashed import.
-    let (records, cut) = std::panic::catch_unwind(|| decode_fit(name, bytes)).unwrap_or_else(|_| {
-        Err(FileError::FitCorrupt {
-            name: name.to_owned(),
-            at: 0,
-            detail: "the decoder failed on malformed data".to_owned(),
-        })
-    })?;
-    for record in records.iter().filter(|r| r.kind() == MesgNum::Record) {
+    let decoded = decoder::decode(bytes).map_err(|e| fit_error(name, e))?;
+    for record in decoded.records.iter().filter(|r| r.kind() == MesgNum::Record) {
         out.add(fit_point(record));
     }
-    Ok(cut.map(|(at, expected)| Damage {
+    Ok(decoded.cut.map(|(at, expected)| Damage {
         at,
         missing_bytes: expected.saturating_sub(at),
         expected_bytes: expected,
@@ -38,245 +20,22 @@ pub(super) fn read_fit(name: &str, bytes: &[u8], out: &mut Collector) -> Result<
     }))
 }
 
-/// The data messages of a file, and for a file cut short, the first byte not read and the
-/// length the file should have.
-type Decoded = (Vec<FitDataRecord>, Option<(usize, usize)>);
-
-/// Decodes every data message of a FIT file, chained files included. Unlike
-/// `fitparser::from_bytes`, which returns what it has when the bytes run out between two
-/// messages, a file must end with the checksum its header promised; when it does not, the
-/// messages before the cut are returned with where the cut is and how long the file should
-/// be. A cut before the first data message is an error.
-fn decode_fit(name: &str, bytes: &[u8]) -> Result<Decoded, FileError> {
-    if bytes.is_empty() {
-        return Err(FileError::FitHeader { name: name.to_owned(), at: 0, why: "the file is empty" });
-    }
-    let (normalised, skip_crc) = normalise(bytes);
-    let data = normalised.as_deref().unwrap_or(bytes);
-    let mut processor = FitStreamProcessor::new();
-    if skip_crc {
-        processor.add_option(DecodeOption::SkipDataCrcValidation);
-    }
-    let mut records = Vec::new();
-    let mut rest = data;
-    let mut at_header = true;
-    // The length the header of the current (chained) file promises, from its start.
-    let mut expected = 0;
-    // Only a file shorter than its header says is cut short: one that runs out in the
-    // middle of a message although it is as long as it should be is damaged inside, an error.
-    let cut = |at: usize, expected: usize, records: &Vec<FitDataRecord>| {
-        if records.is_empty() || bytes.len() >= expected {
-            Err(FileError::Truncated { name: name.to_owned(), at: bytes.len() })
-        } else {
-            Ok(Some((at, expected)))
-        }
-    };
-    while !rest.is_empty() {
-        let at = data.len() - rest.len();
-        if at_header && at > 0 && rest.len() < 12 {
-            // Cut inside the header of a chained file.
-            let found = cut(at, at + 12, &records)?;
-            return Ok((records, found));
-        }
-        if at_header {
-            expected = at + check_fit_header(name, rest, at)?;
-        }
-        let (next, object) = match processor.deserialize_next(rest) {
-            Ok(next) => next,
-            Err(e) if matches!(*e, fitparser::ErrorKind::UnexpectedEof(_)) => {
-                let found = cut(at, expected, &records)?;
-                return Ok((records, found));
-            }
-            Err(e) => return Err(fit_error(name, *e, at, bytes.len())),
-        };
-        at_header = false;
-        match object {
-            FitObject::Crc(_) => {
-                // The next bytes, if any, are another FIT file with its own definitions.
-                processor.reset();
-                at_header = true;
-            }
-            FitObject::DataMessage(message) => {
-                // Every message is decoded: any of them may set the base time that the
-                // compressed timestamps of the records that follow count from.
-                let record =
-                    processor.decode_message(message).map_err(|e| fit_error(name, *e, at, bytes.len()))?;
-                records.push(record);
-            }
-            FitObject::Header(_) | FitObject::DefinitionMessage(_) => {}
-        }
-        rest = next;
-    }
-    if !at_header {
-        let found = cut(bytes.len(), expected, &records)?;
-        return Ok((records, found));
-    }
-    Ok((records, None))
-}
-
-/// Checks a FIT header before fitparser sees it (fitparser computes how many bytes it lacks
-/// from the header's first byte, which underflows on short garbage); returns the length of
-/// the file the header describes, checksum included.
-fn check_fit_header(name: &str, rest: &[u8], at: usize) -> Result<usize, FileError> {
-    let bad = |why| Err(FileError::FitHeader { name: name.to_owned(), at, why });
-    if rest.len() < 12 {
-        return bad("shorter than a FIT header");
-    }
-    if &rest[8..12] != b".FIT" {
-        return bad("no \".FIT\" signature");
-    }
-    let header_size = usize::from(rest[0]);
-    if header_size != 12 && header_size != 14 {
-        return bad("header size is neither 12 nor 14");
-    }
-    let data_size = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]) as usize;
-    Ok(header_size.saturating_add(data_size).saturating_add(2))
-}
-
-/// The size of a FIT base type (its number with the endian bit, as in definitions), as
-/// fitparser counts it: an unknown type counts as one byte.
-fn base_type_size(base_type: u8) -> u8 {
-    match base_type & 0x9F {
-        0x83 | 0x84 | 0x8B => 2,
-        0x85 | 0x86 | 0x88 | 0x8C => 4,
-        0x89 | 0x8E | 0x8F | 0x90 => 8,
-        _ => 1,
-    }
-}
-
-/// FIT's `byte` base type.
-const BYTE: u8 = 0x0D;
-
-/// A copy of `bytes` in which every field definition whose size is not a multiple of its
-/// base type is of type `byte` (what fitparser would make of it, but silently), if there is
-/// one; and whether the data checksums must then be left unchecked by the decoder, because
-/// they were checked here against the original bytes and rewritten for the copy.
-fn normalise(bytes: &[u8]) -> (Option<Vec<u8>>, bool) {
-    let mut copy: Option<Vec<u8>> = None;
-    let mut checked = true;
-    let mut start = 0;
-    while let Some(file) = bytes.get(start..).filter(|f| f.len() >= 12 && &f[8..12] == b".FIT") {
-        let header_size = usize::from(file[0]);
-        let data_size = u32::from_le_bytes([file[4], file[5], file[6], file[7]]) as usize;
-        let data_end = (header_size + data_size).min(file.len());
-        let odd = odd_field_types(&file[..data_end], header_size);
-        if !odd.is_empty() {
-            let copy = copy.get_or_insert_with(|| bytes.to_vec());
-            for i in &odd {
-                copy[start + i] = BYTE;
-            }
-            if let Some(stored) =
-                file.get(data_end..data_end + 2).filter(|_| data_end == header_size + data_size)
-            {
-                // The checksum covers the header too unless the header has one of its own.
-                let header_crc = header_size == 14 && u16::from_le_bytes([file[12], file[13]]) != 0;
-                let from = if header_crc { header_size } else { 0 };
-                if fit_crc(&file[from..data_end]).to_le_bytes() == stored {
-                    let crc = fit_crc(&copy[start + from..start + data_end]).to_le_bytes();
-                    copy[start + data_end..start + data_end + 2].copy_from_slice(&crc);
-                } else {
-                    // A checksum that does not match stays, and the decoder checks it: it
-                    // refuses the file as it would have.
-                    checked = false;
-                }
-            }
-        }
-        start += data_end + 2;
-    }
-    let skip_crc = copy.is_some() && checked;
-    (copy, skip_crc)
-}
-
-/// Offsets (in `file`) of the base-type bytes of field definitions whose size is not a
-/// multiple of their base type. Walks the messages as far as they are whole and defined.
-fn odd_field_types(file: &[u8], header_size: usize) -> Vec<usize> {
-    let mut odd = Vec::new();
-    // Data message sizes by local message number.
-    let mut sizes = [None::<usize>; 16];
-    let mut pos = header_size;
-    while let Some(&header) = file.get(pos) {
-        let (local, definition, developer) = if header & 0x80 != 0 {
-            (usize::from((header >> 5) & 0x03), false, false)
-        } else {
-            (usize::from(header & 0x0F), header & 0x40 != 0, header & 0x20 != 0)
-        };
-        pos += 1;
-        if !definition {
-            match sizes[local] {
-                Some(size) => pos += size,
-                None => break,
-            }
-            continue;
-        }
-        let Some(&fields) = file.get(pos + 4) else { break };
-        let mut size = 0;
-        let mut at = pos + 5;
-        for _ in 0..fields {
-            let (Some(&field_size), Some(&base_type)) = (file.get(at + 1), file.get(at + 2)) else {
-                return odd;
-            };
-            if field_size % base_type_size(base_type) != 0 {
-                odd.push(at + 2);
-            }
-            size += usize::from(field_size);
-            at += 3;
-        }
-        if developer {
-            let Some(&count) = file.get(at) else { break };
-            at += 1;
-            for _ in 0..count {
-                let Some(&field_size) = file.get(at + 1) else { return odd };
-                size += usize::from(field_size);
-                at += 3;
-            }
-        }
-        sizes[local] = Some(size);
-        pos = at;
-    }
-    odd
-}
-
-/// The FIT checksum (CRC-16 as the FIT SDK computes it).
-pub(super) fn fit_crc(bytes: &[u8]) -> u16 {
-    const TABLE: [u16; 16] = [
-        0x0000, 0xCC01, 0xD801, 0x1400, 0xF001, 0x3C00, 0x2800, 0xE401, 0xA001, 0x6C00, 0x7800, 0xB401,
-        0x5000, 0x9C01, 0x8801, 0x4400,
-    ];
-    let mut crc = 0u16;
-    for &byte in bytes {
-        for nibble in [byte & 0xF, byte >> 4] {
-            let tmp = TABLE[usize::from(crc & 0xF)];
-            crc = ((crc >> 4) & 0x0FFF) ^ tmp ^ TABLE[usize::from(nibble)];
-        }
-    }
-    crc
-}
-
-fn fit_error(name: &str, err: fitparser::ErrorKind, at: usize, len: usize) -> FileError {
-    use fitparser::ErrorKind;
+/// The decoder's error, with the file's name.
+fn fit_error(name: &str, err: FitError) -> FileError {
+    let name = name.to_owned();
     match err {
-        ErrorKind::UnexpectedEof(_) => FileError::Truncated { name: name.to_owned(), at: len },
-        ErrorKind::InvalidCrc((_, FitObject::Header(_), expected, computed)) => FileError::FitCorrupt {
-            name: name.to_owned(),
-            at,
-            detail: format!("header checksum {expected:#06x} does not match the header ({computed:#06x})"),
-        },
-        ErrorKind::InvalidCrc((_, _, expected, computed)) => FileError::FitCorrupt {
-            name: name.to_owned(),
-            at,
-            detail: format!("data checksum {expected:#06x} does not match the data ({computed:#06x})"),
-        },
-        other => FileError::FitCorrupt { name: name.to_owned(), at, detail: other.to_string() },
+        FitError::Header { at, why } => FileError::FitHeader { name, at, why },
+        FitError::Truncated { at } => FileError::Truncated { name, at },
+        FitError::Corrupt { at, detail } => FileError::FitCorrupt { name, at, detail },
     }
 }
+
 fn fit_point(record: &FitDataRecord) -> Point {
-    // The first field of a name: fitparser lists the profile's fields before developer
-    // fields, which may reuse a profile name for something else.
-    let field = |name: &str| record.fields().iter().find(|f| f.name() == name).map(|f| f.value());
-    let number = |name: &str| field(name).and_then(fit_number);
-    let semicircles = |name: &str| number(name).map(|v| v * 180.0 / 2_147_483_648.0);
+    let number = |name: &str| decoder::number(record, name);
+    let semicircles = |name: &str| number(name).map(decoder::degrees);
+    let timestamp = record.fields().iter().find(|f| f.name() == "timestamp").map(|f| f.value());
     Point {
-        time: match field("timestamp") {
+        time: match timestamp {
             Some(Value::Timestamp(t)) => t.timestamp_nanos_opt().ok_or("time out of range"),
             _ => Err("no time"),
         },
@@ -295,20 +54,4 @@ fn fit_point(record: &FitDataRecord) -> Point {
         meters: number("distance"),
         unreadable: Vec::new(),
     }
-}
-
-fn fit_number(value: &Value) -> Option<f64> {
-    Some(match *value {
-        Value::SInt8(v) => f64::from(v),
-        Value::UInt8(v) | Value::UInt8z(v) => f64::from(v),
-        Value::SInt16(v) => f64::from(v),
-        Value::UInt16(v) | Value::UInt16z(v) => f64::from(v),
-        Value::SInt32(v) => f64::from(v),
-        Value::UInt32(v) | Value::UInt32z(v) => f64::from(v),
-        Value::SInt64(v) => v as f64,
-        Value::UInt64(v) | Value::UInt64z(v) => v as f64,
-        Value::Float32(v) => f64::from(v),
-        Value::Float64(v) => v,
-        _ => return None,
-    })
 }

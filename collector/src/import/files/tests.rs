@@ -300,7 +300,7 @@ fn fit_file(records: &[(u32, u8)]) -> Vec<u8> {
     file.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
     file.extend(b".FIT");
     file.extend(data);
-    let crc = super::fit::fit_crc(&file);
+    let crc = velometry_core::files::fit::crc(&file);
     file.extend(crc.to_le_bytes());
     file
 }
@@ -379,7 +379,7 @@ fn fit_file_with_an_odd_field(records: &[(u32, u8)]) -> Vec<u8> {
     file.extend(u32::try_from(data.len()).unwrap().to_le_bytes());
     file.extend(b".FIT");
     file.extend(data);
-    let crc = super::fit::fit_crc(&file);
+    let crc = velometry_core::files::fit::crc(&file);
     file.extend(crc.to_le_bytes());
     file
 }

@@ -1,69 +1,9 @@
-//! GPX (through `gpx`, its extensions through quick-xml) and TCX (quick-xml).
+//! GPX (through `gpx`, its extensions through quick-xml) and TCX (quick-xml), walked with
+//! [`velometry_core::files::xml`].
 
-use quick_xml::events::Event;
-use quick_xml::reader::Reader;
+use velometry_core::files::xml::{up, walk as walk_xml, Node};
 
 use super::*;
-
-/// What the XML walk saw, with the path of local names (namespace prefixes dropped) down to
-/// the element it concerns.
-enum Node<'a> {
-    Open,
-    Text(&'a str),
-    Close,
-}
-
-/// Walks an XML document, calling `visit` for every element opened, text and element closed.
-///
-/// # Errors
-/// The reason, with its byte offset, when the document is not well-formed XML, ends inside an
-/// element, has no element at all, or `visit` refuses it.
-fn walk_xml(
-    bytes: &[u8],
-    mut visit: impl FnMut(&[Vec<u8>], Node<'_>) -> Result<(), String>,
-) -> Result<(), String> {
-    let mut reader = Reader::from_reader(bytes);
-    reader.config_mut().trim_text(true);
-    reader.config_mut().expand_empty_elements = true;
-    let mut path: Vec<Vec<u8>> = Vec::new();
-    let mut seen_element = false;
-    loop {
-        let event =
-            reader.read_event().map_err(|e| format!("XML error at byte {}: {e}", reader.error_position()))?;
-        match event {
-            Event::Start(element) => {
-                seen_element = true;
-                path.push(element.local_name().as_ref().to_vec());
-                visit(&path, Node::Open)?;
-            }
-            Event::End(_) => {
-                visit(&path, Node::Close)?;
-                path.pop();
-            }
-            Event::Text(text) if !path.is_empty() => {
-                let text = text
-                    .unescape()
-                    .map_err(|e| format!("XML error at byte {}: {e}", reader.buffer_position()))?;
-                visit(&path, Node::Text(&text))?;
-            }
-            Event::CData(text) if !path.is_empty() => {
-                let text = text
-                    .decode()
-                    .map_err(|e| format!("XML error at byte {}: {e}", reader.buffer_position()))?;
-                visit(&path, Node::Text(&text))?;
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    if let Some(open) = path.last() {
-        return Err(format!("unexpected end of file inside <{}>", String::from_utf8_lossy(open)));
-    }
-    if !seen_element {
-        return Err("no XML element".to_owned());
-    }
-    Ok(())
-}
 
 /// Parses a number from XML text into `slot`, or records why it is not one.
 fn xml_number(slot: &mut Option<f64>, unreadable: &mut Vec<String>, what: &str, text: &str) {
@@ -71,11 +11,6 @@ fn xml_number(slot: &mut Option<f64>, unreadable: &mut Vec<String>, what: &str, 
         Ok(v) => *slot = Some(v),
         Err(_) => unreadable.push(format!("{what} is not a number")),
     }
-}
-
-/// The local name of the element `n` levels above the innermost one.
-fn up(path: &[Vec<u8>], n: usize) -> &[u8] {
-    path.len().checked_sub(n + 1).map_or(&[], |i| path[i].as_slice())
 }
 
 // GPX

@@ -5,7 +5,9 @@ use velometry_core::lineproto::parse::{parse_line_with, Line, Options, Value, MA
 use velometry_core::lineproto::{
     encode_known, encode_line, encode_verbatim, FieldRef, OriginTags, RESERVED_TAGS,
 };
-use velometry_core::reading::{check_time, is_reserved, validate_known, Metric, Reading, ReadingError};
+use velometry_core::reading::{
+    check_device_writable, check_time, is_reserved, validate_known, Metric, Reading, ReadingError,
+};
 use velometry_core::time::Nanos;
 
 use super::{Parsed, Request};
@@ -122,6 +124,7 @@ fn known(
     types: &Checker,
     out: &mut Parsed,
 ) -> Result<(), String> {
+    check_device_writable(metric).map_err(|e| e.to_string())?;
     if line.fields.len() > MAX_FIELDS {
         return Err(format!("{metric} has at most {} fields", metric.fields().len()));
     }

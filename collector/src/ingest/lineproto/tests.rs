@@ -132,6 +132,16 @@ fn string_fields_of_known_measurements_are_refused() {
 }
 
 #[test]
+fn event_status_is_no_device_s_to_write() {
+    let parsed = run("event_status event=1,state=0", 1, None);
+    assert_eq!(parsed.count, 0);
+    assert_eq!(
+        reason(&parsed),
+        "event_status is recorded by an event's organisers (`collector event scratch`), not with a device token"
+    );
+}
+
+#[test]
 fn only_recent_gps_and_heart_rate_are_kept_for_live() {
     let text = format!("gps lat=1,lon=2 {NOW}\npower watts=100 {NOW}\nheart_rate bpm=90 {}\n", NOW - 1000);
     let parsed = run(&text, 1, Some(NOW - 10));
