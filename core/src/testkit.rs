@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+pub mod courses;
 mod influx;
 
 pub use influx::{InfluxServer, INFLUX_CACHE_SNAPSHOT};
