@@ -397,9 +397,15 @@ impl<'a> Engine<'a> {
         }
         let stopped = state.status.current_stop().is_some();
         if let Some((t0, d0, _, _)) = previous {
-            let step =
-                checkpoints::Step { from: (t0, d0), to: (fix.time, m.current_m), jumped: m.jumped, stopped };
-            let events = state.checkpoints.update(&plan.checkpoints, &config.checkpoints, step);
+            let step = checkpoints::Step {
+                from: (t0, d0),
+                to: (fix.time, m.current_m),
+                jump: m.jump.map(|j| (j.since, j.ridden_m)),
+                stopped,
+            };
+            let eta = &state.eta;
+            let share = |a, c, b| eta.share(&plan.profile, &config.eta, a, c, b);
+            let events = state.checkpoints.update(&plan.checkpoints, &config.checkpoints, step, share);
             out.events.extend(events.into_iter().map(Event::Checkpoint));
             let offset_s = self.offset_s(state, fix);
             let o = Observation { from: (t0, d0), to: (fix.time, m.current_m), riding: !stopped, offset_s };

@@ -264,6 +264,17 @@ impl EtaState {
         })
     }
 
+    /// The share of the moving time from `a_m` to `b_m` that reaching `c_m` takes.
+    pub fn share(&self, profile: &Profile, config: &EtaConfig, a_m: f64, c_m: f64, b_m: f64) -> f64 {
+        let speeds = self.speeds(config);
+        let whole = Self::moving_s(&speeds, &profile.by_class(a_m, b_m));
+        if whole > 0.0 {
+            Self::moving_s(&speeds, &profile.by_class(a_m, c_m)) / whole
+        } else {
+            (c_m - a_m) / (b_m - a_m)
+        }
+    }
+
     /// Learns from one step.
     pub fn observe(&mut self, profile: &Profile, config: &EtaConfig, o: Observation) {
         let ((t0, d0), (t1, d1)) = (o.from, o.to);

@@ -12,8 +12,10 @@
 //!   two roads of a crossing apart,
 //! - continuity: how far the along-course step differs from the straight distance ridden
 //!   since the last match (the transition of Newson and Krumm's map matching), plus a small
-//!   cost for going backwards, so that after a gap the rider is found where the straight
-//!   line says rather than on another pass of the same road.
+//!   cost for going backwards, so that a rider seen still after a gap is found where they
+//!   were rather than on another pass of the same road. Its scale grows with the straight
+//!   distance and, for a rider seen moving, with `typical_speed_mps × the gap`, so that after
+//!   a long gap the direction of travel decides between two passes.
 //!
 //! The window is what keeps the loop's finish from being matched at its start, a crossing
 //! from being taken for the other branch, and a shortcut from ever putting the rider
@@ -66,6 +68,9 @@ pub struct MatchConfig {
     pub motion_max_s: f64,
     /// Below this device speed (m/s) its heading is noise.
     pub heading_min_speed_mps: f64,
+    /// A typical moving speed (m/s): after a gap, a rider who is moving may be this far
+    /// along for every second of it, so continuity weighs less.
+    pub typical_speed_mps: f64,
 }
 
 impl Default for MatchConfig {
@@ -73,7 +78,7 @@ impl Default for MatchConfig {
         MatchConfig {
             max_speed_mps: 20.0,
             slack_m: 300.0,
-            radius_m: 200.0,
+            radius_m: 120.0,
             sigma_m: 25.0,
             heading_weight: 3.0,
             backward_cost: 1.0,
@@ -82,6 +87,7 @@ impl Default for MatchConfig {
             motion_min_m: 25.0,
             motion_max_s: 60.0,
             heading_min_speed_mps: 1.5,
+            typical_speed_mps: 6.0,
         }
     }
 }
@@ -112,11 +118,27 @@ pub struct MatchState {
     confident: Option<Anchor>,
     /// The previous fix, matched or not: the direction of travel.
     previous: Option<(Nanos, f64, f64)>,
+    /// Its position, also across gaps: the distance ridden between fixes.
+    previous_position: Option<(f64, f64)>,
     /// Matches in a row on a segment pointing against the rider's travel.
     against: u32,
     pending: Option<Pending>,
+    /// Metres ridden (fix to fix) since the last match, while no candidate was in reach.
+    held_m: f64,
+    /// Since when, and how far (fix to fix), the rider has been riding a part of the course
+    /// other than the one matched: the distance a jump there has really been ridden.
+    streak: Option<(Nanos, f64)>,
     current_m: f64,
     progress_m: f64,
+}
+
+/// A match that moved to another part of the course than continuity gave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Jump {
+    /// Since when the rider has been on the part jumped to…
+    pub since: Nanos,
+    /// …and how far they have ridden on it, metres: what lies before it was skipped.
+    pub ridden_m: f64,
 }
 
 /// The outcome of matching one fix.
@@ -130,8 +152,9 @@ pub struct Match {
     pub from_course_m: f64,
     /// The fix was matched to a segment (within `radius_m`).
     pub matched: bool,
-    /// The match left the window: re-acquired elsewhere on the course.
-    pub jumped: bool,
+    /// The match jumped: re-acquired elsewhere on the course, or found again further along
+    /// than the rider rode while unmatched (a shortcut).
+    pub jump: Option<Jump>,
 }
 
 impl MatchState {
@@ -166,7 +189,6 @@ fn agreement(motion: Option<Xyz>, c: &Candidate) -> Option<f64> {
 pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchState, fix: &Fix) -> Match {
     let p = xyz(fix.lat, fix.lon);
     let motion = motion(config, state.previous, fix, p);
-    state.previous = Some((fix.time, fix.lat, fix.lon));
     // What the rider could have ridden since their last confident match bounds every jump.
     let budget_m = state.confident.map_or(f64::INFINITY, |a| {
         a.along_m + config.max_speed_mps * seconds(a.time, fix.time) + config.slack_m
@@ -178,8 +200,9 @@ pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchSta
         progress_m: state.progress_m,
         from_course_m: f64::INFINITY,
         matched: false,
-        jumped: false,
+        jump: None,
     };
+    let ridden = state.previous_position.map_or(0.0, |(lat, lon)| haversine_m(lat, lon, fix.lat, fix.lon));
     let chosen = match state.last {
         None => {
             // The first fix: anywhere near the course, the start preferred.
@@ -199,7 +222,11 @@ pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchSta
             let reach = config.max_speed_mps * seconds(last.time, fix.time).max(0.0) + config.slack_m;
             let (lo, hi) = (last.along_m - reach, last.along_m + reach);
             let straight = haversine_m(last.lat, last.lon, fix.lat, fix.lon);
-            let beta = 50.0 + 0.25 * straight;
+            // A rider seen moving may have ridden all the gap long: the straight line says
+            // less the longer it is.
+            let moving = motion.is_some() && fix.speed.is_none_or(|s| s >= config.heading_min_speed_mps);
+            let unseen = if moving { config.typical_speed_mps * seconds(last.time, fix.time) } else { 0.0 };
+            let beta = 50.0 + 0.25 * straight + unseen;
             let mut best: Option<(f64, Candidate)> = None;
             let mut nearest = f64::INFINITY;
             let mut consider = |c: Candidate| {
@@ -235,19 +262,34 @@ pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchSta
                     let against = agreement(motion, &c).is_some_and(|cos| cos < -0.5);
                     state.against = if against { state.against + 1 } else { 0 };
                     state.pending = None;
-                    if state.against >= config.reacquire_fixes {
+                    let held_before = std::mem::take(&mut state.held_m);
+                    let held_m = held_before + ridden;
+                    if against {
+                        let streak = state.streak.get_or_insert((fix.time, 0.0));
+                        streak.1 += ridden;
+                    }
+                    let switched = if state.against >= config.reacquire_fixes {
                         // Riding against the matched pass: the other pass, if the rider
                         // could be there.
-                        match elsewhere(index, config, p, motion, budget_m, &heading_cost) {
-                            Some(other) => {
-                                state.against = 0;
-                                out.jumped = true;
-                                out.from_course_m = other.error_m;
-                                Some(other)
-                            }
-                            None => Some(c),
-                        }
+                        elsewhere(index, config, p, motion, budget_m, &heading_cost)
                     } else {
+                        None
+                    };
+                    if let Some(other) = switched {
+                        state.against = 0;
+                        out.jump = state.streak.take().map(|(since, ridden_m)| Jump { since, ridden_m });
+                        out.from_course_m = other.error_m;
+                        Some(other)
+                    } else {
+                        if !against {
+                            // Found again further along than the rider rode meanwhile: the
+                            // course between was skipped.
+                            let streak = state.streak.take();
+                            if held_before > 0.0 && c.along_m - last.along_m > held_m + config.slack_m {
+                                let (since, ridden_m) = streak.unwrap_or((fix.time, 0.0));
+                                out.jump = Some(Jump { since, ridden_m });
+                            }
+                        }
                         Some(c)
                     }
                 }
@@ -255,7 +297,15 @@ pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchSta
                     // Nothing within reach: hold, unless the rider keeps agreeing with
                     // another part of the course.
                     state.against = 0;
+                    state.held_m += ridden;
                     let other = elsewhere(index, config, p, motion, budget_m, &heading_cost);
+                    // On some part of the course, even one out of reach for now.
+                    if elsewhere(index, config, p, motion, f64::INFINITY, &heading_cost).is_some() {
+                        let streak = state.streak.get_or_insert((fix.time, 0.0));
+                        streak.1 += ridden;
+                    } else {
+                        state.streak = None;
+                    }
                     match (other, state.pending) {
                         (Some(o), Some(pend))
                             if (o.along_m - pend.along_m).abs()
@@ -265,7 +315,9 @@ pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchSta
                             state.pending = Some(Pending { time: fix.time, along_m: o.along_m, count });
                             (count >= config.reacquire_fixes).then(|| {
                                 state.pending = None;
-                                out.jumped = true;
+                                state.held_m = 0.0;
+                                out.jump =
+                                    state.streak.take().map(|(since, ridden_m)| Jump { since, ridden_m });
                                 out.from_course_m = o.error_m;
                                 o
                             })
@@ -283,6 +335,8 @@ pub fn match_fix(index: &CourseIndex, config: &MatchConfig, state: &mut MatchSta
             }
         }
     };
+    state.previous = Some((fix.time, fix.lat, fix.lon));
+    state.previous_position = Some((fix.lat, fix.lon));
     if let Some(c) = chosen {
         let anchor = Anchor { time: fix.time, along_m: c.along_m, lat: fix.lat, lon: fix.lon };
         state.last = Some(anchor);

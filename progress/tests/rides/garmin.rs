@@ -1,0 +1,1 @@
+//! The shared Garmin rides against a course made from themselves.
