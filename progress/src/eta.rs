@@ -13,8 +13,9 @@
 //!    (so a rider seen only on the flat still climbs slower than they ride the flat).
 //! 2. **Elapsed time** for that moving time: the fraction of each local hour of day the
 //!    rider has spent moving (24 bins, decayed with a half-life of `activity_half_life_h`
-//!    so recent days weigh most; a prior of riding by day and sleeping at night until the
-//!    rider's own days are known). From now, the model walks forward a quarter of an hour
+//!    so recent days weigh most; until the rider's own days are known, a prior of riding
+//!    most of each hour but for a short night, 23:00–04:00 local, as ultra riders sleep 3–5
+//!    hours). From now, the model walks forward a quarter of an hour
 //!    at a time, spending the moving time at the rate each hour allows: an ETA that
 //!    crosses a night waits for the morning as the rider has done.
 //!
@@ -113,10 +114,15 @@ pub struct EtaConfig {
     pub prior_speed_weight_s: f64,
     /// Weight of the default factor of each gradient class, seconds of riding in it.
     pub prior_class_weight_s: f64,
-    /// Fraction of an hour moving assumed by day (06–21 h local) and at night.
+    /// Fraction of an hour moving assumed by day.
     pub prior_day_activity: f64,
-    /// Fraction assumed at night.
+    /// Fraction assumed at night: from `prior_night_from_h` for `prior_night_hours` hours
+    /// local, the short nights of an ultra rider (3–5 hours of sleep).
     pub prior_night_activity: f64,
+    /// When the assumed night begins, local hour.
+    pub prior_night_from_h: usize,
+    /// How many hours it lasts.
+    pub prior_night_hours: usize,
     /// Weight of those priors, seconds per hour of day.
     pub prior_activity_weight_s: f64,
     /// Half-life of what the rider's hours of day have shown, hours.
@@ -137,7 +143,9 @@ impl Default for EtaConfig {
             prior_class_weight_s: 900.0,
             prior_day_activity: 0.85,
             prior_night_activity: 0.15,
-            prior_activity_weight_s: 3_600.0,
+            prior_night_from_h: 23,
+            prior_night_hours: 5,
+            prior_activity_weight_s: 1_800.0,
             activity_half_life_h: 48.0,
             moving_min_mps: 1.0,
             gap_s: 300.0,
@@ -202,8 +210,8 @@ impl Default for EtaState {
             class_s: [0.0; CLASSES],
             hour_elapsed: [0.0; 24],
             hour_moving: [0.0; 24],
-            speed_spread: Spread::prior(0.10, 3.0),
-            activity_spread: Spread::prior(0.25, 3.0),
+            speed_spread: Spread::prior(0.08, 3.0),
+            activity_spread: Spread::prior(0.15, 3.0),
             speed_block: Block::default(),
             activity_block: Block::default(),
         }
@@ -258,8 +266,12 @@ impl EtaState {
     pub fn activity(&self, config: &EtaConfig) -> [f64; 24] {
         let w = config.prior_activity_weight_s;
         std::array::from_fn(|h| {
-            let prior =
-                if (6..21).contains(&h) { config.prior_day_activity } else { config.prior_night_activity };
+            let into_night = (h + 24 - config.prior_night_from_h % 24) % 24;
+            let prior = if into_night < config.prior_night_hours {
+                config.prior_night_activity
+            } else {
+                config.prior_day_activity
+            };
             (self.hour_moving[h] + w * prior) / (self.hour_elapsed[h] + w)
         })
     }
@@ -435,7 +447,7 @@ mod tests {
     fn a_night_ahead_is_waited_out() {
         let (profile, config) = (Profile::new(&hill()), EtaConfig::default());
         let state = EtaState::default();
-        let evening = 1_782_907_200 * S + 9 * 3_600 * S; // 21:00 UTC
+        let evening = 1_782_907_200 * S + 11 * 3_600 * S; // 23:00 UTC
         let noon = 1_782_907_200 * S;
         let by_night = state.eta(&profile, &config, evening, 0, 0.0, 10_000.0).p50 - evening;
         let by_day = state.eta(&profile, &config, noon, 0, 0.0, 10_000.0).p50 - noon;

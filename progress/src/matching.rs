@@ -83,7 +83,7 @@ impl Default for MatchConfig {
             heading_weight: 3.0,
             backward_cost: 1.0,
             reacquire_fixes: 3,
-            scan_max_segments: 2_000,
+            scan_max_segments: 256,
             motion_min_m: 25.0,
             motion_max_s: 60.0,
             heading_min_speed_mps: 1.5,
