@@ -5,6 +5,10 @@
 //!   timestamps shifted so that it starts now.
 //! - `replay --synthetic --token T1 --token T2 …` rides one simulated rider per token
 //!   ([`crate::simulate`]); `--seed` repeats a run.
+//! - `replay --synthetic --course route.gpx …` rides that course instead, for days if it is
+//!   long ([`crate::simulate::course`]): stops, nights, noise, dropouts, a shortcut, a wrong
+//!   turn. `--truth truth.json` writes the ground truth beside; `--output ride.jsonl` writes
+//!   the fixes to a file at once (no waiting, no collector) instead of sending them.
 //!
 //! A request that fails (the collector restarting, 503 while its log is full) is counted and
 //! the ride goes on, as a device's would; a summary is printed at the end, or every ten
@@ -24,7 +28,8 @@ use velometry_core::reading::Metric;
 use velometry_core::time::now_nanos;
 
 use crate::import::files;
-use crate::simulate::Rider;
+use crate::simulate::course::{RideOptions, SimFix};
+use crate::simulate::{self, Rider};
 
 /// Flags of `collector replay`.
 #[derive(Debug, Args)]
@@ -39,7 +44,7 @@ pub struct ReplayArgs {
         env = "VELOMETRY_TOKENS",
         hide_env_values = true,
         value_delimiter = ',',
-        required = true
+        required_unless_present = "output"
     )]
     pub tokens: Vec<String>,
     /// Simulated riders instead of a file.
@@ -54,6 +59,24 @@ pub struct ReplayArgs {
     /// Stop after this long (wall clock); a file stops at its end anyway.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
+    /// With --synthetic: ride this course (a GPX track or route) for as long as it takes,
+    /// instead of loops of the simulator's own.
+    #[arg(long, requires = "synthetic")]
+    pub course: Option<PathBuf>,
+    /// With --course: seconds between the fixes a simulated phone sends.
+    #[arg(long, default_value_t = 10, requires = "course")]
+    pub fix_every: u32,
+    /// With --course: when the ride starts (RFC 3339); now when not given.
+    #[arg(long, requires = "course", value_parser = velometry_core::time::parse_rfc3339)]
+    pub start: Option<i64>,
+    /// With --course: write the ground truth here (JSON: a row per fix slot with the true
+    /// distance along the course, the stops, the dropouts, the shortcut and wrong turn).
+    #[arg(long, requires = "course")]
+    pub truth: Option<PathBuf>,
+    /// With --course: write the fixes here, one `/v1/readings` object a line, at once,
+    /// instead of sending them (one rider).
+    #[arg(long, requires = "course")]
+    pub output: Option<PathBuf>,
     /// The ride file to play (FIT, GPX or TCX, optionally gzipped).
     #[arg(required_unless_present = "synthetic")]
     pub file: Option<PathBuf>,
@@ -95,7 +118,47 @@ pub async fn run(args: ReplayArgs, stop: impl std::future::Future<Output = ()>) 
     let counts = Arc::new(Counts::default());
     let every = Duration::from_secs_f64(1.0 / args.speed);
     let mut tasks = tokio::task::JoinSet::new();
-    if args.synthetic {
+    if let Some(path) = &args.course {
+        let course = read_course(path)?;
+        let start = args.start.unwrap_or_else(now_nanos);
+        let riders = args.tokens.len().max(1);
+        if (args.output.is_some() || args.truth.is_some()) && riders > 1 {
+            anyhow::bail!("--output and --truth are for one rider: give at most one --token");
+        }
+        for index in 0..riders {
+            let mut options = RideOptions::new(args.seed.wrapping_add(index as u64), start);
+            options.fix_every_s = args.fix_every.max(1);
+            let ride = simulate::course::ride(&course, &options);
+            if let Some(truth) = &args.truth {
+                let file = std::fs::File::create(truth)
+                    .with_context(|| format!("cannot create {}", truth.display()))?;
+                serde_json::to_writer(std::io::BufWriter::new(file), &ride.truth)
+                    .with_context(|| format!("cannot write {}", truth.display()))?;
+            }
+            if let Some(output) = &args.output {
+                write_fixes(output, &ride.fixes)?;
+                eprintln!(
+                    "Wrote {} fixes over {:.1} h of riding {:.0} km to {}.",
+                    ride.fixes.len(),
+                    ride.fixes.last().map_or(0, |f| f.time - start) as f64 / 3.6e12,
+                    course.length_m() / 1_000.0,
+                    output.display()
+                );
+                return Ok(());
+            }
+            tasks.spawn(course_ride(
+                ride.fixes,
+                Device::new(&http, &url, &args.tokens[index], &counts),
+                args.speed,
+            ));
+        }
+        eprintln!(
+            "Riding {} ({:.0} km) with {riders} simulated rider(s) at {}× real time; Ctrl-C stops.",
+            path.display(),
+            course.length_m() / 1_000.0,
+            args.speed
+        );
+    } else if args.synthetic {
         for (index, token) in args.tokens.iter().enumerate() {
             let rider = Rider::new(args.seed, index as u64);
             tasks.spawn(synthetic(rider, Device::new(&http, &url, token, &counts), every));
@@ -224,6 +287,60 @@ async fn synthetic(mut rider: Rider, device: Device, every: Duration) {
     }
 }
 
+/// A course from a GPX file: its tracks' points, or its routes' when it has no track.
+///
+/// The simulator's own reader until the events' course files (GPX, TCX, FIT courses) are
+/// read in one place for every service.
+fn read_course(path: &std::path::Path) -> anyhow::Result<velometry_core::course::Course> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let gpx =
+        gpx::read(std::io::BufReader::new(file)).with_context(|| format!("{}: not GPX", path.display()))?;
+    let track = gpx.tracks.iter().flat_map(|t| &t.segments).flat_map(|s| &s.points);
+    let route = gpx.routes.iter().flat_map(|r| &r.points);
+    let points: Vec<_> = if gpx.tracks.is_empty() { route.collect() } else { track.collect() };
+    let course = velometry_core::course::Course::new(
+        points.iter().map(|p| (p.point().y(), p.point().x(), p.elevation)),
+    )
+    .with_context(|| format!("{}: no course", path.display()))?;
+    Ok(course)
+}
+
+/// A simulated fix as `/v1/readings` takes it.
+fn fix_reading(fix: &SimFix, time: i64) -> Value {
+    let fields = [
+        ("lat", fix.lat),
+        ("lon", fix.lon),
+        ("alt", fix.alt),
+        ("speed", fix.speed),
+        ("heading", fix.heading),
+    ];
+    reading(Metric::Gps, time, fields.into_iter().map(|(k, v)| (k.to_owned(), v)))
+}
+
+fn write_fixes(path: &std::path::Path, fixes: &[SimFix]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for fix in fixes {
+        serde_json::to_writer(&mut out, &fix_reading(fix, fix.time))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Sends a simulated course ride live: each fix when its time comes (at `speed`× real time,
+/// shifted to start now).
+async fn course_ride(fixes: Vec<SimFix>, device: Device, speed: f64) {
+    let Some(first) = fixes.first().map(|f| f.time) else { return };
+    let started = Instant::now();
+    let start_ns = now_nanos();
+    for fix in &fixes {
+        let offset = Duration::from_secs_f64((fix.time - first) as f64 / 1e9 / speed);
+        tokio::time::sleep_until(started + offset).await;
+        device.send(vec![fix_reading(fix, start_ns + offset.as_nanos() as i64)]).await;
+    }
+}
+
 async fn recorded(file: files::FileReadings, device: Device, speed: f64) {
     // The readings of each recorded instant go together, as the device sent them.
     let mut instants: BTreeMap<i64, Vec<&velometry_core::reading::Reading>> = BTreeMap::new();
@@ -242,5 +359,57 @@ async fn recorded(file: files::FileReadings, device: Device, speed: f64) {
             .map(|r| reading(r.metric(), shifted, r.fields().map(|(k, v)| (k.to_owned(), v))))
             .collect();
         device.send(body).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fmt::Write;
+
+    use clap::Parser;
+    use velometry_core::testkit::courses;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use crate::simulate::course::Truth;
+
+    #[tokio::test]
+    async fn a_simulated_course_ride_is_written_to_files_at_once() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let course = courses::loop_course(3);
+        let mut gpx = String::from(r#"<?xml version="1.0"?><gpx version="1.1" creator="test"><trk><trkseg>"#);
+        for p in course.points() {
+            let ele = p.ele.unwrap_or(0.0);
+            write!(gpx, r#"<trkpt lat="{}" lon="{}"><ele>{ele}</ele></trkpt>"#, p.lat, p.lon)
+                .expect("a string");
+        }
+        gpx.push_str("</trkseg></trk></gpx>");
+        let (course_path, output, truth) =
+            (dir.path().join("loop.gpx"), dir.path().join("ride.jsonl"), dir.path().join("truth.json"));
+        std::fs::write(&course_path, gpx).expect("written");
+        let cli = Cli::try_parse_from([
+            "collector".as_ref(),
+            "replay".as_ref(),
+            "--synthetic".as_ref(),
+            "--course".as_ref(),
+            course_path.as_os_str(),
+            "--start".as_ref(),
+            "2026-07-01T06:00:00Z".as_ref(),
+            "--output".as_ref(),
+            output.as_os_str(),
+            "--truth".as_ref(),
+            truth.as_os_str(),
+        ])
+        .expect("the flags parse");
+        let Command::Replay(args) = cli.command else { panic!("replay") };
+        run(args, std::future::pending()).await.expect("written");
+        let lines = std::fs::read_to_string(&output).expect("the fixes");
+        let first: Value = serde_json::from_str(lines.lines().next().expect("a line")).expect("JSON");
+        assert_eq!(first["metric"], "gps");
+        assert_eq!(first["time"], 1_782_885_610_000_i64, "the first fix 10 s after the start, in ms");
+        let truth: Truth = serde_json::from_slice(&std::fs::read(&truth).expect("the truth")).expect("JSON");
+        assert_eq!(lines.lines().count(), truth.rows.iter().filter(|r| r.sent).count());
+        let last = truth.rows.last().expect("rows");
+        assert!((last.distance_m - course.length_m()).abs() < 1.0, "ridden to the end");
     }
 }

@@ -6,6 +6,8 @@
 //! Heart rate follows effort with a lag of about half a minute and drifts up over hours;
 //! cadence falls to zero when coasting; temperature follows the time of day. A seed makes
 //! a run repeatable.
+//!
+//! [`course`] rides a given course instead, for days, with the ground truth beside.
 
 use std::f64::consts::{PI, TAU};
 
@@ -13,6 +15,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use velometry_core::geo::{haversine_m, EARTH_RADIUS_M};
 use velometry_core::reading::Metric;
+
+pub mod course;
 
 const MASS_KG: f64 = 80.0;
 const GRAVITY: f64 = 9.81;
@@ -184,7 +188,7 @@ impl Rider {
 
 /// The steady speed at which `power` balances rolling resistance, gravity on `gradient` and
 /// air drag; a few Newton steps from `from`.
-fn speed_for(power: f64, gradient: f64, from: f64) -> f64 {
+pub(crate) fn speed_for(power: f64, gradient: f64, from: f64) -> f64 {
     let theta = gradient.atan();
     let resist = MASS_KG * GRAVITY * (ROLLING * theta.cos() + theta.sin());
     let drag = 0.5 * AIR_DENSITY * DRAG_AREA_M2;

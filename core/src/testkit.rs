@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
-mod courses;
+pub mod courses;
 mod influx;
 mod nats;
 mod prometheus;
