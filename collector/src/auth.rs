@@ -11,7 +11,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use velometry_core::ids::OrganiserId;
 use velometry_core::riders::reload::SharedRegistry;
-use velometry_core::riders::{DeviceIdentity, Organiser, OwnTracksKey, Registry};
+use velometry_core::riders::{DeviceIdentity, Organiser, OwnTracksKey, Registry, Service};
 
 use crate::error::ApiError;
 
@@ -107,6 +107,26 @@ impl Authenticator {
             return Err(ApiError::RateLimited(wait));
         }
         Ok((organiser, registry))
+    }
+
+    /// The service of a token (the progress service), with the registry it was found in.
+    /// Services are not rate-limited: one writes for every entrant of its events.
+    ///
+    /// # Errors
+    /// 401 without a token, or with one that is no service's.
+    pub fn service(&self, token: Option<&str>) -> Result<(Service, Arc<Registry>), ApiError> {
+        let token = token.ok_or_else(|| {
+            ApiError::Unauthorized(
+                "authorization required: send a service token as `Authorization: Token <token>`".into(),
+            )
+        })?;
+        let registry = self.registry.current();
+        let service = registry.authenticate_service(token).cloned().ok_or_else(|| {
+            ApiError::Unauthorized(
+                "authorization failed: not a service token (a [[service]] of the riders file)".into(),
+            )
+        })?;
+        Ok((service, registry))
     }
 
     /// The key the device's OwnTracks app encrypts with, if the riders file gives one.

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::ingest::{event_status, json, lineproto, osmand, owntracks};
+use crate::ingest::{derived, event_status, json, lineproto, osmand, owntracks};
 use crate::metrics as m;
 use crate::state::AppState;
 
@@ -22,6 +22,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/osmand", get(osmand::osmand).post(osmand::osmand))
         .route("/v1/owntracks", post(owntracks::owntracks))
         .route("/v1/events/{event}/riders/{rider}/status", post(event_status::status))
+        .route("/v1/events/{event}/riders/{rider}/derived", post(derived::derived))
         .route("/query", get(influx_query).post(influx_query))
         .route("/ping", get(ping).head(ping))
         .route("/healthz", get(healthz))

@@ -79,6 +79,19 @@ id_type!(
     OrganiserId
 );
 
+id_type!(
+    /// A service's id (the progress service), as written in the riders file; it is the
+    /// `device` tag of the readings it derives, so the history says what derived them.
+    ServiceId
+);
+
+impl From<&ServiceId> for DeviceId {
+    /// The service as the `device` of the readings it derives.
+    fn from(service: &ServiceId) -> DeviceId {
+        DeviceId(service.0.clone())
+    }
+}
+
 impl From<&OrganiserId> for DeviceId {
     /// The organiser as the `device` of the readings they record: both ids have one alphabet.
     fn from(organiser: &OrganiserId) -> DeviceId {

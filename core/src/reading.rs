@@ -138,7 +138,53 @@ metrics! {
         required("state", "code", 0.0, 1.0),
         field("reason", "code", 1.0, 5.0),
     ];
+    CourseProgress = "course_progress": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("current_m", "m", 0.0, MAX_COURSE_M),
+        required("progress_m", "m", 0.0, MAX_COURSE_M),
+        required("to_go_m", "m", 0.0, MAX_COURSE_M),
+        required("from_course_m", "m", 0.0, 20_100_000.0),
+        required("off_course", "flag", 0.0, 1.0),
+        required("status", "code", 0.0, 6.0),
+        field("next_checkpoint", "index", 0.0, MAX_CHECKPOINTS),
+        field("eta_next_p10", "s since 1970", 0.0, MAX_EPOCH_S),
+        field("eta_next_p50", "s since 1970", 0.0, MAX_EPOCH_S),
+        field("eta_next_p90", "s since 1970", 0.0, MAX_EPOCH_S),
+        field("eta_finish_p10", "s since 1970", 0.0, MAX_EPOCH_S),
+        field("eta_finish_p50", "s since 1970", 0.0, MAX_EPOCH_S),
+        field("eta_finish_p90", "s since 1970", 0.0, MAX_EPOCH_S),
+    ];
+    CheckpointOutcome = "checkpoint": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("checkpoint", "index", 0.0, MAX_CHECKPOINTS),
+        required("outcome", "code", 0.0, 2.0),
+        field("late", "flag", 0.0, 1.0),
+    ];
+    CourseStatus = "course_status": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("status", "code", 0.0, 6.0),
+    ];
+    OffCourse = "off_course": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("off", "flag", 0.0, 1.0),
+        required("at_m", "m", 0.0, MAX_COURSE_M),
+    ];
+    Stop = "stop": [
+        required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
+        required("duration_s", "s", 0.0, 100_000_000.0),
+        required("lat", "degrees", -90.0, 90.0),
+        required("lon", "degrees", -180.0, 180.0),
+        required("at_m", "m", 0.0, MAX_COURSE_M),
+        required("status", "code", 1.0, 3.0),
+    ];
 }
+
+/// The longest course, metres (five times round the Earth).
+const MAX_COURSE_M: f64 = 200_000_000.0;
+/// The most checkpoints an event has, as an index bound.
+const MAX_CHECKPOINTS: f64 = 10_000.0;
+/// The latest ETA, seconds since 1970 (the year 2286).
+const MAX_EPOCH_S: f64 = 10_000_000_000.0;
 
 impl Metric {
     /// Whether readings of this kind are published live (the stream hub shows them).
@@ -150,7 +196,20 @@ impl Metric {
     /// `event_status` is written by an event's organisers only (`crate::event::status`):
     /// a rider's own device must not reinstate them.
     pub fn written_by_devices(self) -> bool {
-        !matches!(self, Metric::EventStatus)
+        !matches!(self, Metric::EventStatus) && !self.is_derived()
+    }
+
+    /// Whether it is derived from other readings by a service (the progress service: where
+    /// a rider is along an event's course), which alone writes it (docs/schema.md).
+    pub fn is_derived(self) -> bool {
+        matches!(
+            self,
+            Metric::CourseProgress
+                | Metric::CheckpointOutcome
+                | Metric::CourseStatus
+                | Metric::OffCourse
+                | Metric::Stop
+        )
     }
 
     /// The spec of one field, if the measurement has it.
@@ -241,8 +300,16 @@ pub enum ReadingError {
     #[error("time {} is before 1990-01-01", format_rfc3339(*.0))]
     TooOld(Nanos),
     /// A measurement that no device token may write (see [`Metric::written_by_devices`]).
-    #[error("{0} is recorded by an event's organisers (`collector event scratch`), not with a device token")]
+    #[error("{}", not_for_devices(*.0))]
     NotForDevices(Metric),
+}
+
+fn not_for_devices(metric: Metric) -> String {
+    if metric.is_derived() {
+        format!("{metric} is derived by the progress service from the rider's positions, not written with a device token")
+    } else {
+        format!("{metric} is recorded by an event's organisers (`collector event scratch`), not with a device token")
+    }
 }
 
 /// A validated reading. The rider, device and source are not part of it: they come from the
@@ -352,7 +419,7 @@ fn check_value(spec: &FieldSpec, value: f64) -> Result<(), ReadingError> {
 /// Checks that a device token may write `metric`.
 ///
 /// # Errors
-/// [`ReadingError::NotForDevices`] for `event_status`.
+/// [`ReadingError::NotForDevices`] for `event_status` and derived measurements.
 pub fn check_device_writable(metric: Metric) -> Result<(), ReadingError> {
     if metric.written_by_devices() {
         Ok(())

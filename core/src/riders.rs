@@ -1,5 +1,6 @@
 //! The riders file: the single source of identities for all three services — riders and
-//! their devices, viewers, organisers — and of the events they ride (docs/events.md).
+//! their devices, viewers, organisers, services — and of the events they ride
+//! (docs/events.md).
 //!
 //! Tokens are never stored, only their SHA-256 ([`TokenHash`]). The file is parsed and
 //! checked whole, once, into a [`Registry`], course files included; a service holds it in a
@@ -9,7 +10,8 @@
 //! viewers that list them; a private event by the viewers that list it. A viewer that lists
 //! an event also sees every entrant of it, private or not: one token for a club's private
 //! race is enough to follow all of it. Organisers scratch and reinstate the entrants of
-//! their events; an organiser token is not a viewer token.
+//! their events; an organiser token is not a viewer token. A service (the progress
+//! service) writes the readings it derives for the entrants of its events, and nothing else.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -19,7 +21,7 @@ use serde::Deserialize;
 use crate::course::files::CourseFile;
 use crate::event::status::event_code;
 use crate::event::Event;
-use crate::ids::{DeviceId, EventId, OrganiserId, RiderId};
+use crate::ids::{DeviceId, EventId, OrganiserId, RiderId, ServiceId};
 
 mod events;
 pub mod reload;
@@ -68,6 +70,8 @@ struct RawFile {
     event: Vec<events::RawEvent>,
     #[serde(default)]
     organiser: Vec<events::RawOrganiser>,
+    #[serde(default)]
+    service: Vec<events::RawService>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +193,16 @@ pub struct Organiser {
     pub events: Visible<EventId>,
 }
 
+/// A service (the progress service) that derives readings of the entrants of its events:
+/// it writes those, and nothing else (docs/events.md).
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Its id: the `device` tag of what it writes.
+    pub id: ServiceId,
+    /// The events it derives readings for.
+    pub events: Visible<EventId>,
+}
+
 /// The parsed, validated riders file.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
@@ -198,6 +212,7 @@ pub struct Registry {
     owntracks_keys: std::collections::HashMap<DeviceIdentity, OwnTracksKey>,
     events: Vec<Event>,
     organisers: TokenIndex<Organiser>,
+    services: TokenIndex<Service>,
 }
 
 impl Registry {
@@ -303,17 +318,28 @@ impl Registry {
             let organiser = events::organiser(&o, &registry.events).map_err(invalid)?;
             registry.organisers.insert(hash, organiser);
         }
+        let mut service_ids: HashSet<ServiceId> = HashSet::new();
+        for raw in raw.service {
+            let hash = TokenHash::parse_hex(&raw.token_sha256)
+                .map_err(|m| invalid(format!("service {:?}: {m}", raw.id.as_str())))?;
+            if !service_ids.insert(raw.id.clone()) {
+                return Err(invalid(format!("service {:?} appears twice", raw.id.as_str())));
+            }
+            let service = events::service(&raw, &registry.events).map_err(invalid)?;
+            registry.services.insert(hash, service);
+        }
         let mut hashes: Vec<TokenHash> = registry
             .devices
             .hashes()
             .chain(registry.viewers.hashes())
             .chain(registry.organisers.hashes())
+            .chain(registry.services.hashes())
             .copied()
             .collect();
         hashes.sort_unstable_by_key(|h| h.0);
         if hashes.windows(2).any(|w| w[0] == w[1]) {
             return Err(invalid(
-                "two devices, viewers or organisers share one token; give each its own".into(),
+                "two devices, viewers, organisers or services share one token; give each its own".into(),
             ));
         }
         Ok(registry)
@@ -427,6 +453,11 @@ impl Registry {
     /// The organiser a token belongs to.
     pub fn authenticate_organiser(&self, token: &str) -> Option<&Organiser> {
         self.organisers.find(token)
+    }
+
+    /// The service a token belongs to.
+    pub fn authenticate_service(&self, token: &str) -> Option<&Service> {
+        self.services.find(token)
     }
 
     /// Whether a caller (a viewer, or anonymous) may see a rider: a public one, one the

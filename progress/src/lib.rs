@@ -25,6 +25,7 @@ pub mod index;
 pub mod local_time;
 pub mod matching;
 pub mod off_course;
+pub mod service;
 pub mod snapshots;
 pub mod status;
 

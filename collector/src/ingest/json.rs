@@ -65,6 +65,18 @@ pub async fn readings(
 /// # Errors
 /// A message naming the key at fault.
 pub fn parse_reading(item: &Value, now: Nanos) -> Result<Reading, String> {
+    parse_reading_of(item, now, |metric| check_device_writable(metric).map_err(|e| e.to_string()))
+}
+
+/// Parses one flat reading object whose measurement `writable` allows.
+///
+/// # Errors
+/// A message naming the key at fault, or what `writable` says of the measurement.
+pub fn parse_reading_of(
+    item: &Value,
+    now: Nanos,
+    writable: impl Fn(Metric) -> Result<(), String>,
+) -> Result<Reading, String> {
     let object = item.as_object().ok_or("a reading must be a JSON object")?;
     let name = object
         .get("metric")
@@ -72,7 +84,7 @@ pub fn parse_reading(item: &Value, now: Nanos) -> Result<Reading, String> {
         .ok_or("missing \"metric\" (gps, heart_rate, power, …)")?;
     let metric =
         Metric::from_name(name).ok_or_else(|| ReadingError::UnknownMetric(name.into()).to_string())?;
-    check_device_writable(metric).map_err(|e| e.to_string())?;
+    writable(metric)?;
     let time = match object.get("time") {
         None | Some(Value::Null) => now,
         Some(Value::String(s)) => parse_rfc3339(s).map_err(|e| e.to_string())?,

@@ -1,6 +1,7 @@
 //! Ingest: every protocol parses its payload into validated [`Reading`]s, then one path
 //! makes them durable (WAL), answers, and publishes the live ones.
 
+pub mod derived;
 pub mod device;
 pub mod event_status;
 pub mod json;

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{Organiser, Visible};
+use super::{Organiser, Service, Visible};
 use crate::course::files::CourseFile;
 use crate::event::{place, Checkpoint, Cutoff, Entrant, Event, MAX_CHECKPOINT_OFF_COURSE_M};
-use crate::ids::{EventId, OrganiserId, RiderId};
+use crate::ids::{EventId, OrganiserId, RiderId, ServiceId};
 use crate::time::Nanos;
 
 /// A time as the file gives it: a TOML date-time (`start = 2026-07-26T22:00:00+02:00`) or a
@@ -258,24 +258,44 @@ pub(super) fn event(
 /// Checks one `[[organiser]]` against the events of the file.
 pub(super) fn organiser(raw: &RawOrganiser, events: &[Event]) -> Result<Organiser, String> {
     let at = |e: String| format!("organiser {:?}: events: {e}", raw.id.as_str());
-    let scope = if raw.events.iter().any(|e| e == "*") {
-        Visible::All
-    } else if raw.events.is_empty() {
-        return Err(at("lists no event: give the events they organise, or [\"*\"]".into()));
-    } else {
-        let mut ids = Vec::new();
-        for name in &raw.events {
-            let id = EventId::parse(name).map_err(|e| at(e.to_string()))?;
-            if !events.iter().any(|e| e.id == id) {
-                return Err(at(format!("{name:?} is not an event of this file")));
-            }
-            ids.push(id);
-        }
-        Visible::Only(ids)
-    };
+    let scope = scope(&raw.events, events, "they organise").map_err(at)?;
     Ok(Organiser {
         id: raw.id.clone(),
         name: raw.name.clone().unwrap_or_else(|| raw.id.to_string()),
         events: scope,
     })
+}
+
+/// The events a `[[service]]` derives readings for.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub(super) id: ServiceId,
+    pub(super) token_sha256: String,
+    events: Vec<String>,
+}
+
+/// Checks one `[[service]]` against the events of the file.
+pub(super) fn service(raw: &RawService, events: &[Event]) -> Result<Service, String> {
+    let at = |e: String| format!("service {:?}: events: {e}", raw.id.as_str());
+    Ok(Service { id: raw.id.clone(), events: scope(&raw.events, events, "it serves").map_err(at)? })
+}
+
+/// `["*"]` or event ids of the file.
+fn scope(names: &[String], events: &[Event], what: &str) -> Result<Visible<EventId>, String> {
+    if names.iter().any(|e| e == "*") {
+        return Ok(Visible::All);
+    }
+    if names.is_empty() {
+        return Err(format!("lists no event: give the events {what}, or [\"*\"]"));
+    }
+    let mut ids = Vec::new();
+    for name in names {
+        let id = EventId::parse(name).map_err(|e| e.to_string())?;
+        if !events.iter().any(|e| e.id == id) {
+            return Err(format!("{name:?} is not an event of this file"));
+        }
+        ids.push(id);
+    }
+    Ok(Visible::Only(ids))
 }

@@ -58,6 +58,19 @@ impl RidersToml {
         self
     }
 
+    /// Adds a service (the progress service) that derives readings for the entrants of
+    /// `events`.
+    #[must_use]
+    pub fn service(mut self, id: &str, token: &str, events: &[&str]) -> RidersToml {
+        let hash = crate::riders::TokenHash::of(token).to_hex();
+        let events: Vec<String> = events.iter().map(|e| format!("\"{e}\"")).collect();
+        self.0.push_str(&format!(
+            "[[service]]\nid = \"{id}\"\ntoken_sha256 = \"{hash}\"\nevents = [{}]\n",
+            events.join(", ")
+        ));
+        self
+    }
+
     /// Adds TOML as it is (an `[[event]]` table, say).
     #[must_use]
     pub fn raw(mut self, toml: &str) -> RidersToml {
