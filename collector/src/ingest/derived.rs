@@ -109,7 +109,13 @@ mod tests {
     const NOW: Nanos = 1_782_914_400_000_000_000;
 
     fn parsed(body: &str) -> Result<usize, String> {
-        parse(body.as_bytes(), 7.0, NOW).map(|r| r.len()).map_err(|e| e.to_string())
+        match parse(body.as_bytes(), 7.0, NOW) {
+            Ok(r) => Ok(r.len()),
+            Err(ApiError::InvalidReadings { invalid, .. }) => {
+                Err(invalid.iter().map(|i| i.error.clone()).collect::<Vec<_>>().join("; "))
+            }
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     #[test]
