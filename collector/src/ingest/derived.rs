@@ -15,12 +15,12 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::Value;
 use velometry_core::event::status::event_code;
-use velometry_core::ids::{DeviceId, EventId, RiderId};
+use velometry_core::ids::DeviceId;
 use velometry_core::reading::{Metric, Reading};
 use velometry_core::riders::DeviceIdentity;
 use velometry_core::time::{now_nanos, Nanos};
 
-use super::{media_type, read_body};
+use super::{entrant_of, media_type, read_body};
 use crate::auth::token_from;
 use crate::error::{ApiError, Invalid};
 use crate::state::AppState;
@@ -41,19 +41,10 @@ pub async fn derived(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let (service, registry) = state.auth.service(token_from(&headers, None).as_deref())?;
-    let event = EventId::parse(&event)
-        .ok()
-        .and_then(|id| registry.event(&id))
-        .ok_or_else(|| ApiError::NotFound(format!("no event {event:?} in the riders file")))?;
-    if !service.events.covers(&event.id) {
-        return Err(ApiError::Forbidden(format!(
-            "service {:?} does not serve event {:?}",
-            service.id.as_str(),
-            event.id.as_str()
-        )));
-    }
-    let rider = RiderId::parse(&rider).ok().filter(|r| event.entrant(r).is_some()).ok_or_else(|| {
-        ApiError::NotFound(format!("{rider:?} is not an entrant of event {:?}", event.id.as_str()))
+    let (event, rider) = entrant_of(&registry, &event, &rider, |event| {
+        (!service.events.covers(&event.id)).then(|| {
+            format!("service {:?} does not serve event {:?}", service.id.as_str(), event.id.as_str())
+        })
     })?;
     if media_type(&headers).as_deref() != Some("application/json") {
         return Err(ApiError::UnsupportedMediaType(

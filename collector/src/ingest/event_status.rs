@@ -19,11 +19,11 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use velometry_core::event::status::{event_code, Change, Reason, Status};
-use velometry_core::ids::{DeviceId, EventId, RiderId};
+use velometry_core::ids::DeviceId;
 use velometry_core::riders::DeviceIdentity;
 use velometry_core::time::{format_rfc3339, millis_to_nanos, now_nanos, parse_rfc3339};
 
-use super::{media_type, read_body};
+use super::{entrant_of, media_type, read_body};
 use crate::auth::token_from;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -54,19 +54,10 @@ pub async fn status(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let (organiser, registry) = state.auth.organiser(token_from(&headers, None).as_deref())?;
-    let event = EventId::parse(&event)
-        .ok()
-        .and_then(|id| registry.event(&id))
-        .ok_or_else(|| ApiError::NotFound(format!("no event {event:?} in the riders file")))?;
-    if !organiser.events.covers(&event.id) {
-        return Err(ApiError::Forbidden(format!(
-            "organiser {:?} does not organise event {:?}",
-            organiser.id.as_str(),
-            event.id.as_str()
-        )));
-    }
-    let rider = RiderId::parse(&rider).ok().filter(|r| event.entrant(r).is_some()).ok_or_else(|| {
-        ApiError::NotFound(format!("{rider:?} is not an entrant of event {:?}", event.id.as_str()))
+    let (event, rider) = entrant_of(&registry, &event, &rider, |event| {
+        (!organiser.events.covers(&event.id)).then(|| {
+            format!("organiser {:?} does not organise event {:?}", organiser.id.as_str(), event.id.as_str())
+        })
     })?;
     let change = parse(read(&headers, body, &state).await?)?;
     let now = now_nanos();

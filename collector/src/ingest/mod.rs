@@ -17,9 +17,11 @@ use axum::http::{header, HeaderMap};
 use bytes::Bytes;
 use flate2::read::GzDecoder;
 use http_body_util::BodyExt;
+use velometry_core::event::Event;
+use velometry_core::ids::{EventId, RiderId};
 use velometry_core::lineproto::{encode, Origin};
 use velometry_core::reading::{Metric, Reading};
-use velometry_core::riders::DeviceIdentity;
+use velometry_core::riders::{DeviceIdentity, Registry};
 use velometry_core::time::{now_nanos, Nanos};
 
 use crate::error::ApiError;
@@ -255,6 +257,31 @@ impl Ingest {
             late_before: before(self.late_after),
         }
     }
+}
+
+/// The event a route names and the entrant of it: 404 for an unknown event, then the
+/// caller's own 403 when `refused` says it may not write for this event, then 404 for a
+/// rider who is not an entrant.
+///
+/// # Errors
+/// As above.
+pub fn entrant_of<'r>(
+    registry: &'r Registry,
+    event: &str,
+    rider: &str,
+    refused: impl FnOnce(&Event) -> Option<String>,
+) -> Result<(&'r Event, RiderId), ApiError> {
+    let event = EventId::parse(event)
+        .ok()
+        .and_then(|id| registry.event(&id))
+        .ok_or_else(|| ApiError::NotFound(format!("no event {event:?} in the riders file")))?;
+    if let Some(why) = refused(event) {
+        return Err(ApiError::Forbidden(why));
+    }
+    let rider = RiderId::parse(rider).ok().filter(|r| event.entrant(r).is_some()).ok_or_else(|| {
+        ApiError::NotFound(format!("{rider:?} is not an entrant of event {:?}", event.id.as_str()))
+    })?;
+    Ok((event, rider))
 }
 
 /// The media type of a request, lowercased, without parameters.

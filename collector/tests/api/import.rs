@@ -67,22 +67,6 @@ async fn a_fit_file_cut_short_is_imported_up_to_the_cut_with_what_was_lost() {
     assert!(first_cut < hr_all, "a quarter of the file is less than the ride");
 }
 
-/// The FIT checksum (CRC-16 as the FIT SDK computes it).
-fn fit_crc(bytes: &[u8]) -> u16 {
-    const TABLE: [u16; 16] = [
-        0x0000, 0xCC01, 0xD801, 0x1400, 0xF001, 0x3C00, 0x2800, 0xE401, 0xA001, 0x6C00, 0x7800, 0xB401,
-        0x5000, 0x9C01, 0x8801, 0x4400,
-    ];
-    let mut crc = 0u16;
-    for &byte in bytes {
-        for nibble in [byte & 0xF, byte >> 4] {
-            let tmp = TABLE[usize::from(crc & 0xF)];
-            crc = ((crc >> 4) & 0x0FFF) ^ tmp ^ TABLE[usize::from(nibble)];
-        }
-    }
-    crc
-}
-
 #[tokio::test]
 async fn a_field_size_that_is_not_a_multiple_of_its_type_is_read_without_an_error_line() {
     let env = Env::start(&[]).await;
@@ -98,7 +82,7 @@ async fn a_field_size_that_is_not_a_multiple_of_its_type_is_read_without_an_erro
     file.extend(u32::try_from(data.len()).expect("size").to_le_bytes());
     file.extend(b".FIT");
     file.extend(data);
-    let crc = fit_crc(&file);
+    let crc = velometry_core::files::fit::crc(&file);
     file.extend(crc.to_le_bytes());
     let temp = tempfile::tempdir().expect("tempdir");
     let path = temp.path().join("coros.fit");

@@ -2,6 +2,7 @@
 //! fixes, the sync, late markers and organisers' status changes, in one task (a fix costs
 //! microseconds; the task waits on InfluxDB and NATS, not on the CPU).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -317,24 +318,33 @@ impl Runner {
                     entrants: BTreeMap::new(),
                 },
             };
-            let mut plans: BTreeMap<Nanos, Arc<Plan>> = BTreeMap::new();
+            // Entrants kept share their plans with new ones of the same start.
+            let mut plans: BTreeMap<Nanos, Arc<Plan>> =
+                run.entrants.values().map(|en| (en.start, en.plan.clone())).collect();
+            // Organisers' status changes, read once for the event if anyone is new.
+            let mut statuses = None;
             let mut kept = BTreeMap::new();
             for e in &config.entrants {
                 let entrant = match run.entrants.remove(&e.rider) {
                     Some(entrant) if entrant.start == e.start => entrant,
                     _ => {
-                        let plan = match plans.get(&e.start) {
-                            Some(plan) => plan.clone(),
-                            None => match plan(config, e.start) {
-                                Ok(p) => plans.entry(e.start).or_insert(Arc::new(p)).clone(),
+                        let plan = match plans.entry(e.start) {
+                            Entry::Occupied(o) => o.get().clone(),
+                            Entry::Vacant(v) => match plan(config, e.start) {
+                                Ok(p) => v.insert(Arc::new(p)).clone(),
                                 Err(error) => {
                                     tracing::error!(%error, "An event's course cannot be followed.");
                                     continue;
                                 }
                             },
                         };
+                        if statuses.is_none() {
+                            statuses = Some(self.ctx.history.statuses(run.code).await?);
+                        }
+                        let theirs =
+                            statuses.as_ref().and_then(|s| s.get(&e.rider)).cloned().unwrap_or_default();
                         let mut entrant = Entrant::new(e.rider.clone(), e.start, plan);
-                        catch_up(&self.ctx, config, run.code, &mut entrant).await?;
+                        catch_up(&self.ctx, config, run.code, &mut entrant, theirs).await?;
                         entrant
                     }
                 };
@@ -349,17 +359,17 @@ impl Runner {
     }
 }
 
-/// A new entrant: their history from their start, with what is newer than the last
-/// `course_progress` already stored written.
+/// A new entrant: their history from their start (with the organisers' `statuses` of
+/// them), with what is newer than the last `course_progress` already stored written.
 async fn catch_up(
     ctx: &Ctx,
     event: &EventConfig,
     code: f64,
     entrant: &mut Entrant,
+    statuses: Vec<Input>,
 ) -> Result<(), HistoryError> {
     let written = ctx.history.last_progress(&entrant.rider, code).await?;
     let fixes = ctx.history.fixes(&entrant.rider, entrant.start - 1, now_nanos()).await?;
-    let statuses = ctx.history.statuses(code).await?.remove(&entrant.rider).unwrap_or_default();
     let statuses: Vec<Input> = statuses.into_iter().filter(|s| s.time() >= entrant.start).collect();
     entrant.statuses = statuses.clone();
     let inputs = merged(fixes, statuses.into_iter());
