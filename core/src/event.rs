@@ -13,6 +13,7 @@ use crate::geo::METRES_PER_DEGREE;
 use crate::ids::{EventId, RiderId};
 use crate::time::Nanos;
 
+pub mod ride;
 pub mod status;
 
 /// How far from the course a checkpoint given by position (or a waypoint) may lie: a

@@ -62,45 +62,8 @@ impl Default for StatusConfig {
     }
 }
 
-/// What a rider is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Moving.
-    Riding,
-    /// A stop, short so far.
-    Stopped,
-    /// A long stop.
-    Resting,
-    /// A long stop at local night.
-    Sleeping,
-    /// No fix for a while after riding.
-    NoSignal,
-    /// Reached the finish.
-    Finished,
-    /// Out of the event (DNF), as the organiser said.
-    Scratched,
-}
-
-impl Status {
-    /// The name used in readings and the API.
-    pub fn name(self) -> &'static str {
-        match self {
-            Status::Riding => "riding",
-            Status::Stopped => "stopped",
-            Status::Resting => "resting",
-            Status::Sleeping => "sleeping",
-            Status::NoSignal => "no_signal",
-            Status::Finished => "finished",
-            Status::Scratched => "scratched",
-        }
-    }
-
-    /// One of the kinds of stop.
-    pub fn is_stop(self) -> bool {
-        matches!(self, Status::Stopped | Status::Resting | Status::Sleeping)
-    }
-}
+/// What a rider is doing: one list of codes and names for the service and its readers.
+pub use velometry_core::event::ride::RideStatus as Status;
 
 /// A stop, once it has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

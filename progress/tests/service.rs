@@ -73,7 +73,7 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
         .rider("carol", "Carol", true)
         .service("progress", SERVICE, &["*"])
         .raw(&format!(
-            "[[event]]\nid = \"oab\"\ncourse = \"course.gpx\"\nriders = [\"alice\", \"bob\"]\n\
+            "[[event]]\nid = \"oab\"\npublic = true\ncourse = \"course.gpx\"\nriders = [\"alice\", \"bob\"]\n\
              [event.starts]\nalice = \"{}\"\nbob = \"{}\"\n\
              [[event.checkpoint]]\nname = \"Out\"\ndistance_km = 20.0\n\
              [[event.checkpoint]]\nname = \"Back\"\ndistance_km = 60.0\n",
@@ -213,6 +213,40 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
     .unwrap_or_else(|e| panic!("{e}\n{}", progress.logs()));
     let text = progress.metrics().await.expect("metrics");
     assert!(metric(&text, "progress_fixes_total{path=\"live\"}") > 0.0, "no fix came live:\n{text}");
+
+    // What followers read: the query service's standings of the event, from these readings.
+    let query = Service::start(
+        workspace_binary("velometry-query", "query").expect("query"),
+        vec![
+            "serve".into(),
+            "--listen=127.0.0.1:0".into(),
+            "--metrics-listen=127.0.0.1:0".into(),
+            format!("--riders={}", riders_file.display()),
+            format!("--influx-url={}", influx.url),
+        ],
+    )
+    .await
+    .expect("the query service starts");
+    let standings: Value = http
+        .get(format!("{}/v1/events/oab/standings", query.url))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    let table = standings["standings"].as_array().unwrap_or_else(|| panic!("no standings: {standings}"));
+    assert_eq!(table.len(), 1, "bob is private: {standings}");
+    assert_eq!(table[0]["rider"], "alice");
+    assert_eq!(
+        (table[0]["rank"].as_i64(), table[0]["status"].as_str()),
+        (Some(1), Some("finished")),
+        "{standings}"
+    );
+    assert_eq!(table[0]["checkpoints_reached"], 2, "{standings}");
+    let finished = table[0]["finished"].as_i64().expect("a finish time") * 1_000_000;
+    let truth = alice.truth.finished.expect("the truth has the finish");
+    assert!((finished - truth).abs() < 60 * S, "finish {} s from the truth", (finished - truth) / S);
 
     // A restart reads the history again and goes on with the next live fix.
     progress.kill().await;

@@ -85,6 +85,7 @@ impl Application {
             watermark: Watermark::default(),
             max_raw_points: settings.max_raw_points,
             max_export_points: settings.max_export_points,
+            answers: std::sync::Arc::new(crate::influx::shared::Shared::new(settings.read_cache_ttl)),
         };
         Ok(Application { listener, metrics_listener, settings, state })
     }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod influx;
 pub mod metrics;
+pub mod race;
 pub mod rollup;
 pub mod summary;
 pub mod track;

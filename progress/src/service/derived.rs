@@ -8,19 +8,6 @@ use crate::checkpoints::CheckpointEvent;
 use crate::engine::{Etas, Event, Output, Progress};
 use crate::status::{Status, StatusEvent};
 
-/// A status as its `status` code.
-pub fn status_code(status: Status) -> f64 {
-    match status {
-        Status::Riding => 0.0,
-        Status::Stopped => 1.0,
-        Status::Resting => 2.0,
-        Status::Sleeping => 3.0,
-        Status::NoSignal => 4.0,
-        Status::Finished => 5.0,
-        Status::Scratched => 6.0,
-    }
-}
-
 /// RFC 3339 to the nanosecond.
 fn time(ns: Nanos) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -54,7 +41,7 @@ fn progress(event: f64, p: &Progress, etas: Option<&Etas>) -> Value {
             "to_go_m": p.to_go_m.max(0.0),
             "from_course_m": p.from_course_m.max(0.0),
             "off_course": if p.off_course { 1.0 } else { 0.0 },
-            "status": status_code(p.status),
+            "status": p.status.code(),
         }),
     );
     if let (Some(etas), Value::Object(o)) = (etas, &mut r) {
@@ -104,7 +91,7 @@ fn event_reading(event: f64, e: &Event) -> Value {
             json!({"checkpoint": index as f64, "outcome": 2.0}),
         ),
         Event::Status(StatusEvent::Changed { time, status }) => {
-            reading("course_status", time, event, json!({"status": status_code(status)}))
+            reading("course_status", time, event, json!({"status": status.code()}))
         }
         Event::Status(StatusEvent::Stopped(stop)) => reading(
             "stop",
@@ -115,11 +102,11 @@ fn event_reading(event: f64, e: &Event) -> Value {
                 "lat": stop.lat,
                 "lon": stop.lon,
                 "at_m": stop.at_m.max(0.0),
-                "status": status_code(stop.kind).clamp(1.0, 3.0),
+                "status": stop.kind.code().clamp(1.0, 3.0),
             }),
         ),
         Event::Finished { time } => {
-            reading("course_status", time, event, json!({"status": status_code(Status::Finished)}))
+            reading("course_status", time, event, json!({"status": Status::Finished.code()}))
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::influx::Influx;
 use crate::rollup::Watermark;
 
+pub mod events;
 pub mod export;
 pub mod openapi;
 pub mod range;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub max_raw_points: usize,
     /// Readings one export may hold at most.
     pub max_export_points: i64,
+    /// Answers made for many callers at once (an event's standings), shared for a moment.
+    pub answers: std::sync::Arc<crate::influx::shared::Shared<bytes::Bytes>>,
 }
 
 /// The router.
@@ -50,6 +53,15 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/riders/{rider}/track", get(track::track))
         .route("/v1/riders/{rider}/latest", get(riders::latest))
         .route("/v1/riders/{rider}/summary", get(summary::summary))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{event}", get(events::detail))
+        .route("/v1/events/{event}/course", get(events::course))
+        .route("/v1/events/{event}/profile", get(events::profile))
+        .route("/v1/events/{event}/standings", get(events::standings))
+        .route("/v1/events/{event}/standings.csv", get(events::standings_csv))
+        .route("/v1/events/{event}/flow", get(events::flow))
+        .route("/v1/events/{event}/checkpoints", get(events::checkpoints))
+        .route("/v1/events/{event}/riders/{rider}/stops", get(events::stops))
         .route("/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
         // Exports stream for as long as they take; everything else has a deadline.

@@ -114,6 +114,34 @@ pub fn spec() -> Value {
     if let Some(r) = riders_responses.as_object_mut() {
         r.retain(|status, _| ["200", "401", "503"].contains(&status.as_str()));
     }
+    let event = param(
+        "event",
+        "path",
+        "The event's id from the riders file; an unknown one is answered 404.",
+        json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}),
+    );
+    let event_errors = json!({
+        "401": error("The event is private and no viewer token, or an unknown one, was given."),
+        "403": error("The viewer token does not list this event."),
+        "404": error("No such event (or, for stops, no such entrant the caller may see)."),
+    });
+    let event_ok = |description: &str, schema: &str, reads: bool, params: bool| {
+        let mut responses = event_errors.clone();
+        responses["200"] = json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        if reads {
+            responses["503"] = errors["503"].clone();
+        }
+        if params {
+            responses["400"] = errors["400"].clone();
+        }
+        responses
+    };
+    let mut csv_responses = event_ok("", "Standings", true, false);
+    csv_responses["200"] = json!({"description": "The standings as CSV, one row per entrant, times in RFC 3339.", "content": {"text/csv; charset=utf-8": {"schema": {"type": "string"}}}});
+    let mut events_responses = event_ok("Events.", "Events", false, false);
+    if let Some(r) = events_responses.as_object_mut() {
+        r.retain(|status, _| ["200", "401"].contains(&status.as_str()));
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -150,6 +178,23 @@ pub fn spec() -> Value {
                 "parameters": [rider.clone(), from.clone(), to.clone()], "responses": export_responses.clone(), "security": [{}, {"viewer": []}]}},
             "/v1/riders/{rider}/export.csv": {"get": {"summary": "CSV at full resolution (time, lat, lon, alt, speed, heart_rate, cadence, power, temperature, distance), every value as stored, streamed; bounded as export.gpx.",
                 "parameters": [rider, from, to], "responses": export_responses, "security": [{}, {"viewer": []}]}},
+            "/v1/events": get("The events the caller may see: public ones, and with a viewer token the private ones it lists.", vec![], events_responses),
+            "/v1/events/{event}": get("An event: its course length, checkpoints (distance along the course, cut-offs) and the entrants the caller may see, with their starts.",
+                vec![event.clone()], event_ok("The event.", "Event", false, false)),
+            "/v1/events/{event}/course": get("The course as a GeoJSON FeatureCollection: first a LineString simplified to at most max_points positions (the ends kept) with each position's distance along the course, then one Point per checkpoint.",
+                vec![event.clone(), budget(2000, 2)], event_ok("The course.", "Course", false, true)),
+            "/v1/events/{event}/profile": get("The course's elevation against distance, at most max_points points: per stretch the first, lowest, highest and last point, so every summit is kept. Empty when the course file has no elevation.",
+                vec![event.clone(), budget(1000, 4)], event_ok("The profile.", "Profile", false, true)),
+            "/v1/events/{event}/standings": get("The standings of the entrants the caller may see, from the progress service's readings: finishers by elapsed time, then the others by the furthest distance along the course; rank, distance, distance to go, gap to the leader in distance and in time, status and since when, age of the last fix, the next checkpoint and its ETA range (p10-p90), the ETA at the finish, checkpoints reached. Shared by every caller alike for a second.",
+                vec![event.clone()], event_ok("The standings.", "Standings", true, false)),
+            "/v1/events/{event}/standings.csv": get("The standings as CSV.", vec![event.clone()], csv_responses),
+            "/v1/events/{event}/flow": get("The race flow: for every entrant the caller may see, the furthest distance along the course against time, at most max_points points each (per bucket the fix that first reached the bucket's furthest distance). Default range: from the first start to now.",
+                vec![event.clone(), from.clone(), to.clone(), budget(500, 10)], event_ok("The race flow.", "Flow", true, true)),
+            "/v1/events/{event}/checkpoints": get("Per checkpoint, the arrivals (interpolated between the fixes around the checkpoint), the missed checkpoints and the cut-offs breached, of the entrants the caller may see.",
+                vec![event.clone()], event_ok("The checkpoint table.", "Checkpoints", true, false)),
+            "/v1/events/{event}/riders/{rider}/stops": get("A rider's stops in the event, once each has ended: start, end, duration, place and what it was (stopped, resting, sleeping).",
+                vec![event.clone(), param("rider", "path", "An entrant of the event the caller may see; another is answered 404.", json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"}))],
+                event_ok("The stops.", "Stops", true, false)),
             "/openapi.json": {"get": {"summary": "This document.", "responses": {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object", "required": ["openapi", "paths"]}}}}}}},
             "/healthz": {"get": {"summary": "The process is alive.", "responses": {"200": {"description": "ok", "content": {"text/plain; charset=utf-8": {"schema": {"const": "ok"}}}}}}}
         }

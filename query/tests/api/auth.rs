@@ -53,7 +53,7 @@ async fn every_documented_path_answers() {
     let now = velometry_core::time::now_nanos();
     let gps = format!("gps,device=edge,rider=alice,source=json lat=46.0,lon=14.5,alt=300 {}\n", now - HOUR);
     influx.write(DB, &(gps + &heart_rate("alice", "edge", now - HOUR, 100.0))).await.expect("write");
-    let riders = riders_file();
+    let riders = event_riders_file(now - 2 * HOUR);
     let service = query(&influx, &riders, &[]).await;
     let (status, document) = get(&service, "/openapi.json", None).await;
     assert_eq!(status, 200);
@@ -61,7 +61,8 @@ async fn every_documented_path_answers() {
     let paths = document["paths"].as_object().expect("paths");
     assert!(paths.len() >= 9, "{:?}", paths.keys());
     for path in paths.keys() {
-        let concrete = path.replace("{rider}", "alice").replace("{metric}", "heart_rate");
+        let concrete =
+            path.replace("{rider}", "alice").replace("{metric}", "heart_rate").replace("{event}", "race");
         let (status, _, body) = get_raw(&service, &concrete, None).await;
         assert_eq!(status, 200, "{concrete}: {body}");
     }

@@ -226,3 +226,92 @@ pub async fn influx_requests(service: &Service) -> f64 {
     counter(service, "query_influx_queries_total{outcome=\"ok\"}").await
         + counter(service, "query_influx_queries_total{outcome=\"error\"}").await
 }
+
+pub const CLUB: &str = "velo_test_club";
+pub const KM: f64 = 1_000.0;
+
+/// An events riders file: alice (public), bob (private, seen by the coach), erin and dave
+/// (public) ride the public event `race` on a 100 km course due north with checkpoints at
+/// 40 and 80 km, all starting at `start`; alice alone rides the private event `club`, seen
+/// by the viewer `club` (token [`CLUB`]).
+pub fn event_riders_file(start: i64) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let points: Vec<(f64, f64, Option<f64>)> = (0..=100)
+        .map(|i| (45.0 + f64::from(i) * 0.009, 7.0, Some(200.0 + f64::from(i % 10) * 30.0)))
+        .collect();
+    velometry_core::testkit::courses::write_course_gpx(&dir.path().join("course.gpx"), "north", &points, &[])
+        .expect("course file");
+    let start = velometry_core::time::format_rfc3339(start);
+    let text = RidersToml::new()
+        .rider("alice", "Alice", true)
+        .max_hr(190)
+        .device("edge", ALICE_EDGE)
+        .rider("bob", "Bob", false)
+        .rider("erin", "Erin", true)
+        .rider("dave", "Dave", true)
+        .viewer("coach", COACH, &["bob"])
+        .viewer("stranger", STRANGER, &["alice"])
+        .raw(&format!(
+            "[[viewer]]\nname = \"club\"\ntoken_sha256 = \"{}\"\nevents = [\"club\"]\n\
+             [[event]]\nid = \"race\"\nname = \"The Race\"\ncourse = \"course.gpx\"\npublic = true\n\
+             start = \"{start}\"\nriders = [\"alice\", \"bob\", \"erin\", \"dave\"]\n\
+             [[event.checkpoint]]\nname = \"CP1\"\ndistance_km = 40.0\n\
+             [[event.checkpoint]]\nname = \"CP2\"\ndistance_km = 80.0\ncutoff_after = \"1d\"\n\
+             [[event]]\nid = \"club\"\ncourse = \"course.gpx\"\nstart = \"{start}\"\nriders = [\"alice\"]\n",
+            velometry_core::riders::TokenHash::of(CLUB).to_hex()
+        ))
+        .build();
+    std::fs::write(dir.path().join("riders.toml"), text).expect("riders file");
+    dir
+}
+
+/// The progress service's readings of a rider of `race` who rode at `mps` from `start`
+/// with a fix every 10 s until `end`, stopping (sleeping) from `stop_at` on if given: one
+/// `course_progress` per fix, a `course_status` at the start (and at the stop), a
+/// `checkpoint` arrival at each of 40 and 80 km reached. The ETA to the next checkpoint is
+/// at the speed ridden, ±5 minutes.
+pub fn progress_lines(rider: &str, start: i64, end: i64, mps: f64, stop_at: Option<i64>) -> String {
+    let code =
+        velometry_core::event::status::event_code(&velometry_core::ids::EventId::parse("race").expect("id"))
+            as u64;
+    let tags = format!("device=progress,rider={rider},source=progress");
+    let mut out = format!("course_status,{tags} event={code},status=0 {start}\n");
+    let moving_until = stop_at.unwrap_or(end);
+    let mut t = start;
+    while t <= end {
+        let ridden = (t.min(moving_until) - start) as f64 / SECOND as f64 * mps;
+        let status = if t > moving_until { 3 } else { 0 };
+        let next = [40.0 * KM, 80.0 * KM].iter().position(|&c| c > ridden);
+        let mut fields = format!(
+            "event={code},current_m={ridden},progress_m={ridden},to_go_m={},from_course_m=3,off_course=0,status={status}",
+            100.0 * KM - ridden
+        );
+        if let Some(i) = next {
+            let at = (t + (([40.0, 80.0][i] * KM - ridden) / mps * SECOND as f64) as i64) / SECOND;
+            fields += &format!(
+                ",next_checkpoint={i},eta_next_p10={},eta_next_p50={at},eta_next_p90={}",
+                at - 300,
+                at + 300
+            );
+        }
+        let finish = (t + ((100.0 * KM - ridden) / mps * SECOND as f64) as i64) / SECOND;
+        fields += &format!(
+            ",eta_finish_p10={},eta_finish_p50={finish},eta_finish_p90={}",
+            finish - 600,
+            finish + 600
+        );
+        out += &format!("course_progress,{tags} {fields} {t}\n");
+        t += 10 * SECOND;
+    }
+    if let Some(at) = stop_at {
+        out += &format!("course_status,{tags} event={code},status=3 {at}\n");
+    }
+    for (index, km) in [40.0, 80.0].into_iter().enumerate() {
+        let at = start + (km * KM / mps * SECOND as f64) as i64;
+        if at <= moving_until.min(end) {
+            let t = at / 1_000_000 * 1_000_000 + 4 * index as i64;
+            out += &format!("checkpoint,{tags} event={code},checkpoint={index},outcome=0,late=0 {t}\n");
+        }
+    }
+    out
+}

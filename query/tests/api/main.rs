@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod events;
 mod exports;
 mod files;
 mod openapi;

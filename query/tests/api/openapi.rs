@@ -79,8 +79,11 @@ impl Document {
 async fn service_with_data(influx: &InfluxServer) -> (Service, tempfile::TempDir, Vec<Sample>) {
     let start = velometry_core::time::now_nanos() - 2 * HOUR;
     let samples = ride(start, 600, 21);
-    write_all(influx, &(ride_lines("alice", &samples) + &heart_rate("bob", "watch", start, 120.0))).await;
-    let riders = riders_file();
+    let race = progress_lines("alice", start, start + 600 * SECOND, 10.0, None)
+        + &progress_lines("bob", start, start + 600 * SECOND, 12.0, None);
+    write_all(influx, &(ride_lines("alice", &samples) + &heart_rate("bob", "watch", start, 120.0) + &race))
+        .await;
+    let riders = event_riders_file(start);
     let service = query(influx, &riders, &[]).await;
     (service, riders, samples)
 }
@@ -131,6 +134,33 @@ async fn every_answer_of_every_route_is_what_the_document_says() {
             asked.push((route, format!("{}?from=0&to=1000", r(route)), None));
         }
     }
+    asked.push(("/v1/events", "/v1/events".into(), None));
+    asked.push(("/v1/events", "/v1/events".into(), Some(CLUB)));
+    asked.push(("/v1/events", "/v1/events".into(), Some("velo_wrong")));
+    let event_routes = [
+        "/v1/events/{event}",
+        "/v1/events/{event}/course",
+        "/v1/events/{event}/profile",
+        "/v1/events/{event}/standings",
+        "/v1/events/{event}/standings.csv",
+        "/v1/events/{event}/flow",
+        "/v1/events/{event}/checkpoints",
+        "/v1/events/{event}/riders/{rider}/stops",
+    ];
+    let e = |route: &str, event: &str, rider: &str| route.replace("{event}", event).replace("{rider}", rider);
+    for route in event_routes {
+        asked.push((route, e(route, "race", "alice"), None));
+        asked.push((route, e(route, "race", "bob"), Some(COACH)));
+        asked.push((route, e(route, "club", "alice"), None));
+        asked.push((route, e(route, "club", "alice"), Some(COACH)));
+        asked.push((route, e(route, "club", "alice"), Some(CLUB)));
+        asked.push((route, e(route, "nope", "alice"), None));
+    }
+    asked.push(("/v1/events/{event}/riders/{rider}/stops", "/v1/events/race/riders/bob/stops".into(), None));
+    for route in ["/v1/events/{event}/course", "/v1/events/{event}/profile", "/v1/events/{event}/flow"] {
+        asked.push((route, format!("{}?max_points=1", e(route, "race", "alice")), None));
+    }
+    asked.push(("/v1/events/{event}/flow", "/v1/events/race/flow?from=yesterday".into(), None));
     let series = "/v1/riders/{rider}/series/{metric}";
     for query in ["method=lttb", "method=mean&tier=raw", "field=nope", "max_points=5", "tier=1h"] {
         asked.push((series, format!("{}?{ride}&{query}", r(series)), None));
@@ -156,6 +186,13 @@ async fn every_answer_of_every_route_is_what_the_document_says() {
         let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         doc.check(route, status, content_type, &body);
         seen.insert((route.to_owned(), status));
+    }
+    for route in event_routes.iter().filter(|r| doc.0["paths"][**r]["get"]["responses"]["503"].is_object()) {
+        let (status, headers, body) = get_raw(&service, &e(route, "race", "alice"), None).await;
+        assert_eq!(status, 503, "{route}: {body}");
+        let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        doc.check(route, status, content_type, &body);
+        seen.insert(((*route).to_owned(), status));
     }
     let unseen: Vec<_> = doc.statuses().difference(&seen).cloned().collect();
     assert!(unseen.is_empty(), "documented but never answered here: {unseen:?}");
@@ -251,11 +288,17 @@ async fn documented_parameter_constraints_are_exactly_what_the_service_refuses()
         ("/v1/riders/{rider}/summary", "to", "from=0", ends.clone()),
         ("/v1/riders/{rider}/export.csv", "from", "to=7258118400000", times.to_vec()),
         ("/v1/riders/{rider}/export.gpx", "to", "from=0", ends.clone()),
+        ("/v1/events/{event}/flow", "from", "to=7258118400000", times.to_vec()),
+        ("/v1/events/{event}/flow", "to", "from=0", ends.clone()),
+        ("/v1/events/{event}/flow", "max_points", "", budgets.to_vec()),
+        ("/v1/events/{event}/course", "max_points", "", budgets.to_vec()),
+        ("/v1/events/{event}/profile", "max_points", "", budgets.to_vec()),
     ];
     let mut wrong = Vec::new();
     for (route, name, others, probes) in &cases {
         let validator = doc.validator(&doc.parameter(route, name));
-        let path = route.replace("{rider}", "alice").replace("{metric}", "heart_rate");
+        let path =
+            route.replace("{rider}", "alice").replace("{metric}", "heart_rate").replace("{event}", "race");
         for probe in probes {
             let documented = instances(probe).iter().any(|v| validator.is_valid(v));
             let query = format!("{name}={}", encode(probe));

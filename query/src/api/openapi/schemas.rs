@@ -94,5 +94,111 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
             })))
         })),
     );
+    let event_id = json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"});
+    let ms_or_null = nullable(epoch_ms.clone());
+    let seconds_or_null = nullable(json!({"type": "integer", "minimum": 0}));
+    let eta = nullable(object(json!({"p10": epoch_ms, "p50": epoch_ms, "p90": epoch_ms})));
+    let index = json!({"type": "integer", "minimum": 0});
+    let count = json!({"type": "integer", "minimum": 0});
+    schemas.insert(
+        "Events".into(),
+        object(json!({"events": {"type": "array", "items": object(json!({
+            "id": event_id, "name": {"type": "string"}, "public": {"type": "boolean"}, "length_m": non_negative,
+            "start": epoch_ms, "entrants": count, "checkpoints": count
+        }))}})),
+    );
+    let checkpoint = object(json!({
+        "index": index, "name": {"type": "string"}, "distance_m": non_negative,
+        "lat": {"type": "number", "minimum": -90, "maximum": 90}, "lon": {"type": "number", "minimum": -180, "maximum": 180},
+        "cutoff_at": ms_or_null, "cutoff_after_start_s": seconds_or_null
+    }));
+    schemas.insert(
+        "Event".into(),
+        object(json!({
+            "id": event_id, "name": {"type": "string"}, "public": {"type": "boolean"}, "length_m": non_negative,
+            "checkpoints": {"type": "array", "items": checkpoint},
+            "finish_cutoff_at": ms_or_null, "finish_cutoff_after_start_s": seconds_or_null,
+            "entrants": {"type": "array", "items": object(json!({"rider": rider_id, "name": {"type": "string"}, "start": epoch_ms}))}
+        })),
+    );
+    schemas.insert(
+        "Course".into(),
+        object(json!({
+            "type": {"const": "FeatureCollection"},
+            "features": {"type": "array", "minItems": 1, "prefixItems": [object(json!({
+                "type": {"const": "Feature"},
+                "geometry": object(json!({"type": {"const": "LineString"},
+                    "coordinates": {"type": "array", "minItems": 2, "maxItems": MAX_POINTS, "items": position}})),
+                "properties": object(json!({"kind": {"const": "course"}, "event": event_id, "length_m": non_negative,
+                    "distances_m": {"type": "array", "maxItems": MAX_POINTS, "items": non_negative}}))
+            }))], "items": object(json!({
+                "type": {"const": "Feature"},
+                "geometry": object(json!({"type": {"const": "Point"}, "coordinates": position})),
+                "properties": object(json!({"kind": {"const": "checkpoint"}, "index": index, "name": {"type": "string"}, "distance_m": non_negative}))
+            }))}
+        })),
+    );
+    schemas.insert(
+        "Profile".into(),
+        object(json!({
+            "event": event_id, "length_m": non_negative,
+            "points": {"type": "array", "maxItems": MAX_POINTS, "items": {
+                "type": "array", "prefixItems": [non_negative, {"type": "number"}], "items": false, "minItems": 2}}
+        })),
+    );
+    let statuses = json!({"enum": ["riding", "stopped", "resting", "sleeping", "no_signal", "finished", "scratched", "not_started"]});
+    schemas.insert(
+        "Standings".into(),
+        object(json!({
+            "event": event_id, "name": {"type": "string"}, "length_m": non_negative, "as_of": epoch_ms,
+            "standings": {"type": "array", "items": object(json!({
+                "rider": rider_id, "name": {"type": "string"},
+                "rank": nullable(json!({"type": "integer", "minimum": 1})),
+                "status": statuses, "status_since": ms_or_null,
+                "distance_m": non_negative, "current_m": non_negative, "to_go_m": non_negative,
+                "gap_m": nullable(non_negative.clone()), "gap_s": nullable(json!({"type": "number"})),
+                "off_course": {"type": "boolean"},
+                "last_fix": ms_or_null, "last_fix_age_s": nullable(non_negative.clone()),
+                "next_checkpoint": nullable(object(json!({
+                    "index": index, "name": {"type": "string"}, "distance_m": non_negative, "eta": eta
+                }))),
+                "eta_finish": eta, "checkpoints_reached": count, "finished": ms_or_null, "start": epoch_ms
+            }))}
+        })),
+    );
+    schemas.insert(
+        "Flow".into(),
+        object(json!({
+            "event": event_id, "tier": {"enum": ["raw", "1m", "1h"]}, "bucket_ms": {"type": "integer", "minimum": 1},
+            "from": epoch_ms, "to": epoch_ms,
+            "riders": {"type": "array", "items": object(json!({"rider": rider_id, "points": {"type": "array", "maxItems": MAX_POINTS, "items": {
+                "type": "array", "prefixItems": [epoch_ms, non_negative], "items": false, "minItems": 2}}}))}
+        })),
+    );
+    schemas.insert(
+        "Checkpoints".into(),
+        object(json!({
+            "event": event_id,
+            "checkpoints": {"type": "array", "items": object(json!({
+                "index": index, "name": {"type": "string"}, "distance_m": non_negative,
+                "cutoff_at": ms_or_null, "cutoff_after_start_s": seconds_or_null,
+                "arrivals": {"type": "array", "items": object(json!({
+                    "rider": rider_id, "outcome": {"enum": ["arrived", "missed", "cutoff"]}, "time": epoch_ms,
+                    "late": {"type": "boolean"}, "elapsed_s": {"type": "number"}
+                }))}
+            }))}
+        })),
+    );
+    schemas.insert(
+        "Stops".into(),
+        object(json!({
+            "event": event_id, "rider": rider_id,
+            "stops": {"type": "array", "items": object(json!({
+                "start": epoch_ms, "end": epoch_ms, "duration_s": non_negative,
+                "lat": {"type": "number", "minimum": -90, "maximum": 90}, "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                "at_m": nullable(non_negative.clone()), "status": {"enum": ["stopped", "resting", "sleeping"]}
+            }))}
+        })),
+    );
     Value::Object(schemas)
 }
