@@ -14,6 +14,7 @@ use crate::ids::{EventId, RiderId};
 use crate::time::Nanos;
 
 pub mod ride;
+pub mod standings;
 pub mod status;
 
 /// How far from the course a checkpoint given by position (or a waypoint) may lie: a

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 #
 # Runs the whole velometry platform on this machine: InfluxDB, NATS (JetStream) and the
-# collector, the query service and the stream hub, built in release mode, with a demo rider
-# whose readings flow from the start.
+# collector, the query service, the stream hub and the progress service, built in release
+# mode, with a demo rider whose readings flow from the start and a demo race of three
+# simulated riders on the example course (deploy/events/).
 #
 #   deploy/local/run.sh          # Ctrl-C stops everything
 #
@@ -15,13 +16,17 @@
 #        nats/          the JetStream store
 #        prometheus/    Prometheus's data (prometheus.yml: its config, written at every start)
 #        wal/           the collector's write-ahead log (and dead letters)
-#        riders.toml    rider "demo" (public) with device "phone"
-#        dev-token      that device's token, fresh at every start (mode 600; never commit it)
+#        riders.toml    rider "demo" (public) with device "phone"; riders racer1-racer3
+#                       in the event "demo-race" (the example loop, started with this run),
+#                       and the progress service's [[service]] entry
+#        dev-token      that device's token, fresh at every start (mode 600; never commit it);
+#                       the racers' and the progress service's tokens are fresh too, and
+#                       never written down
 #        logs/          one log per process
 #        run.lock       held while this script (or anything it started) runs
 #      Data survives restarts; `rm -rf .velometry` starts from nothing;
-#   4. starts influxd, nats-server, the collector, the query service, the stream hub and
-#      Prometheus (deploy/prometheus/, on this run's ports), waits until each answers, and
+#   4. starts influxd, nats-server, the collector, the query service, the stream hub, the
+#      progress service and Prometheus (deploy/prometheus/, on this run's ports), waits until each answers, and
 #      prints
 #      the URLs, the token and commands to post a reading and to see it in InfluxDB;
 #   5. on Ctrl-C (or SIGTERM, or the terminal closing) stops the collector first and waits
@@ -35,6 +40,8 @@
 #   VELOMETRY_STREAM_METRICS_PORT 9190  stream hub /metrics
 #   VELOMETRY_QUERY_PORT       8070  query service: history API
 #   VELOMETRY_QUERY_METRICS_PORT 9170  query service /metrics
+#   VELOMETRY_PROGRESS_PORT    8060  progress service (/healthz, /readyz)
+#   VELOMETRY_PROGRESS_METRICS_PORT 9160  progress service /metrics
 #   VELOMETRY_PROMETHEUS_PORT  9090  Prometheus (scrapes the three, evaluates the alert rules)
 #   VELOMETRY_INFLUX_PORT      8086  InfluxDB HTTP API
 #   VELOMETRY_INFLUX_RPC_PORT  8088  InfluxDB backup/restore RPC (default: the HTTP port + 2)
@@ -58,6 +65,7 @@ SERVICES=(
   collector
   query
   stream
+  progress
 )
 
 state=$root/.velometry
@@ -83,6 +91,8 @@ stream_port=$(port_var VELOMETRY_STREAM_PORT 8090)
 stream_metrics_port=$(port_var VELOMETRY_STREAM_METRICS_PORT 9190)
 query_port=$(port_var VELOMETRY_QUERY_PORT 8070)
 query_metrics_port=$(port_var VELOMETRY_QUERY_METRICS_PORT 9170)
+progress_port=$(port_var VELOMETRY_PROGRESS_PORT 8060)
+progress_metrics_port=$(port_var VELOMETRY_PROGRESS_METRICS_PORT 9160)
 prometheus_port=$(port_var VELOMETRY_PROMETHEUS_PORT 9090)
 influx_port=$(port_var VELOMETRY_INFLUX_PORT 8086)
 # InfluxDB 1.x opens a second listener for backup/restore RPC, 127.0.0.1:8088 unless told
@@ -98,6 +108,8 @@ PORTS=(
   "$stream_metrics_port|stream hub metrics|VELOMETRY_STREAM_METRICS_PORT"
   "$query_port|query service|VELOMETRY_QUERY_PORT"
   "$query_metrics_port|query service metrics|VELOMETRY_QUERY_METRICS_PORT"
+  "$progress_port|progress service|VELOMETRY_PROGRESS_PORT"
+  "$progress_metrics_port|progress service metrics|VELOMETRY_PROGRESS_METRICS_PORT"
   "$prometheus_port|Prometheus|VELOMETRY_PROMETHEUS_PORT"
   "$influx_port|InfluxDB HTTP|VELOMETRY_INFLUX_PORT"
   "$influx_rpc_port|InfluxDB RPC|VELOMETRY_INFLUX_RPC_PORT"
@@ -226,6 +238,8 @@ cleanup() {
   set +e
   ((${#pid[@]})) && echo && say "Shutting down."
   stop demo-rider 5
+  stop demo-race 5
+  stop progress 10
   stop stream 10
   stop query 15
   stop prometheus 10
@@ -318,6 +332,22 @@ token_sha256=$(awk '$1 == "token_sha256:" { print $2 }' <<<"$tokens")
   die "\`collector token\` printed something unexpected; expected 'token: velo_…' and 'token_sha256: <64 hex>'"
 unset tokens
 
+# The demo race: three racers and the progress service, each with a token of its own.
+new_token() {
+  local out
+  out=$("$bin_dir/collector" token)
+  printf '%s %s' "$(awk '$1 == "token:" { print $2 }' <<<"$out")" \
+    "$(awk '$1 == "token_sha256:" { print $2 }' <<<"$out")"
+}
+racer_tokens=() racer_hashes=()
+for i in 1 2 3; do
+  read -r t h <<<"$(new_token)"
+  racer_tokens+=("$t")
+  racer_hashes+=("$h")
+done
+read -r service_token service_sha256 <<<"$(new_token)"
+race_start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+
 # Created afresh, never rewritten in place: a file left with a wider mode stays that way.
 rm -f "$state/dev-token"
 (umask 077 && printf '%s\n' "$token" >"$state/dev-token")
@@ -331,6 +361,35 @@ public = true
   [[rider.device]]
   id = "phone"
   token_sha256 = "$token_sha256"
+EOF
+for i in 1 2 3; do
+  cat >>"$state/riders.toml" <<EOF
+
+[[rider]]
+id = "racer$i"
+name = "Racer $i"
+public = true
+  [[rider.device]]
+  id = "phone"
+  token_sha256 = "${racer_hashes[i - 1]}"
+EOF
+done
+cat >>"$state/riders.toml" <<EOF
+
+# The demo race (docs/events.md): the example loop, started with this run.
+[[event]]
+id = "demo-race"
+name = "Demo race on the example loop"
+course = "$root/deploy/events/example-course.gpx"
+public = true
+start = "$race_start"
+riders = ["racer1", "racer2", "racer3"]
+checkpoints = "waypoints"
+
+[[service]]
+id = "progress"
+token_sha256 = "$service_sha256"
+events = ["*"]
 EOF
 
 # ---------------------------------------------------------------------------------------
@@ -373,6 +432,17 @@ start query "$bin_dir/query" serve \
   --influx-db "$db"
 wait_ready query 30 http_ok "http://127.0.0.1:$query_port/healthz"
 
+start progress env VELOMETRY_SERVICE_TOKEN="$service_token" "$bin_dir/progress" serve \
+  --listen "127.0.0.1:$progress_port" \
+  --metrics-listen "127.0.0.1:$progress_metrics_port" \
+  --riders "$state/riders.toml" \
+  --influx-url "http://127.0.0.1:$influx_port" \
+  --influx-db "$db" \
+  --nats-url "nats://127.0.0.1:$nats_port" \
+  --collector "http://127.0.0.1:$collector_port"
+wait_ready progress 30 http_ok "http://127.0.0.1:$progress_port/readyz"
+unset service_token
+
 # deploy/prometheus/prometheus.yml as it is, with its static targets on this run's ports.
 sed -e "s/127.0.0.1:9180/127.0.0.1:$metrics_port/" \
   -e "s/127.0.0.1:9170/127.0.0.1:$query_metrics_port/" \
@@ -391,6 +461,11 @@ wait_ready prometheus 30 http_ok "http://127.0.0.1:$prometheus_port/-/ready"
 # out of ps.
 start demo-rider env VELOMETRY_TOKENS="$token" "$bin_dir/collector" replay --synthetic \
   --target "http://127.0.0.1:$collector_port"
+# The race at 6x real time: the 60 km loop in about half an hour.
+start demo-race env VELOMETRY_TOKENS="$(IFS=,; echo "${racer_tokens[*]}")" "$bin_dir/collector" replay \
+  --synthetic --course "$root/deploy/events/example-course.gpx" --start "$race_start" --speed 6 \
+  --target "http://127.0.0.1:$collector_port"
+unset racer_tokens
 
 # ---------------------------------------------------------------------------------------
 # Tell the user
@@ -406,6 +481,7 @@ velometry is running. Ctrl-C stops everything.
   Metrics   http://127.0.0.1:$metrics_port/metrics  (collector)
             http://127.0.0.1:$stream_metrics_port/metrics  (stream hub)
             http://127.0.0.1:$query_metrics_port/metrics  (query service)
+            http://127.0.0.1:$progress_metrics_port/metrics  (progress service)
   Prometheus http://127.0.0.1:$prometheus_port  (alerts at /alerts)
   InfluxDB  http://127.0.0.1:$influx_port  (database $db)
   NATS      nats://127.0.0.1:$nats_port  (JetStream)
@@ -415,6 +491,8 @@ velometry is running. Ctrl-C stops everything.
     $token
 
   A simulated ride (collector replay --synthetic) sends the demo rider's readings every second.
+  Three simulated racers ride the event "demo-race" (the example loop) at 6x real time; the
+  progress service follows them along the course.
 
 Post a reading:
   TOKEN=\$(cat $(printf '%q' "$state/dev-token"))
@@ -426,6 +504,10 @@ Import a ride file (FIT, GPX or TCX):
 See it in InfluxDB:
   influx -port $influx_port -database $db -precision rfc3339 -execute 'SELECT * FROM heart_rate ORDER BY time DESC LIMIT 5'
 
+The race's standings (rank, distance along the course, gaps, status, ETAs), and as CSV:
+  curl -sS http://127.0.0.1:$query_port/v1/events/demo-race/standings
+  curl -sS http://127.0.0.1:$query_port/v1/events/demo-race/standings.csv
+
 Ask for the last hour of heart rate, at most 100 points:
   curl -sS 'http://127.0.0.1:$query_port/v1/riders/demo/series/heart_rate?max_points=100&from='\$(( (\$(date +%s) - 3600) * 1000 ))
 
@@ -435,8 +517,8 @@ EOF
 # Wait: until Ctrl-C (the traps above take over) or until a process dies on its own.
 
 status=0
-wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[query]}" "${pid[stream]}" "${pid[prometheus]}" || status=$?
-for name in influxd nats collector query stream prometheus; do
+wait -n "${pid[influxd]}" "${pid[nats]}" "${pid[collector]}" "${pid[query]}" "${pid[stream]}" "${pid[progress]}" "${pid[prometheus]}" || status=$?
+for name in influxd nats collector query stream progress prometheus; do
   if ! kill -0 "${pid[$name]}" 2>/dev/null; then
     unset "pid[$name]"
     show_log "$name"

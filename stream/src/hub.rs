@@ -1,5 +1,8 @@
 //! The hub: what each rider is doing now (latest reading per metric, recent trail), who
-//! follows them, and the fan-out of each new reading to every follower's queue.
+//! follows them and who follows each event, and the fan-out of each new reading to every
+//! follower's queue. An event's followers get the progress of its entrants (the progress
+//! service's `course_progress`, `course_status` and `checkpoint` readings) as `progress`
+//! frames, after a snapshot of the standings ranked from what the hub holds.
 //!
 //! Who may follow whom is asked of the riders file in force at each request, so a rider
 //! added to it mid-race can be followed as soon as the file is reloaded. A rider's state is
@@ -14,10 +17,14 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::value::RawValue;
-use velometry_core::ids::RiderId;
+use velometry_core::event::ride::RideStatus;
+use velometry_core::event::standings::{standings, Facts, Progress};
+use velometry_core::event::status::event_code;
+use velometry_core::event::Event;
+use velometry_core::ids::{EventId, RiderId};
 use velometry_core::riders::reload::SharedRegistry;
 use velometry_core::riders::{Registry, Viewer};
-use velometry_core::time::parse_rfc3339;
+use velometry_core::time::{now_nanos, parse_rfc3339};
 
 use crate::metrics as m;
 use crate::protocol::{Frame, RiderInfo, TrailPoint};
@@ -36,6 +43,8 @@ pub struct Reading {
     pub accepted_at_ms: Option<i64>,
     /// Position, for the trail.
     pub position: Option<(f64, f64)>,
+    /// The code of the event a derived reading is of (its `event` field).
+    pub event: Option<f64>,
     /// The `reading` frame sent to clients.
     pub frame: Utf8Bytes,
 }
@@ -55,13 +64,26 @@ impl Reading {
         let accepted_at_ms = object.get("accepted_at_ms").and_then(serde_json::Value::as_i64);
         let number = |key: &str| object.get(key).and_then(serde_json::Value::as_f64);
         let position = number("lat").zip(number("lon"));
+        let event = number("event");
         let mut frame = serde_json::Map::with_capacity(object.len() + 1);
         frame.insert("type".into(), "reading".into());
         frame.append(&mut object);
         let frame = serde_json::to_string(&frame).map_err(|e| e.to_string())?;
-        Ok(Reading { rider, metric, time, accepted_at_ms, position, frame: frame.into() })
+        Ok(Reading { rider, metric, time, accepted_at_ms, position, event, frame: frame.into() })
+    }
+
+    /// The frame with the event's code replaced by its id, and of type `kind`.
+    fn frame_of(&self, kind: &str, event: &EventId) -> Utf8Bytes {
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(self.frame.as_str()).unwrap_or_default();
+        object.insert("type".into(), kind.into());
+        object.insert("event".into(), event.as_str().into());
+        Utf8Bytes::from(serde_json::to_string(&object).unwrap_or_default())
     }
 }
+
+/// The readings of an event's progress that its followers get.
+const PROGRESS_METRICS: [&str; 3] = ["course_progress", "course_status", "checkpoint"];
 
 #[derive(Default)]
 struct Now {
@@ -86,10 +108,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// 10 Hz would otherwise make snapshots of megabytes).
 const MAX_TRAIL: usize = 3600;
 
+/// A follower of an event: their queue, and who they are (which entrants they may see).
+struct EventFollower {
+    queue: Arc<Queue>,
+    viewer: Option<Viewer>,
+}
+
 /// Every rider seen, with what they are doing now and who follows them.
 pub struct Hub {
     registry: SharedRegistry,
     riders: RwLock<HashMap<RiderId, Arc<RiderState>>>,
+    events: Mutex<HashMap<EventId, HashMap<u64, EventFollower>>>,
     trail: Duration,
     next_id: AtomicU64,
 }
@@ -103,12 +132,26 @@ pub enum FollowError {
     /// The rider is private and the client's token does not cover them.
     #[error("rider {0:?} is private: connect with a viewer token (?token=… or {{\"op\":\"auth\"}}) that may see them")]
     Private(String),
+    /// No such event in the riders file.
+    #[error("unknown event {0:?}")]
+    UnknownEvent(String),
+    /// The event is private and the client's token does not list it.
+    #[error(
+        "event {0:?} is private: connect with a viewer token (?token=… or {{\"op\":\"auth\"}}) that lists it"
+    )]
+    PrivateEvent(String),
 }
 
 impl Hub {
     /// A hub for the riders of `registry`, keeping `trail` of positions.
     pub fn new(registry: SharedRegistry, trail: Duration) -> Hub {
-        Hub { registry, riders: RwLock::default(), trail, next_id: AtomicU64::new(1) }
+        Hub {
+            registry,
+            riders: RwLock::default(),
+            events: Mutex::default(),
+            trail,
+            next_id: AtomicU64::new(1),
+        }
     }
 
     /// The riders file in force.
@@ -162,6 +205,111 @@ impl Hub {
         }
     }
 
+    /// Checks that a client may follow an event.
+    ///
+    /// # Errors
+    /// [`FollowError`] when the event is unknown or private to this client.
+    pub fn check_event(&self, viewer: Option<&Viewer>, event: &str) -> Result<EventId, FollowError> {
+        let unknown = || FollowError::UnknownEvent(event.to_owned());
+        let id = EventId::parse(event).map_err(|_| unknown())?;
+        let registry = self.registry.current();
+        let known = registry.event(&id).ok_or_else(unknown)?;
+        if registry.may_see_event(viewer, known) {
+            Ok(id)
+        } else {
+            Err(FollowError::PrivateEvent(event.to_owned()))
+        }
+    }
+
+    /// The events a viewer (or an anonymous client) may follow, in file order.
+    pub fn visible_events(&self, viewer: Option<&Viewer>) -> Vec<String> {
+        let registry = self.registry.current();
+        registry
+            .events()
+            .iter()
+            .filter(|e| registry.may_see_event(viewer, e))
+            .map(|e| e.id.as_str().to_owned())
+            .collect()
+    }
+
+    /// Adds a follower of an event and queues the standings snapshot for them first: every
+    /// entrant they may see, ranked from the latest progress the hub holds. Returns false if
+    /// they already followed.
+    pub fn follow_event(
+        &self,
+        event: &EventId,
+        viewer: Option<&Viewer>,
+        connection: u64,
+        queue: &Arc<Queue>,
+    ) -> bool {
+        let registry = self.registry.current();
+        let Some(known) = registry.event(event) else { return false };
+        let mut events = lock(&self.events);
+        let followers = events.entry(event.clone()).or_default();
+        if followers.contains_key(&connection) {
+            return false;
+        }
+        let facts = self.facts(&registry, known, viewer);
+        let now = now_nanos();
+        let rows = standings(known, &facts, now, |_| None);
+        let snapshot =
+            Frame::Standings { event: event.as_str(), as_of: now.div_euclid(1_000_000), standings: &rows }
+                .encode();
+        queue.push(Queued { key: Key::Control, text: snapshot, accepted_at_ms: None });
+        followers.insert(connection, EventFollower { queue: queue.clone(), viewer: viewer.cloned() });
+        m::subscriptions(1.0);
+        true
+    }
+
+    /// Removes a follower of an event. Returns false if they did not follow it.
+    pub fn unfollow_event(&self, event: &EventId, connection: u64) -> bool {
+        let mut events = lock(&self.events);
+        let removed = events.get_mut(event).is_some_and(|f| f.remove(&connection).is_some());
+        if events.get(event).is_some_and(HashMap::is_empty) {
+            events.remove(event);
+        }
+        if removed {
+            m::subscriptions(-1.0);
+        }
+        removed
+    }
+
+    /// What the hub holds of the entrants of `event` that `viewer` may see: their latest
+    /// progress and change of status in this event.
+    fn facts(&self, registry: &Registry, event: &Event, viewer: Option<&Viewer>) -> Vec<Facts> {
+        let latest_of = |state: &RiderState, metric: &str| -> Option<(i64, serde_json::Value)> {
+            let now = lock(&state.now);
+            let (time, frame) = now.latest.get(metric)?;
+            let value: serde_json::Value = serde_json::from_str(frame.as_str()).ok()?;
+            (value["event"] == event.id.as_str()).then_some((*time, value))
+        };
+        event
+            .entrants
+            .iter()
+            .filter_map(|e| registry.rider(&e.rider).map(|r| (r, e.start)))
+            .filter(|(r, _)| registry.may_see(viewer, r))
+            .map(|(r, start)| {
+                let state = self.existing(&r.id);
+                let progress = state
+                    .as_deref()
+                    .and_then(|s| latest_of(s, "course_progress"))
+                    .and_then(|(t, v)| Progress::from_fields(t, |name| v[name].as_f64()));
+                let status = state
+                    .as_deref()
+                    .and_then(|s| latest_of(s, "course_status"))
+                    .and_then(|(t, v)| Some((RideStatus::from_code(v["status"].as_f64()?)?, t)));
+                Facts {
+                    rider: r.id.as_str().to_owned(),
+                    name: r.name.clone(),
+                    start,
+                    progress,
+                    status,
+                    checkpoints_reached: None,
+                }
+            })
+            .collect()
+    }
+
     /// Adds a follower and queues the rider's snapshot for them first, so that no reading
     /// reaches them before the snapshot. Returns false if they already followed.
     pub fn follow(&self, rider: &RiderId, connection: u64, queue: &Arc<Queue>) -> bool {
@@ -197,18 +345,29 @@ impl Hub {
     /// its metric, queues it for every follower. Returns whether it was the newest.
     pub fn publish(&self, reading: &Reading) -> bool {
         m::received();
+        // A reading of an event's progress names the event by its id, not its code.
+        let event = reading.event.filter(|_| PROGRESS_METRICS.contains(&&*reading.metric)).and_then(|code| {
+            let registry = self.registry.current();
+            registry.events().iter().find(|e| event_code(&e.id) == code).map(|e| e.id.clone())
+        });
+        let frame = match &event {
+            Some(id) => reading.frame_of("reading", id),
+            None => reading.frame.clone(),
+        };
         let state = self.rider(&reading.rider);
         {
             let mut now = lock(&state.now);
             // Older than the latest, or the latest itself again: a replica that has just
             // started reads the latest stream and then replays the live one, which holds
             // the same readings; its followers' snapshots already had them.
-            if now.latest.get(&reading.metric).is_some_and(|(t, frame)| {
-                *t > reading.time || (*t == reading.time && *frame == reading.frame)
-            }) {
+            if now
+                .latest
+                .get(&reading.metric)
+                .is_some_and(|(t, latest)| *t > reading.time || (*t == reading.time && *latest == frame))
+            {
                 return false;
             }
-            now.latest.insert(reading.metric.clone(), (reading.time, reading.frame.clone()));
+            now.latest.insert(reading.metric.clone(), (reading.time, frame.clone()));
             if let Some((lat, lon)) = reading.position {
                 let ms = reading.time.div_euclid(1_000_000);
                 if now.trail.back().is_none_or(|last| last.0 < ms) {
@@ -224,11 +383,34 @@ impl Hub {
         for queue in lock(&state.followers).values() {
             queue.push(Queued {
                 key: key.clone(),
-                text: reading.frame.clone(),
+                text: frame.clone(),
                 accepted_at_ms: reading.accepted_at_ms,
             });
         }
+        if let Some(id) = event {
+            self.publish_progress(reading, &id);
+        }
         true
+    }
+
+    /// Queues a reading of an event's progress for the event's followers who may see the
+    /// rider.
+    fn publish_progress(&self, reading: &Reading, event: &EventId) {
+        let events = lock(&self.events);
+        let Some(followers) = events.get(event).filter(|f| !f.is_empty()) else { return };
+        let registry = self.registry.current();
+        let Some(rider) = registry.rider(&reading.rider) else { return };
+        let text = reading.frame_of("progress", event);
+        // Its own key: a client following the rider too gets both frames.
+        let key =
+            Key::Reading(Arc::from(format!("{event}/{}", reading.rider).as_str()), reading.metric.clone());
+        for follower in followers.values().filter(|f| registry.may_see(f.viewer.as_ref(), rider)) {
+            follower.queue.push(Queued {
+                key: key.clone(),
+                text: text.clone(),
+                accepted_at_ms: reading.accepted_at_ms,
+            });
+        }
     }
 }
 
@@ -288,5 +470,85 @@ id = "bob"
         assert_eq!(hub.check(None, "bob"), Err(FollowError::Private("bob".into())));
         assert_eq!(hub.check(None, "Zed"), Err(FollowError::Unknown("Zed".into())));
         assert_eq!(hub.visible(None).len(), 1);
+    }
+
+    /// alice (public) and bob (private, seen by the coach) ride the public event `race`.
+    fn race_hub(dir: &std::path::Path) -> Hub {
+        let points: Vec<(f64, f64, Option<f64>)> =
+            (0..=10).map(|i| (45.0 + f64::from(i) * 0.01, 7.0, None)).collect();
+        velometry_core::testkit::courses::write_course_gpx(&dir.join("course.gpx"), "north", &points, &[])
+            .expect("course");
+        let text = velometry_core::testkit::RidersToml::new()
+            .rider("alice", "Alice", true)
+            .rider("bob", "Bob", false)
+            .viewer("coach", "velo_coach", &["bob"])
+            .raw("[[event]]\nid = \"race\"\ncourse = \"course.gpx\"\npublic = true\nstart = \"2023-11-14T22:00:00Z\"\nriders = [\"alice\", \"bob\"]\n")
+            .build();
+        let registry = Registry::parse_in(&text, dir).expect("valid");
+        Hub::new(SharedRegistry::fixed(registry), Duration::from_secs(60))
+    }
+
+    fn progress(rider: &str, second: i64, progress_m: f64) -> Reading {
+        let code = event_code(&EventId::parse("race").expect("id"));
+        let payload = serde_json::json!({"rider": rider, "device": "progress", "metric": "course_progress",
+            "time": velometry_core::time::format_rfc3339(1_700_000_000_000_000_000 + second * 1_000_000_000),
+            "accepted_at_ms": 1, "event": code, "progress_m": progress_m, "current_m": progress_m,
+            "to_go_m": 1_000.0 - progress_m, "from_course_m": 2.0, "off_course": 0.0, "status": 0.0});
+        Reading::parse(payload.to_string().as_bytes()).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn event_followers_get_standings_then_the_progress_of_entrants_they_may_see() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let hub = race_hub(dir.path());
+        let race = hub.check_event(None, "race").expect("a public event");
+        assert_eq!(hub.check_event(None, "nope"), Err(FollowError::UnknownEvent("nope".into())));
+        hub.publish(&progress("alice", 1, 100.0));
+        hub.publish(&progress("bob", 1, 300.0));
+        let anonymous = Arc::new(Queue::new(16, Duration::from_secs(10)));
+        let registry = hub.registry();
+        let coach = registry.authenticate_viewer("velo_coach").cloned();
+        let coached = Arc::new(Queue::new(16, Duration::from_secs(10)));
+        assert!(hub.follow_event(&race, None, 1, &anonymous));
+        assert!(!hub.follow_event(&race, None, 1, &anonymous), "following twice is one follow");
+        assert!(hub.follow_event(&race, coach.as_ref(), 2, &coached));
+        hub.publish(&progress("alice", 2, 200.0));
+        hub.publish(&progress("bob", 2, 400.0));
+
+        let frames = anonymous.take().await.expect("frames");
+        let json = |f: &Queued| serde_json::from_str::<serde_json::Value>(f.text.as_str()).expect("json");
+        let snapshot = json(&frames[0]);
+        assert_eq!(snapshot["type"], "standings");
+        let rows = snapshot["standings"].as_array().expect("rows");
+        assert_eq!(rows.len(), 1, "bob is private: {snapshot}");
+        assert_eq!((rows[0]["rider"].as_str(), rows[0]["rank"].as_i64()), (Some("alice"), Some(1)));
+        assert_eq!(rows[0]["distance_m"], 100.0);
+        assert!(rows[0].get("checkpoints_reached").is_none(), "the hub does not count them: {snapshot}");
+        assert_eq!(frames.len(), 2, "alice's progress only");
+        let update = json(&frames[1]);
+        assert_eq!((update["type"].as_str(), update["event"].as_str()), (Some("progress"), Some("race")));
+        assert_eq!((update["rider"].as_str(), update["progress_m"].as_f64()), (Some("alice"), Some(200.0)));
+
+        let frames = coached.take().await.expect("frames");
+        let snapshot = json(&frames[0]);
+        let ranked: Vec<&str> = snapshot["standings"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter_map(|r| r["rider"].as_str())
+            .collect();
+        assert_eq!(ranked, ["bob", "alice"]);
+        assert_eq!(snapshot["standings"][1]["gap_m"], 200.0);
+        assert_eq!(frames.len(), 3, "both riders' progress");
+
+        // A rider's own followers see the event by its id too.
+        let alice = RiderId::parse("alice").expect("id");
+        let own = Arc::new(Queue::new(16, Duration::from_secs(10)));
+        hub.follow(&alice, 3, &own);
+        let frames = own.take().await.expect("frames");
+        let snapshot = json(&frames[0]);
+        assert_eq!(snapshot["latest"][0]["event"], "race", "{snapshot}");
+        assert!(hub.unfollow_event(&race, 1));
+        assert!(!hub.unfollow_event(&race, 1));
     }
 }

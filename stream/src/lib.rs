@@ -1,4 +1,5 @@
-//! The stream hub: pushes live GPS and heart rate to browsers over WebSocket.
+//! The stream hub: pushes live GPS and heart rate to browsers over WebSocket, and the
+//! progress of every entrant along their event's course to the event's followers.
 //!
 //! ```text
 //! NATS JetStream ──▶ feed/ (replay the trail, then live) ──▶ hub/ (latest + trail per rider,

@@ -1,8 +1,10 @@
 //! The WebSocket protocol at `GET /v1/live`, documented in docs/live.md.
 //!
 //! Client → server: `{"op":"auth","token":"…"}`, `{"op":"subscribe","riders":["alice"]}`,
-//! `{"op":"unsubscribe","riders":["alice"]}`; `"*"` means every rider the client may see.
-//! Server → client: `hello`, `subscribed`, `snapshot`, `reading`, `error` (see [`Frame`]).
+//! `{"op":"subscribe","events":["race"]}`, `{"op":"unsubscribe",…}` alike; `"*"` means every
+//! rider (or event) the client may see.
+//! Server → client: `hello`, `subscribed`, `snapshot`, `reading`, `standings`, `progress`,
+//! `error` (see [`Frame`]).
 
 use axum::extract::ws::Utf8Bytes;
 use serde::{Deserialize, Serialize};
@@ -16,15 +18,23 @@ pub enum ClientMessage {
         /// The viewer token.
         token: String,
     },
-    /// Follow riders.
+    /// Follow riders, events or both.
     Subscribe {
         /// Rider ids, or `"*"`.
+        #[serde(default)]
         riders: Vec<String>,
+        /// Event ids, or `"*"`.
+        #[serde(default)]
+        events: Vec<String>,
     },
-    /// Stop following riders.
+    /// Stop following riders or events.
     Unsubscribe {
         /// Rider ids, or `"*"`.
+        #[serde(default)]
         riders: Vec<String>,
+        /// Event ids, or `"*"`.
+        #[serde(default)]
+        events: Vec<String>,
     },
 }
 
@@ -64,11 +74,15 @@ pub enum Frame<'a> {
     Hello {
         /// Riders visible to the client.
         riders: &'a [RiderInfo],
+        /// Events visible to the client.
+        events: &'a [String],
     },
     /// After a subscribe or unsubscribe: what the client now follows.
     Subscribed {
         /// Rider ids.
         riders: Vec<&'a str>,
+        /// Event ids.
+        events: Vec<&'a str>,
     },
     /// Right after a subscribe: the latest readings and the recent trail of one rider.
     Snapshot {
@@ -78,6 +92,16 @@ pub enum Frame<'a> {
         latest: Vec<&'a serde_json::value::RawValue>,
         /// Recent positions, oldest first.
         trail: &'a [TrailPoint],
+    },
+    /// Right after subscribing to an event: its standings, ranked from the latest progress
+    /// of each entrant the client may see.
+    Standings {
+        /// Event id.
+        event: &'a str,
+        /// When it was made (epoch ms).
+        as_of: i64,
+        /// The rows, in rank order.
+        standings: &'a [velometry_core::event::standings::Standing],
     },
     /// Something the client asked for cannot be done.
     Error {
@@ -103,11 +127,15 @@ mod tests {
     fn reads_the_three_operations() {
         assert_eq!(
             ClientMessage::parse(r#"{"op":"subscribe","riders":["alice","*"]}"#),
-            Ok(ClientMessage::Subscribe { riders: vec!["alice".into(), "*".into()] })
+            Ok(ClientMessage::Subscribe { riders: vec!["alice".into(), "*".into()], events: Vec::new() })
         );
         assert_eq!(
             ClientMessage::parse(r#"{"op":"auth","token":"t"}"#),
             Ok(ClientMessage::Auth { token: "t".into() })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"op":"subscribe","events":["race"]}"#),
+            Ok(ClientMessage::Subscribe { riders: Vec::new(), events: vec!["race".into()] })
         );
         let err = ClientMessage::parse(r#"{"op":"dance"}"#).unwrap_err();
         assert!(err.starts_with("cannot read message (unknown variant `dance`"), "{err}");

@@ -14,7 +14,7 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::{watch, OwnedSemaphorePermit};
-use velometry_core::ids::RiderId;
+use velometry_core::ids::{EventId, RiderId};
 use velometry_core::riders::Viewer;
 
 use velometry_core::shutdown::stopped;
@@ -137,9 +137,11 @@ async fn connection(
     let mut writer = tokio::spawn(write(sink, queue.clone(), state.limits, close_rx, state.stop.clone()));
     let mut writer_reason = None;
     let mut followed: BTreeSet<RiderId> = BTreeSet::new();
+    let mut followed_events: BTreeSet<EventId> = BTreeSet::new();
     let hello = |viewer: Option<&Viewer>, queue: &Queue| {
         let riders = state.hub.visible(viewer);
-        queue.push(control(Frame::Hello { riders: &riders }.encode()));
+        let events = state.hub.visible_events(viewer);
+        queue.push(control(Frame::Hello { riders: &riders, events: &events }.encode()));
     };
     hello(viewer(&state, token.as_deref()).as_ref(), &queue);
     let mut stop = state.stop.clone();
@@ -183,7 +185,7 @@ async fn connection(
                 }
                 None => queue.push(error("unknown viewer token")),
             },
-            Ok(ClientMessage::Subscribe { riders }) => {
+            Ok(ClientMessage::Subscribe { riders, events }) => {
                 let viewer = viewer(&state, token.as_deref());
                 for name in expand(&state, viewer.as_ref(), &riders) {
                     match state.hub.check(viewer.as_ref(), &name) {
@@ -195,16 +197,33 @@ async fn connection(
                         Err(e) => queue.push(error(&e.to_string())),
                     }
                 }
-                queue.push(subscribed(&followed));
+                for name in expand_events(&state, viewer.as_ref(), &events) {
+                    match state.hub.check_event(viewer.as_ref(), &name) {
+                        Ok(event) => {
+                            if state.hub.follow_event(&event, viewer.as_ref(), id, &queue) {
+                                followed_events.insert(event);
+                            }
+                        }
+                        Err(e) => queue.push(error(&e.to_string())),
+                    }
+                }
+                queue.push(subscribed(&followed, &followed_events));
             }
-            Ok(ClientMessage::Unsubscribe { riders }) => {
-                for name in expand(&state, viewer(&state, token.as_deref()).as_ref(), &riders) {
+            Ok(ClientMessage::Unsubscribe { riders, events }) => {
+                let viewer = viewer(&state, token.as_deref());
+                for name in expand(&state, viewer.as_ref(), &riders) {
                     if let Ok(rider) = RiderId::parse(&name) {
                         state.hub.unfollow(&rider, id);
                         followed.remove(&rider);
                     }
                 }
-                queue.push(subscribed(&followed));
+                for name in expand_events(&state, viewer.as_ref(), &events) {
+                    if let Ok(event) = EventId::parse(&name) {
+                        state.hub.unfollow_event(&event, id);
+                        followed_events.remove(&event);
+                    }
+                }
+                queue.push(subscribed(&followed, &followed_events));
             }
         }
         if queue.is_slow() {
@@ -213,6 +232,9 @@ async fn connection(
     };
     for rider in &followed {
         state.hub.unfollow(rider, id);
+    }
+    for event in &followed_events {
+        state.hub.unfollow_event(event, id);
     }
     if reason == "client" && writer_reason.is_none() {
         // The client closed or went away: the writer answers its Close (or finds the socket
@@ -245,6 +267,19 @@ fn expand(state: &AppState, viewer: Option<&Viewer>, riders: &[String]) -> Vec<S
     names
 }
 
+/// Event names with `"*"` expanded to every event the client may see.
+fn expand_events(state: &AppState, viewer: Option<&Viewer>, events: &[String]) -> Vec<String> {
+    let mut names = Vec::with_capacity(events.len());
+    for name in events {
+        if name == "*" {
+            names.extend(state.hub.visible_events(viewer));
+        } else {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
 fn control(text: Utf8Bytes) -> Queued {
     Queued { key: Key::Control, text, accepted_at_ms: None }
 }
@@ -253,8 +288,14 @@ fn error(message: &str) -> Queued {
     control(Frame::Error { message }.encode())
 }
 
-fn subscribed(followed: &BTreeSet<RiderId>) -> Queued {
-    control(Frame::Subscribed { riders: followed.iter().map(RiderId::as_str).collect() }.encode())
+fn subscribed(followed: &BTreeSet<RiderId>, events: &BTreeSet<EventId>) -> Queued {
+    control(
+        Frame::Subscribed {
+            riders: followed.iter().map(RiderId::as_str).collect(),
+            events: events.iter().map(EventId::as_str).collect(),
+        }
+        .encode(),
+    )
 }
 
 /// Drains the queue into the socket. Returns the close reason when it ends the connection.

@@ -15,6 +15,7 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
 use velometry_core::event::ride::RideStatus;
+use velometry_core::event::standings::{self, Facts, Progress, Standing};
 use velometry_core::event::status::event_code;
 use velometry_core::event::{Cutoff, Event};
 use velometry_core::ids::EventId;
@@ -28,7 +29,7 @@ use crate::downsample::{regroup, windows, Point, Window};
 use crate::error::ApiError;
 use crate::influx::shared::widen;
 use crate::influx::{ident, literal, Cell, Influx, Series};
-use crate::race::{self, Eta, Facts, Progress, Standing};
+use crate::race;
 use crate::rollup::{self, Tier};
 
 /// Who is asking: anonymous, or a viewer.
@@ -237,11 +238,6 @@ fn cell_f64(s: &Series, row: &[Cell], name: &str) -> Option<f64> {
     row.get(s.column(name)?)?.as_f64()
 }
 
-fn eta(s: &Series, row: &[Cell], prefix: &str) -> Option<Eta> {
-    let at = |p: &str| cell_f64(s, row, &format!("{prefix}_{p}")).map(|secs| (secs * 1e9) as Nanos);
-    Some(Eta { p10: at("p10")?, p50: at("p50")?, p90: at("p90")? })
-}
-
 /// What InfluxDB holds of every entrant of `event` (all of them: who may see whom is the
 /// caller's business), read in one request that identical requests share.
 async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Vec<Facts>, ApiError> {
@@ -265,26 +261,9 @@ async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Ve
         let Some(time) = row.first().and_then(Cell::as_i64) else { continue };
         match s.name.as_str() {
             "course_progress" => {
-                let (Some(progress_m), Some(status)) = (
-                    cell_f64(s, row, "progress_m"),
-                    cell_f64(s, row, "status").and_then(RideStatus::from_code),
-                ) else {
-                    continue;
-                };
-                let next = cell_f64(s, row, "next_checkpoint").map(|i| (i as usize, eta(s, row, "eta_next")));
-                progress.insert(
-                    rider,
-                    Progress {
-                        time,
-                        current_m: cell_f64(s, row, "current_m").unwrap_or(progress_m),
-                        progress_m,
-                        to_go_m: cell_f64(s, row, "to_go_m").unwrap_or(0.0),
-                        off_course: cell_f64(s, row, "off_course") == Some(1.0),
-                        status,
-                        next_checkpoint: next,
-                        eta_finish: eta(s, row, "eta_finish"),
-                    },
-                );
+                if let Some(p) = Progress::from_fields(time, |name| cell_f64(s, row, name)) {
+                    progress.insert(rider, p);
+                }
             }
             "course_status" => {
                 if let Some(status) = row.get(1).and_then(Cell::as_f64).and_then(RideStatus::from_code) {
@@ -309,7 +288,7 @@ async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Ve
                 start: e.start,
                 progress: progress.get(id).copied(),
                 status: statuses.get(id).copied(),
-                checkpoints_reached: reached.get(id).copied().unwrap_or(0),
+                checkpoints_reached: Some(reached.get(id).copied().unwrap_or(0)),
             }
         })
         .collect())
@@ -460,7 +439,7 @@ async fn standings_of(
     let facts: Vec<Facts> = all.into_iter().filter(|f| visible.contains(&f.rider.as_str())).collect();
     let now = now_nanos();
     // The leader's race flow, for the gaps in time: asked only when someone is behind them.
-    let leader = race::standings(event, &facts, now, |_| None).into_iter().find(|s| s.rank == Some(1));
+    let leader = standings::standings(event, &facts, now, |_| None).into_iter().find(|s| s.rank == Some(1));
     let mut flow = Vec::new();
     if let Some(leader) = leader.filter(|l| l.finished.is_none() || facts.len() > 1) {
         if let Some(f) = facts.iter().find(|f| f.rider == leader.rider) {
@@ -470,7 +449,7 @@ async fn standings_of(
             flow = flows.remove(&f.rider).unwrap_or_default();
         }
     }
-    let rows = race::standings(event, &facts, now, |d| race::time_at(&flow, d));
+    let rows = standings::standings(event, &facts, now, |d| standings::time_at(&flow, d));
     Ok((millis(now), rows))
 }
 
@@ -579,7 +558,7 @@ pub async fn standings_csv(
                 time(r.eta_finish.map(|e| e.p10)),
                 time(r.eta_finish.map(|e| e.p50)),
                 time(r.eta_finish.map(|e| e.p90)),
-                r.checkpoints_reached.to_string(),
+                r.checkpoints_reached.map(|n| n.to_string()).unwrap_or_default(),
                 time(r.finished),
             ],
         )?;

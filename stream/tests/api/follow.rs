@@ -171,3 +171,107 @@ async fn origins_and_the_connection_cap_are_enforced_politely() {
     assert_eq!(full.status(), 503);
     assert!(full.headers().contains_key("retry-after"));
 }
+
+/// What the progress service writes through the collector reaches the followers of the
+/// event: a standings snapshot at subscribe, then a `progress` frame per reading, for the
+/// entrants each follower may see.
+#[tokio::test]
+async fn an_events_followers_get_its_standings_then_the_progress_the_collector_took() {
+    const SERVICE: &str = "velo_test_progress_service";
+    let nats = NatsServer::start().await.expect("nats");
+    let influx = InfluxServer::start().await.expect("influxd");
+    let riders = tempfile::tempdir().expect("tempdir");
+    let points: Vec<(f64, f64, Option<f64>)> =
+        (0..=20).map(|i| (45.0 + f64::from(i) * 0.01, 7.0, None)).collect();
+    velometry_core::testkit::courses::write_course_gpx(
+        &riders.path().join("course.gpx"),
+        "north",
+        &points,
+        &[],
+    )
+    .expect("course");
+    let start = velometry_core::time::format_rfc3339(velometry_core::time::now_nanos() - 3_600_000_000_000);
+    let text = crate::helpers::riders_toml()
+        + &velometry_core::testkit::RidersToml::new()
+            .service("progress", SERVICE, &["race"])
+            .raw(&format!(
+                "[[event]]\nid = \"race\"\ncourse = \"course.gpx\"\npublic = true\nstart = \"{start}\"\nriders = [\"alice\", \"bob\"]\n"
+            ))
+            .build();
+    std::fs::write(riders.path().join("riders.toml"), text).expect("riders file");
+    let wal = tempfile::tempdir().expect("tempdir");
+    let collector = collector(&nats, &riders, &wal, &influx.url).await;
+    let hub = hub(&nats, &riders, &[]).await;
+    let mut anonymous = Client::connect(&hub, "").await;
+    let mut coach = Client::connect(&hub, &format!("?token={COACH}")).await;
+    for client in [&mut anonymous, &mut coach] {
+        client.send(json!({"op": "subscribe", "events": ["race"]})).await;
+        let standings = client.next_of("standings").await;
+        assert_eq!(standings["event"], "race");
+        let subscribed = client.next_of("subscribed").await;
+        assert_eq!(subscribed["events"], json!(["race"]));
+    }
+
+    let http = reqwest::Client::new();
+    let derived = |rider: &str, progress_m: f64| {
+        let url = format!("{}/v1/events/race/riders/{rider}/derived", collector.url);
+        let code = velometry_core::event::status::event_code(
+            &velometry_core::ids::EventId::parse("race").expect("id"),
+        );
+        let body = json!([{"metric": "course_progress", "event": code, "current_m": progress_m, "progress_m": progress_m,
+            "to_go_m": 2_000.0 - progress_m, "from_course_m": 4.0, "off_course": 0, "status": 0}]);
+        let request = http.post(url).header("Authorization", format!("Token {SERVICE}")).json(&body);
+        async move {
+            let r = request.send().await.expect("post");
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        }
+    };
+    // The collector connects to NATS in the background: send until a frame comes through.
+    let deadline = Instant::now() + PATIENCE;
+    let mut progress = None;
+    let mut sent = 0.0;
+    while progress.is_none() && Instant::now() < deadline {
+        sent += 10.0;
+        derived("alice", sent).await;
+        progress = anonymous.next(Duration::from_millis(300)).await.filter(|f| f["type"] == "progress");
+    }
+    let progress = progress
+        .unwrap_or_else(|| panic!("no progress frame within {} s: {}", PATIENCE.as_secs(), hub.logs()));
+    assert_eq!((progress["event"].as_str(), progress["rider"].as_str()), (Some("race"), Some("alice")));
+    assert_eq!(progress["metric"], "course_progress");
+    assert!(progress["progress_m"].as_f64().is_some_and(|m| m > 0.0), "{progress}");
+
+    // bob is private: his progress reaches his coach, not the anonymous follower.
+    derived("bob", 500.0).await;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let frame = coach.next_of("progress").await;
+        if frame["rider"] == "bob" {
+            assert_eq!(frame["progress_m"], 500.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress of bob for his coach");
+    }
+    derived("alice", 1_000.0).await;
+    loop {
+        let frame = anonymous.next_of("progress").await;
+        assert_eq!(frame["rider"], "alice", "bob's progress leaked: {frame}");
+        if frame["progress_m"] == 1_000.0 {
+            break;
+        }
+    }
+    // A later follower's snapshot ranks what the hub holds.
+    let mut late = Client::connect(&hub, &format!("?token={COACH}")).await;
+    late.send(json!({"op": "subscribe", "events": ["*"]})).await;
+    let standings = late.next_of("standings").await;
+    let rows: Vec<(&str, Option<i64>)> = standings["standings"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| (r["rider"].as_str().unwrap_or_default(), r["rank"].as_i64()))
+        .collect();
+    assert_eq!(rows, [("alice", Some(1)), ("bob", Some(2))], "{standings}");
+    anonymous.send(json!({"op": "subscribe", "events": ["nope"]})).await;
+    let error = anonymous.next_of("error").await;
+    assert!(error["message"].as_str().unwrap_or_default().contains("unknown event"), "{error}");
+}
