@@ -9,7 +9,8 @@
 #   deploy/local/bench.sh ingest-ceiling    # highest ingest rate: no errors, p99 < 50 ms, 60 s
 #   deploy/local/bench.sh history-ceiling   # the same for history requests
 #   deploy/local/bench.sh live-ceiling      # most live followers at p99 < 100 ms
-#   deploy/local/bench.sh all               # all four, about 40 minutes
+#   deploy/local/bench.sh standings --riders 1000 --devices 1   # an event's standings: most requests/s at p99 < 50 ms
+#   deploy/local/bench.sh all               # all five, about 50 minutes
 #   deploy/local/bench.sh ingest-ceiling history-ceiling   # several, in order, on one stack
 #   deploy/local/bench.sh history-ceiling --influx-cache-snapshot 25m   # InfluxDB's default cache
 #   deploy/local/bench.sh requests --dry-run          # print, don't write BENCHMARKS.md

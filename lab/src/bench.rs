@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use velometry_collector::simulate::Rider;
 use velometry_core::testkit::{cpu_time, metric};
 
-use crate::stack::{binary, Fleet, Stack};
+use crate::stack::{binary, Fleet, Stack, EVENT, EVENT_STARTED_AGO, SERVICE_TOKEN};
 use k6::{Summary, Target};
 
 /// What to measure.
@@ -34,6 +34,9 @@ pub enum Scenario {
     HistoryCeiling,
     /// The most live followers with reading latency p99 under --live-p99
     LiveCeiling,
+    /// The highest rate of an event's standings requests held with no errors and p99 under
+    /// --standings-p99, every rider of --riders an entrant with progress
+    Standings,
     /// All of the above, one after the other, on one stack
     All,
 }
@@ -43,7 +46,7 @@ pub enum Scenario {
 #[command(after_help = "Starts InfluxDB, NATS, the collector, the query service and a stream hub \
     (or uses a running stack: --collector-url and friends), gives riders a few hours of history, \
     sets simulated riders riding, runs k6 (k6/*.js) and writes each scenario's section of \
-    BENCHMARKS.md. A full `all` run takes about 40 minutes.")]
+    BENCHMARKS.md. A full `all` run takes about 50 minutes.")]
 pub struct Args {
     /// What to measure: one scenario, or several, run in the order given on one stack
     #[arg(value_enum, required = true)]
@@ -92,6 +95,9 @@ pub struct Args {
     /// p99 bound of a reading's delivery to live followers, ms
     #[arg(long, default_value_t = 100.0)]
     live_p99: f64,
+    /// p99 bound of a standings request, ms
+    #[arg(long, default_value_t = 50.0)]
+    standings_p99: f64,
     /// Use a running collector instead of starting a stack (with --query-url, --stream-url,
     /// --tokens-file and --rider)
     #[arg(long, requires_all = ["query_url", "stream_url", "tokens_file", "rider"])]
@@ -134,7 +140,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let scenarios = args.scenarios.iter().flat_map(|&scenario| match scenario {
         Scenario::All => {
-            vec![Scenario::Requests, Scenario::IngestCeiling, Scenario::HistoryCeiling, Scenario::LiveCeiling]
+            vec![
+                Scenario::Requests,
+                Scenario::IngestCeiling,
+                Scenario::HistoryCeiling,
+                Scenario::LiveCeiling,
+                Scenario::Standings,
+            ]
         }
         one => vec![one],
     });
@@ -154,6 +166,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             Scenario::LiveCeiling => {
                 ("live-ceiling", "Load: the live followers ceiling", live_ceiling(&args, &target).await?)
+            }
+            Scenario::Standings => {
+                ("standings", "Load: an event's standings", standings(&args, &target).await?)
             }
             Scenario::All => unreachable!("expanded above"),
         };
@@ -236,6 +251,9 @@ async fn start(args: &Args) -> anyhow::Result<(Target, Running)> {
         stack.collector.url, stack.query.url, stream, stack.influx.url
     );
     seed_history(&stack, args).await?;
+    if args.scenarios.iter().any(|s| matches!(s, Scenario::Standings | Scenario::All)) {
+        seed_progress(&stack).await?;
+    }
     let live: Vec<String> = fleet.first_tokens().into_iter().take(args.live_riders).collect();
     let riders = tokio::process::Command::new(binary("collector")?)
         .args(["replay", "--synthetic", "--target", &stack.collector.url, "--seed", "7"])
@@ -311,6 +329,63 @@ async fn seed_history(stack: &Stack, args: &Args) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     bail!("history was not stored and rolled up within 10 minutes")
+}
+
+/// Every rider's progress along the event's course for the half hour before now, a reading
+/// every 10 s as the progress service writes them (through the collector's derived route,
+/// with the fleet's service token), at speeds from 5 to 10 m/s since the start; then waits
+/// until InfluxDB holds it.
+async fn seed_progress(stack: &Stack) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let http = reqwest::Client::new();
+    let code = velometry_core::event::status::event_code(
+        &velometry_core::ids::EventId::parse(EVENT).context("the fleet's event id")?,
+    );
+    let now = velometry_core::time::now_nanos() / 1_000_000_000;
+    let started = now - EVENT_STARTED_AGO.as_secs() as i64;
+    let riders = stack.fleet.riders();
+    println!("Writing 30 minutes of progress for the {} entrants of {EVENT} …", riders.len());
+    let requests = riders.iter().enumerate().map(|(index, rider)| {
+        let speed = 5.0 + 5.0 * (index as f64 * 0.618_034).fract();
+        let readings: Vec<serde_json::Value> = (0..180)
+            .map(|i| {
+                let t = now - 1_800 + i * 10;
+                let along = (t - started) as f64 * speed;
+                serde_json::json!({
+                    "metric": "course_progress", "time": t * 1_000, "event": code,
+                    "current_m": along, "progress_m": along, "to_go_m": 1_000_000.0 - along,
+                    "from_course_m": 5.0, "off_course": 0, "status": 0, "next_checkpoint": 0,
+                    "eta_next_p10": t + ((250_000.0 - along) / speed * 0.9) as i64,
+                    "eta_next_p50": t + ((250_000.0 - along) / speed) as i64,
+                    "eta_next_p90": t + ((250_000.0 - along) / speed * 1.2) as i64,
+                    "eta_finish_p10": t + ((1_000_000.0 - along) / speed * 1.1) as i64,
+                    "eta_finish_p50": t + ((1_000_000.0 - along) / speed * 1.4) as i64,
+                    "eta_finish_p90": t + ((1_000_000.0 - along) / speed * 1.8) as i64,
+                })
+            })
+            .collect();
+        let url = format!("{}/v1/events/{EVENT}/riders/{rider}/derived", stack.collector.url);
+        let request =
+            http.post(url).header("Authorization", format!("Token {SERVICE_TOKEN}")).json(&readings);
+        async move {
+            let answer = request.send().await?;
+            if !answer.status().is_success() {
+                bail!("the collector refused progress: {} {}", answer.status(), answer.text().await?);
+            }
+            Ok::<(), anyhow::Error>(())
+        }
+    });
+    let results: Vec<anyhow::Result<()>> =
+        futures::stream::iter(requests).buffer_unordered(16).collect().await;
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    for _ in 0..600 {
+        let collector = stack.collector.metrics().await.map_err(anyhow::Error::msg)?;
+        if metric(&collector, "collector_wal_bytes") == 0.0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    bail!("the progress was not stored within 10 minutes")
 }
 
 /// Latency figures of a trend, ms: p50, p95, p99.
@@ -573,5 +648,38 @@ async fn live_ceiling(args: &Args, target: &Target) -> anyhow::Result<String> {
         live.riders.len(),
         hold(args),
         args.live_p99,
+    ))
+}
+
+async fn standings(args: &Args, target: &Target) -> anyhow::Result<String> {
+    let event = if args.collector_url.is_some() { "demo-race" } else { EVENT };
+    let steps = search(250, 16_000, |rate| async move {
+        println!("standings at {rate} requests/s for {} …", hold(args));
+        let env = [
+            ("RATE", rate.to_string()),
+            ("DURATION", hold(args)),
+            ("VUS", (rate / 4).clamp(50, 400).to_string()),
+            ("EVENT", event.to_owned()),
+        ];
+        let summary = k6::run(&args.scripts, "standings.js", target, &env).await?;
+        let p99 = summary.get("http_req_duration{kind:standings}", "p(99)");
+        let passed = summary.http_failed() == 0.0 && summary.dropped() == 0.0 && p99 < args.standings_p99;
+        println!("  p99 {p99:.1} ms, failed {}, dropped {}", summary.http_failed(), summary.dropped());
+        Ok(Step { rate, summary, p99, passed })
+    })
+    .await?;
+    let table = steps_table(&steps, "requests/s", "p50 ms", |s| {
+        format!("{:.1}", s.summary.get("http_req_duration{kind:standings}", "med"))
+    });
+    Ok(format!(
+        "**Ceiling: {} requests/s** of `GET /v1/events/{event}/standings` held for {} with no failed \
+         request, none dropped, and p99 under {} ms.\n\n{table}\n\
+         {} entrants, each with half an hour of progress (a reading every 10 s), anonymous \
+         requests (`k6/standings.js`): the service makes the answer once a second and every caller \
+         shares it, so the ceiling is the cost of sending it. k6 shares the two cores.\n",
+        report::thousands(ceiling(&steps) as f64),
+        hold(args),
+        args.standings_p99,
+        report::thousands(args.riders as f64),
     ))
 }

@@ -24,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a k6 benchmark scenario against the stack and write its results into BENCHMARKS.md
-    Bench(bench::Args),
+    Bench(Box<bench::Args>),
     /// Kill and restart random services while riders ride, then check nothing acknowledged was lost
     Chaos(chaos::Args),
 }
@@ -32,7 +32,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Bench(args) => bench::run(args).await,
+        Command::Bench(args) => bench::run(*args).await,
         Command::Chaos(args) => chaos::run(args).await,
     }
 }

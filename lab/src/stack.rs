@@ -7,7 +7,9 @@ use anyhow::{anyhow, Context};
 use tempfile::TempDir;
 use velometry_core::testkit::{InfluxServer, NatsServer, RidersToml, Service};
 
-/// Who rides: `riders` public riders named `r0`, `r1`, …, each with `devices` devices.
+/// Who rides: `riders` public riders named `r0`, `r1`, …, each with `devices` devices, all
+/// of them entrants of the event [`EVENT`] (a 1,000 km course with three checkpoints,
+/// started an hour before the stack), whose progress the service [`SERVICE_TOKEN`] writes.
 #[derive(Debug, Clone, Copy)]
 pub struct Fleet {
     pub riders: usize,
@@ -30,8 +32,10 @@ impl Fleet {
         (0..self.riders).map(|r| token(r, 0)).collect()
     }
 
-    fn riders_file(self) -> String {
-        let mut file = RidersToml::new();
+    fn riders_file(self, start: velometry_core::time::Nanos) -> String {
+        let mut file = RidersToml::new()
+            .service("progress", SERVICE_TOKEN, &[EVENT])
+            .raw(&event_toml(self.riders, start));
         for r in 0..self.riders {
             file = file.rider(&format!("r{r}"), &format!("Rider {r}"), true).max_hr(185);
             for d in 0..self.devices {
@@ -40,6 +44,28 @@ impl Fleet {
         }
         file.build()
     }
+}
+
+/// The event every rider of the fleet rides.
+pub const EVENT: &str = "bench";
+
+/// The token of the fleet's progress service (`[[service]]`), made up here like the others.
+pub const SERVICE_TOKEN: &str = "velo_lab_progress";
+
+/// The start of [`EVENT`], relative to when the stack starts.
+pub const EVENT_STARTED_AGO: std::time::Duration = std::time::Duration::from_secs(3_600);
+
+fn event_toml(riders: usize, start: velometry_core::time::Nanos) -> String {
+    let entrants: Vec<String> = (0..riders).map(|r| format!("\"r{r}\"")).collect();
+    format!(
+        "[[event]]\nid = \"{EVENT}\"\nname = \"Benchmark race\"\ncourse = \"course.gpx\"\npublic = true\n\
+         start = \"{}\"\nriders = [{}]\n\
+         [[event.checkpoint]]\nname = \"CP1\"\ndistance_km = 250\n\
+         [[event.checkpoint]]\nname = \"CP2\"\ndistance_km = 500\n\
+         [[event.checkpoint]]\nname = \"CP3\"\ndistance_km = 750\n",
+        velometry_core::time::format_rfc3339(start),
+        entrants.join(", ")
+    )
 }
 
 fn token(rider: usize, device: usize) -> String {
@@ -91,7 +117,19 @@ impl Stack {
         let nats = NatsServer::start().await.map_err(|e| anyhow!(e))?;
         let dir = tempfile::tempdir().context("cannot make a temporary folder")?;
         let riders = dir.path().join("riders.toml");
-        std::fs::write(&riders, fleet.riders_file()).context("cannot write the riders file")?;
+        let course = velometry_core::testkit::courses::winding(5, 1_000_000.0);
+        let points: Vec<(f64, f64, Option<f64>)> =
+            course.points().iter().map(|p| (p.lat, p.lon, p.ele)).collect();
+        velometry_core::testkit::courses::write_course_gpx(
+            &dir.path().join("course.gpx"),
+            "bench",
+            &points,
+            &[],
+        )
+        .map_err(|e| anyhow!(e))?;
+        let start = velometry_core::time::now_nanos()
+            - i64::try_from(EVENT_STARTED_AGO.as_nanos()).unwrap_or(i64::MAX);
+        std::fs::write(&riders, fleet.riders_file(start)).context("cannot write the riders file")?;
         let serve = |extra: Vec<String>| {
             let mut args = vec![
                 "serve".to_owned(),
