@@ -173,6 +173,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Scenario::All => unreachable!("expanded above"),
         };
         let mut command = format!("deploy/local/bench.sh {name}");
+        if (args.riders, args.devices) != (50, 20) {
+            command.push_str(&format!(" --riders {} --devices {}", args.riders, args.devices));
+        }
         if args.influx_cache_snapshot != velometry_core::testkit::INFLUX_CACHE_SNAPSHOT {
             command.push_str(&format!(" --influx-cache-snapshot {}", args.influx_cache_snapshot));
         }

@@ -24,7 +24,7 @@ use velometry_core::riders::{Registry, Viewer};
 use velometry_core::time::{format_rfc3339, now_nanos, Nanos};
 
 use super::series::plan;
-use super::{bearer, millis, AppState, Params};
+use super::{bearer, millis, AppState, Encoded, Params};
 use crate::downsample::{regroup, windows, Point, Window};
 use crate::error::ApiError;
 use crate::influx::shared::widen;
@@ -126,6 +126,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<R
         .map(|e| {
             json!({
                 "id": e.id.as_str(),
+                "code": event_code(&e.id) as u64,
                 "name": e.name,
                 "public": e.public,
                 "length_m": e.length_m(),
@@ -166,6 +167,7 @@ pub async fn detail(
         .collect();
     let body = json!({
         "id": event.id.as_str(),
+        "code": event_code(&event.id) as u64,
         "name": event.name,
         "public": event.public,
         "length_m": event.length_m(),
@@ -469,7 +471,7 @@ pub async fn standings(
     let key = format!("{}\u{0}{}", event.id.as_str(), viewer.map_or("", |v| v.name.as_str()));
     let (body, _) = state
         .answers
-        .get(&key, || async {
+        .get_or_stale(&key, || async {
             let (as_of, rows) = standings_of(&state, &registry, event, viewer).await?;
             let answer = StandingsAnswer {
                 event: event.id.as_str(),
@@ -478,17 +480,10 @@ pub async fn standings(
                 as_of,
                 standings: rows,
             };
-            serde_json::to_vec(&answer)
-                .map(bytes::Bytes::from)
-                .map_err(|e| ApiError::BadRequest(format!("cannot encode the standings: {e}")))
+            Ok::<_, ApiError>(Encoded::new(&answer))
         })
         .await?;
-    let scope = if public { "public, max-age=1" } else { "private, max-age=1" };
-    Ok((
-        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, scope)],
-        bytes::Bytes::clone(&body),
-    )
-        .into_response())
+    Ok(body.respond(&headers, if public { "public, max-age=1" } else { "private, max-age=1" }))
 }
 
 /// `GET /v1/events/{event}/standings.csv`: the standings, one row per entrant.

@@ -42,7 +42,55 @@ pub struct AppState {
     /// Readings one export may hold at most.
     pub max_export_points: i64,
     /// Answers made for many callers at once (an event's standings), shared for a moment.
-    pub answers: std::sync::Arc<crate::influx::shared::Shared<bytes::Bytes>>,
+    pub answers: std::sync::Arc<crate::influx::shared::Shared<Encoded>>,
+}
+
+/// A JSON answer encoded once for many callers: as is and gzipped.
+#[derive(Debug)]
+pub struct Encoded {
+    json: bytes::Bytes,
+    gzip: bytes::Bytes,
+}
+
+impl Encoded {
+    /// `value` as JSON, and gzipped (fast: made once a second for a thousand callers, it is
+    /// the bytes on the wire that count).
+    pub fn new<T: serde::Serialize>(value: &T) -> Encoded {
+        use std::io::Write;
+        // Our answers are plain structs with string keys, which always serialize; writing to a
+        // `Vec` never fails.
+        let json = serde_json::to_vec(value).expect("an answer serializes to JSON");
+        let mut gz =
+            flate2::write::GzEncoder::new(Vec::with_capacity(json.len() / 6), flate2::Compression::fast());
+        gz.write_all(&json).expect("writing to a Vec cannot fail");
+        let gzip = gz.finish().expect("writing to a Vec cannot fail");
+        Encoded { gzip: gzip.into(), json: json.into() }
+    }
+
+    /// The response to a request with `headers`: gzipped when the caller accepts it.
+    pub fn respond(&self, headers: &HeaderMap, cache_control: &'static str) -> Response {
+        let vary = (header::VARY, "Accept-Encoding");
+        let kind = (header::CONTENT_TYPE, "application/json");
+        let cache = (header::CACHE_CONTROL, cache_control);
+        if accepts_gzip(headers) {
+            ([kind, cache, vary, (header::CONTENT_ENCODING, "gzip")], self.gzip.clone()).into_response()
+        } else {
+            ([kind, cache, vary], self.json.clone()).into_response()
+        }
+    }
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).any(|v| {
+        v.split(',').any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts
+                .any(|p| p.strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().ok() == Some(0.0)));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+    })
 }
 
 /// The router.

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,10 @@ const SWEEP_AT: usize = 256;
 struct Slot<T> {
     born: Instant,
     answer: OnceCell<Arc<T>>,
+    /// The answer of the slot this one replaced, for [`Shared::get_or_stale`].
+    stale: Option<Arc<T>>,
+    /// Whether a caller has started the read.
+    reading: AtomicBool,
 }
 
 /// Statement text → its answer, for `ttl`.
@@ -54,20 +59,61 @@ impl<T> Shared<T> {
         if self.ttl.is_zero() {
             return read().await.map(|answer| (Arc::new(answer), false));
         }
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            match slots.get(key) {
-                Some(slot) if slot.born.elapsed() < self.ttl => slot.clone(),
-                _ => {
-                    if slots.len() >= SWEEP_AT {
-                        slots.retain(|_, slot| slot.born.elapsed() < self.ttl);
-                    }
-                    let slot = Arc::new(Slot { born: Instant::now(), answer: OnceCell::new() });
-                    slots.insert(key.to_owned(), slot.clone());
-                    slot
-                }
+        Self::read_into(&self.slot(key), read).await
+    }
+
+    /// Like [`Shared::get`], but once a key has had an answer, callers never wait for the
+    /// next one: while the first caller after the time to live reads again, the others get
+    /// the previous answer (at most the time to live and one read old).
+    ///
+    /// # Errors
+    /// What `read` returns; it is not kept.
+    pub async fn get_or_stale<E, F>(&self, key: &str, read: impl FnOnce() -> F) -> Result<(Arc<T>, bool), E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        if self.ttl.is_zero() {
+            return read().await.map(|answer| (Arc::new(answer), false));
+        }
+        let slot = self.slot(key);
+        if let Some(answer) = slot.answer.get() {
+            return Ok((answer.clone(), true));
+        }
+        if slot.reading.swap(true, Ordering::AcqRel) {
+            if let Some(stale) = &slot.stale {
+                return Ok((stale.clone(), true));
             }
-        };
+        }
+        Self::read_into(&slot, read).await
+    }
+
+    /// The live slot of `key`, a new one (remembering the expired one's answer) when it has
+    /// none within the time to live.
+    fn slot(&self, key: &str) -> Arc<Slot<T>> {
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        match slots.get(key) {
+            Some(slot) if slot.born.elapsed() < self.ttl => slot.clone(),
+            expired => {
+                let stale = expired.and_then(|s| s.answer.get().or(s.stale.as_ref()).cloned());
+                if slots.len() >= SWEEP_AT {
+                    slots.retain(|_, slot| slot.born.elapsed() < self.ttl);
+                }
+                let slot = Arc::new(Slot {
+                    born: Instant::now(),
+                    answer: OnceCell::new(),
+                    stale,
+                    reading: AtomicBool::new(false),
+                });
+                slots.insert(key.to_owned(), slot.clone());
+                slot
+            }
+        }
+    }
+
+    async fn read_into<E, F>(slot: &Slot<T>, read: impl FnOnce() -> F) -> Result<(Arc<T>, bool), E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
         let mut fresh = false;
         let answer = slot
             .answer
@@ -113,6 +159,36 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let (again, was_shared) = ask(shared.clone(), reads.clone()).await;
         assert_eq!((*again, was_shared), (1, false), "read again once expired");
+    }
+
+    #[tokio::test]
+    async fn after_the_first_answer_callers_get_the_previous_one_while_it_is_read_again() {
+        let shared = Arc::new(Shared::<usize>::new(Duration::from_secs(1)));
+        let (first, _) = shared.get_or_stale("q", || async { Ok::<_, ()>(0) }).await.expect("read");
+        assert_eq!(*first, 0);
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        // The first caller after expiry reads, and its read waits until told to end; one who
+        // comes meanwhile does not wait for it.
+        let release = Arc::new(tokio::sync::Notify::new());
+        let slow = tokio::spawn({
+            let (shared, release) = (shared.clone(), release.clone());
+            async move {
+                let read = || async move {
+                    release.notified().await;
+                    Ok::<_, ()>(1)
+                };
+                *shared.get_or_stale("q", read).await.expect("read").0
+            }
+        });
+        while !shared.slot("q").reading.load(Ordering::Acquire) {
+            tokio::task::yield_now().await;
+        }
+        let (meanwhile, was_shared) =
+            shared.get_or_stale("q", || async { Ok::<_, ()>(2) }).await.expect("read");
+        assert_eq!((*meanwhile, was_shared), (0, true), "the previous answer, at once");
+        release.notify_one();
+        assert_eq!(slow.await.expect("the slow read"), 1);
+        assert_eq!(*shared.get_or_stale("q", || async { Ok::<_, ()>(3) }).await.expect("read").0, 1);
     }
 
     #[tokio::test]

@@ -99,6 +99,24 @@ async fn standings_rank_gap_and_hide_what_the_caller_may_not_see() {
     assert!((gap - 1_200.0).abs() <= 10.0, "bob was at 72 km after 6,000 s: {gap}");
     assert_eq!(row(&coach, "bob")["checkpoints_reached"], 2);
 
+    // Gzipped for who accepts it (reqwest asks and decodes by itself: ask by hand here).
+    let plain = reqwest::Client::builder().no_gzip().build().expect("a client");
+    let url = format!("{}/v1/events/race/standings", service.url);
+    let identity = plain.get(&url).send().await.expect("the service answers");
+    assert_eq!(identity.headers().get("content-encoding"), None);
+    assert_eq!(identity.headers()["vary"], "Accept-Encoding");
+    let identity: Value = identity.json().await.expect("JSON");
+    let zipped =
+        plain.get(&url).header("Accept-Encoding", "br;q=1, gzip;q=0.8").send().await.expect("answers");
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let bytes = zipped.bytes().await.expect("body");
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut json).expect("gzip");
+    let unzipped: Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(unzipped["standings"], identity["standings"]);
+    let refused = plain.get(&url).header("Accept-Encoding", "gzip;q=0").send().await.expect("answers");
+    assert_eq!(refused.headers().get("content-encoding"), None);
+
     // CSV: the same rows.
     let (status, headers, csv) = get_raw(&service, "/v1/events/race/standings.csv", None).await;
     assert_eq!(status, 200);

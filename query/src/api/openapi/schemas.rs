@@ -95,6 +95,8 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
         })),
     );
     let event_id = json!({"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"});
+    // What the event's readings carry in their `event` field (docs/schema.md): 53 bits.
+    let event_code = json!({"type": "integer", "minimum": 0, "maximum": 9_007_199_254_740_991_u64});
     let ms_or_null = nullable(epoch_ms.clone());
     let seconds_or_null = nullable(json!({"type": "integer", "minimum": 0}));
     let eta = nullable(object(json!({"p10": epoch_ms, "p50": epoch_ms, "p90": epoch_ms})));
@@ -103,7 +105,7 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
     schemas.insert(
         "Events".into(),
         object(json!({"events": {"type": "array", "items": object(json!({
-            "id": event_id, "name": {"type": "string"}, "public": {"type": "boolean"}, "length_m": non_negative,
+            "id": event_id, "code": event_code, "name": {"type": "string"}, "public": {"type": "boolean"}, "length_m": non_negative,
             "start": epoch_ms, "entrants": count, "checkpoints": count
         }))}})),
     );
@@ -115,7 +117,7 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
     schemas.insert(
         "Event".into(),
         object(json!({
-            "id": event_id, "name": {"type": "string"}, "public": {"type": "boolean"}, "length_m": non_negative,
+            "id": event_id, "code": event_code, "name": {"type": "string"}, "public": {"type": "boolean"}, "length_m": non_negative,
             "checkpoints": {"type": "array", "items": checkpoint},
             "finish_cutoff_at": ms_or_null, "finish_cutoff_after_start_s": seconds_or_null,
             "entrants": {"type": "array", "items": object(json!({"rider": rider_id, "name": {"type": "string"}, "start": epoch_ms}))}
