@@ -1,4 +1,4 @@
-//! grafana/: the provisioned data sources and the two dashboards. Grafana cannot run here, so
+//! grafana/: the provisioned data sources and the three dashboards. Grafana cannot run here, so
 //! the dashboards are proven the way Grafana would use them: every panel's query, with
 //! Grafana's macros and variables expanded as Grafana expands them, runs against a real
 //! InfluxDB holding a real ride (sent by the real `collector import`, rolled up by the real
@@ -28,6 +28,7 @@ use crate::helpers::*;
 
 mod influxql;
 mod promql;
+mod race;
 
 const DB: &str = "velometry";
 const INFLUX_UID: &str = "velometry-influxdb";
@@ -277,7 +278,7 @@ fn the_dashboards_are_well_formed_and_use_only_the_provisioned_data_sources() {
     assert!(provider.contains("path: /var/lib/grafana/dashboards") && provider.contains("folder: velometry"));
 
     let mut dashboard_uids = BTreeSet::new();
-    for (name, uid) in [("rider", "velometry-rider"), ("ops", "velometry-ops")] {
+    for (name, uid) in [("rider", "velometry-rider"), ("ops", "velometry-ops"), ("race", "velometry-race")] {
         let d = dashboard(name);
         assert_eq!(d["uid"], uid, "{name}.json");
         assert!(dashboard_uids.insert(uid), "uid {uid} used twice");
