@@ -447,6 +447,7 @@ unset service_token
 sed -e "s/127.0.0.1:9180/127.0.0.1:$metrics_port/" \
   -e "s/127.0.0.1:9170/127.0.0.1:$query_metrics_port/" \
   -e "s/127.0.0.1:9190/127.0.0.1:$stream_metrics_port/" \
+  -e "s/127.0.0.1:9160/127.0.0.1:$progress_metrics_port/" \
   -e "s|rules/\*.yml|$root/deploy/prometheus/rules/*.yml|" \
   -e "s|targets/|$root/deploy/prometheus/targets/|" \
   "$root/deploy/prometheus/prometheus.yml" >"$state/prometheus.yml"

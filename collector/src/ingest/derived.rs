@@ -125,4 +125,17 @@ mod tests {
         let err = parsed(r#"[{"metric":"course_status","event":7,"status":9}]"#).unwrap_err();
         assert!(err.contains("status"), "{err}");
     }
+
+    #[test]
+    fn a_large_event_code_survives_json_exactly() {
+        // The code of "e2e" lies between 2^51 and 2^52, where floats step by 0.5: serialized
+        // by the progress service and parsed here, it must be the same number.
+        let code = velometry_core::event::status::event_code(
+            &velometry_core::ids::EventId::parse("e2e").expect("id"),
+        );
+        assert!(code > 2f64.powi(51), "{code}");
+        let body = serde_json::json!([{"metric": "course_status", "time": 1_782_910_800_000u64, "event": code, "status": 1}]);
+        let readings = parse(body.to_string().as_bytes(), code, NOW).map_err(|e| e.to_string());
+        assert_eq!(readings.map(|r| r.len()), Ok(1), "{body}");
+    }
 }

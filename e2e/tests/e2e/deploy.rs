@@ -375,6 +375,6 @@ fn the_manifests_pass_the_services_only_flags_and_variables_their_help_lists() {
         assert!(checked >= 20, "overlay {name}: only {checked} flags and variables of velometry services");
     }
     let binaries: BTreeSet<&str> = helps.keys().map(|(b, _)| b.as_str()).collect();
-    assert_eq!(binaries, BTreeSet::from(["collector", "query", "stream"]));
+    assert_eq!(binaries, BTreeSet::from(["collector", "progress", "query", "stream"]));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

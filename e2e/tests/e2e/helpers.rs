@@ -1,4 +1,4 @@
-//! Starting the whole stack: InfluxDB, NATS, and the three services as their real binaries.
+//! Starting the whole stack: InfluxDB, NATS, and the four services as their real binaries.
 
 use std::path::{Path, PathBuf};
 
@@ -6,6 +6,7 @@ use tempfile::TempDir;
 use velometry_core::testkit::{workspace_binary, InfluxServer, NatsServer, RidersToml, Service};
 
 pub const ALICE_PHONE: &str = "velo_e2e_alice_phone";
+const PROGRESS_SERVICE: &str = "velo_e2e_progress_service";
 
 /// The repository's root.
 pub fn root() -> PathBuf {
@@ -21,6 +22,7 @@ pub struct Stack {
     pub collector: Service,
     pub query: Service,
     pub stream: Service,
+    pub progress: Service,
 }
 
 impl Stack {
@@ -29,9 +31,28 @@ impl Stack {
         let nats = NatsServer::start().await.expect("nats");
         let dir = tempfile::tempdir().expect("tempdir");
         let riders = dir.path().join("riders.toml");
+        // Alice rides an event, so that the progress service has an entrant to follow.
+        let course = velometry_core::testkit::courses::out_and_back(1);
+        let points: Vec<_> = course.points().iter().map(|p| (p.lat, p.lon, p.ele)).collect();
+        velometry_core::testkit::write_course_gpx(
+            &dir.path().join("course.gpx"),
+            "Out and back",
+            &points,
+            &[],
+        )
+        .expect("course file");
         std::fs::write(
             &riders,
-            RidersToml::new().rider("alice", "Alice", true).max_hr(190).device("phone", ALICE_PHONE).build(),
+            RidersToml::new()
+                .rider("alice", "Alice", true)
+                .max_hr(190)
+                .device("phone", ALICE_PHONE)
+                .service("progress", PROGRESS_SERVICE, &["*"])
+                .raw(&format!(
+                    "[[event]]\nid = \"e2e\"\ncourse = \"course.gpx\"\nstart = \"{}\"\nriders = [\"alice\"]\n",
+                    velometry_core::time::format_rfc3339(velometry_core::time::now_nanos() - 3_600_000_000_000)
+                ))
+                .build(),
         )
         .expect("riders file");
         let riders = format!("--riders={}", riders.display());
@@ -73,17 +94,31 @@ impl Stack {
         // Readings published before the hub follows NATS would miss the live stream.
         stream.wait_ready().await.expect("the stream hub follows NATS");
         collector.wait_ready().await.expect("the collector is ready");
-        Stack { influx, _nats: nats, _dir: dir, collector, query, stream }
+        let progress = Service::start(
+            workspace_binary("velometry-progress", "progress").expect("progress"),
+            common(vec![
+                format!("--influx-url={}", influx.url),
+                format!("--nats-url={}", nats.url),
+                format!("--collector={}", collector.url),
+                format!("--token={PROGRESS_SERVICE}"),
+                "--sync-every=1s".into(),
+            ]),
+        )
+        .await
+        .expect("the progress service starts");
+        progress.wait_ready().await.expect("the progress service is ready");
+        Stack { influx, _nats: nats, _dir: dir, collector, query, stream, progress }
     }
 
     /// host:port of each service's metrics listener, by job.
-    pub fn metrics_targets(&self) -> [(&'static str, String); 3] {
+    pub fn metrics_targets(&self) -> [(&'static str, String); 4] {
         let host =
             |s: &Service| s.metrics_url.trim_start_matches("http://").trim_end_matches("/metrics").to_owned();
         [
             ("velometry-collector", host(&self.collector)),
             ("velometry-query", host(&self.query)),
             ("velometry-stream", host(&self.stream)),
+            ("velometry-progress", host(&self.progress)),
         ]
     }
 }

@@ -232,7 +232,7 @@ fn every_service_has_an_image_that_runs_as_non_root_with_its_own_binary_only() {
     let stages = stages(&read(DOCKERFILE));
     let services = services();
     let binaries: Vec<&str> = services.iter().map(|s| s.binary.as_str()).collect();
-    for known in ["collector", "query", "stream"] {
+    for known in ["collector", "query", "stream", "progress"] {
         assert!(binaries.contains(&known), "services are found by `run_until_stopped` in main: {services:?}");
     }
 

@@ -52,9 +52,12 @@ async fn prometheus_scrapes_every_service_and_evaluates_every_rule() {
     // The shipped configuration, with its static targets moved to where the services listen.
     let mut config =
         std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).expect("config");
-    for ((_, target), default) in
-        stack.metrics_targets().iter().zip(["127.0.0.1:9180", "127.0.0.1:9170", "127.0.0.1:9190"])
-    {
+    for ((_, target), default) in stack.metrics_targets().iter().zip([
+        "127.0.0.1:9180",
+        "127.0.0.1:9170",
+        "127.0.0.1:9190",
+        "127.0.0.1:9160",
+    ]) {
         assert!(config.contains(default), "prometheus.yml no longer lists {default}");
         config = config.replace(default, target);
     }
@@ -69,14 +72,19 @@ async fn prometheus_scrapes_every_service_and_evaluates_every_rule() {
     let deadline = Instant::now() + PATIENCE;
     while Instant::now() < deadline {
         up = prometheus.query("up == 1").await.expect("query");
-        if up.len() == 3 {
+        if up.len() == 4 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut jobs: Vec<&str> = up.iter().filter_map(|s| s["metric"]["job"].as_str()).collect();
     jobs.sort_unstable();
-    assert_eq!(jobs, ["velometry-collector", "velometry-query", "velometry-stream"], "{}", prometheus.log());
+    assert_eq!(
+        jobs,
+        ["velometry-collector", "velometry-progress", "velometry-query", "velometry-stream"],
+        "{}",
+        prometheus.log()
+    );
 
     // Every rule loads and evaluates without error against the real metrics.
     let rules_api = format!("{}/api/v1/rules", prometheus.url);

@@ -7,12 +7,12 @@ pub const CONFIG: [&str; 3] = [
     "progress_config_last_reload_success_timestamp_seconds",
 ];
 
-/// A fix taken by the engine, by how it came (`live`, `sync`, `history`).
+/// A fix taken by the engine, by how it came (`live`, `sync`, `history`, `recompute`).
 pub fn fixes(path: &'static str, n: usize) {
     metrics::counter!("progress_fixes_total", "path" => path).increment(n as u64);
 }
 
-/// A rider's progress recomputed from a snapshot, by why (`late`, `status`).
+/// A rider's progress recomputed from a snapshot, by why (`late`, `missed`, `status`).
 pub fn recomputed(reason: &'static str) {
     metrics::counter!("progress_recomputes_total", "reason" => reason).increment(1);
 }
@@ -40,4 +40,24 @@ pub fn entrants(n: usize) {
 /// A sync with InfluxDB, by result.
 pub fn sync(ok: bool) {
     metrics::counter!("progress_syncs_total", "result" => if ok { "ok" } else { "error" }).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_metric_is_documented() {
+        let doc = include_str!("../../../docs/metrics.md");
+        let names: Vec<&str> = include_str!("metrics.rs")
+            .split('"')
+            .filter(|s| {
+                s.starts_with("progress_")
+                    && s.len() > 9
+                    && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            })
+            .collect();
+        assert!(names.len() >= 10, "{names:?}");
+        for name in names {
+            assert!(doc.contains(&format!("| `{name}` |")), "docs/metrics.md does not list {name}");
+        }
+    }
 }

@@ -7,8 +7,9 @@ use super::*;
 
 /// Metrics that only appear after events this test does not cause: connection limits
 /// reached, NATS failing, scheduled pollers (the stack runs none), slow WebSocket clients,
-/// and closed WebSocket connections (the test's follower stays connected).
-const EVENT_ONLY: [&str; 8] = [
+/// and closed WebSocket connections (the test's follower stays connected), derived readings
+/// refused or retried (the collector takes them all) and progress recomputed (nothing is late).
+const EVENT_ONLY: [&str; 11] = [
     "collector_http_connections_refused_total",
     "query_connections_refused_total",
     "stream_connections_refused_total",
@@ -17,6 +18,9 @@ const EVENT_ONLY: [&str; 8] = [
     "stream_readings_coalesced_total",
     "stream_readings_dropped_total",
     "stream_closes_total",
+    "progress_readings_refused_total",
+    "progress_write_retries_total",
+    "progress_recomputes_total",
 ];
 
 /// Opens a WebSocket to the hub and follows `rider`: the RFC 6455 handshake and one masked
@@ -77,7 +81,9 @@ async fn traffic(stack: &Stack) {
     let mut follower = follow(&stack.stream.url, "alice").await;
 
     let now = velometry_core::time::now_nanos() / MS;
-    let live = json!([{"metric": "gps", "time": now, "lat": 45.1, "lon": 7.6, "speed": 8.3},
+    // The first fix is at the start of Alice's event's course: progress the service derives.
+    let live = json!([{"metric": "gps", "time": now - 1_000, "lat": 45.0, "lon": 7.0, "speed": 8.3},
+                      {"metric": "gps", "time": now, "lat": 45.1, "lon": 7.6, "speed": 8.3},
                       {"metric": "heart_rate", "time": now, "bpm": 142},
                       {"metric": "heart_rate", "time": now - HOUR_MS, "bpm": 120}]);
     assert_eq!(post(live, ALICE_PHONE).await.expect("collector").status(), 200);
@@ -153,16 +159,19 @@ async fn every_promql_target_answers_from_prometheus_scraping_the_services() {
     // As in prometheus.rs: the shipped configuration, pointed at the services, scraping fast.
     let mut config =
         std::fs::read_to_string(root().join("deploy/prometheus/prometheus.yml")).expect("config");
-    for ((_, target), default) in
-        stack.metrics_targets().iter().zip(["127.0.0.1:9180", "127.0.0.1:9170", "127.0.0.1:9190"])
-    {
+    for ((_, target), default) in stack.metrics_targets().iter().zip([
+        "127.0.0.1:9180",
+        "127.0.0.1:9170",
+        "127.0.0.1:9190",
+        "127.0.0.1:9160",
+    ]) {
         config = config.replace(default, target);
     }
     config = config.replace("scrape_interval: 15s", "scrape_interval: 1s");
     let rules = std::fs::read_to_string(root().join("deploy/prometheus/rules/velometry.yml")).expect("rules");
     let prometheus =
         PrometheusServer::start(&config, &[("rules/velometry.yml", &rules)]).await.expect("prometheus");
-    let up = || async { prometheus.query("up == 1").await.unwrap_or_default().len() == 3 };
+    let up = || async { prometheus.query("up == 1").await.unwrap_or_default().len() == 4 };
     assert!(poll(up).await, "{}", prometheus.log());
 
     traffic(&stack).await;
@@ -199,9 +208,10 @@ async fn every_promql_target_answers_from_prometheus_scraping_the_services() {
     }
     assert!(
         missing.is_empty(),
-        "waited {} s for series of every target; none for:\n{}\n{}",
+        "waited {} s for series of every target; none for:\n{}\ncollector: {}\nprogress: {}",
         PATIENCE.as_secs(),
         missing.join("\n"),
-        stack.collector.logs()
+        stack.collector.logs(),
+        stack.progress.logs()
     );
 }
