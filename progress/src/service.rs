@@ -23,12 +23,17 @@
 //! last `--sync-window` of every entrant's fixes from InfluxDB and takes any that live
 //! delivery missed (NATS down, a slow consumer). Organisers' `event_status` readings
 //! (scratched, reinstated) are read on the same sync.
+//!
+//! Replicas share the entrants: each lists itself in a NATS key-value bucket and follows the
+//! riders the list gives it, and a replica that dies leaves its riders to the others when
+//! its lease runs out ([`members`]).
 
 pub mod app;
 pub mod cli;
 pub mod derived;
 pub mod history;
 pub mod live;
+pub mod members;
 pub mod metrics;
 pub mod runner;
 pub mod writer;

@@ -15,6 +15,7 @@ use velometry_core::server::ServerLimits;
 
 use super::cli::ServeArgs;
 use super::history::History;
+use super::members::{self, Settings};
 use super::metrics as m;
 use super::runner::Runner;
 use super::writer::Writer;
@@ -33,6 +34,8 @@ pub struct Application {
     metrics_addr: std::net::SocketAddr,
     runner: Runner,
     live: std::pin::Pin<Box<dyn futures::Stream<Item = (velometry_core::ids::RiderId, crate::Fix)> + Send>>,
+    /// The task that keeps this replica on the replicas' list.
+    membership: tokio::task::JoinHandle<()>,
     sync_every: Duration,
     stop_tx: tokio::sync::watch::Sender<bool>,
     stop: tokio::sync::watch::Receiver<bool>,
@@ -70,9 +73,22 @@ impl Application {
         ));
         let history = History::new(&args.influx_url, &args.influx_db, auth)?;
         let writer = Writer::start(args.collector.clone(), args.token.clone());
-        let live = Box::pin(super::live::follow(&args.nats_url).await?);
-        let runner = Runner::new(Config::default(), registry, history, writer, args.sync_window);
-        Ok(Application { listener, metrics_addr, runner, live, sync_every: args.sync_every, stop_tx, stop })
+        let client = super::live::connect(&args.nats_url).await?;
+        let live = Box::pin(super::live::follow(&client).await?);
+        let members =
+            Settings { bucket: args.replicas_bucket.clone(), name: args.replica.clone(), lease: args.lease };
+        let (owners, membership) = members::join(client, members, stop.clone());
+        let runner = Runner::new(Config::default(), registry, owners, history, writer, args.sync_window);
+        Ok(Application {
+            listener,
+            metrics_addr,
+            runner,
+            live,
+            membership,
+            sync_every: args.sync_every,
+            stop_tx,
+            stop,
+        })
     }
 
     /// Where the health listener is bound.
@@ -96,7 +112,7 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Application { listener, runner, live, sync_every, stop_tx, stop, .. } = self;
+        let Application { listener, runner, live, membership, sync_every, stop_tx, stop, .. } = self;
         let ready = Arc::new(AtomicBool::new(false));
         let running = tokio::spawn(runner.run(live, sync_every, ready.clone(), stop.clone()));
         let health = Router::new().route("/healthz", get(|| async { "ok" })).route(
@@ -129,6 +145,8 @@ impl Application {
         .await;
         let _ = stop_tx.send(true);
         let _ = running.await;
+        // Off the list, so the other replicas take this one's riders without waiting.
+        let _ = tokio::time::timeout(Duration::from_secs(5), membership).await;
         served.context("the health listener failed")
     }
 }

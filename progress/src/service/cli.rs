@@ -71,4 +71,26 @@ pub struct ServeArgs {
     /// (readings older than that on arrival are announced as late instead).
     #[arg(long, env = "VELOMETRY_SYNC_WINDOW", default_value = "10m", value_parser = humantime::parse_duration)]
     pub sync_window: Duration,
+    /// This replica's name, unique among the replicas that share the entrants (default:
+    /// `$HOSTNAME` and the process id).
+    #[arg(long, env = "VELOMETRY_PROGRESS_REPLICA", default_value_t = super::members::default_name(),
+          value_parser = super::members::parse_name)]
+    pub replica: String,
+    /// The NATS key-value bucket the replicas list themselves in; every rider is owned by one
+    /// replica of the list (docs/progress.md, "Replicas").
+    #[arg(long, env = "VELOMETRY_PROGRESS_BUCKET", default_value = "velometry_progress")]
+    pub replicas_bucket: String,
+    /// How long a replica that stopped answering keeps its riders before the others take
+    /// them (it heartbeats every fifth of this).
+    #[arg(long, env = "VELOMETRY_PROGRESS_LEASE", default_value = "10s", value_parser = lease)]
+    pub lease: Duration,
+}
+
+/// A lease of at least a second (heartbeats every fifth of it).
+fn lease(text: &str) -> Result<Duration, String> {
+    let lease = humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e}"))?;
+    if lease < Duration::from_secs(1) {
+        return Err(format!("{text:?}: a lease is at least 1s (replicas heartbeat every fifth of it)"));
+    }
+    Ok(lease)
 }

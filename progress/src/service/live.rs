@@ -36,17 +36,24 @@ pub fn parse(payload: &[u8]) -> Option<(RiderId, Fix)> {
     Some((rider, Fix::new(time, m.lat?, m.lon?, m.speed, m.heading).ok()?))
 }
 
-/// Connects to NATS (retrying until it answers) and follows live fixes.
+/// Connects to NATS, retrying until it answers.
 ///
 /// # Errors
-/// When the subscription cannot be made.
-pub async fn follow(url: &str) -> anyhow::Result<impl Stream<Item = (RiderId, Fix)>> {
-    let client = async_nats::ConnectOptions::new()
+/// When the URL cannot be used.
+pub async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    Ok(async_nats::ConnectOptions::new()
         .name("velometry-progress")
         .connection_timeout(Duration::from_secs(5))
         .retry_on_initial_connect()
         .connect(url)
-        .await?;
+        .await?)
+}
+
+/// Follows live fixes.
+///
+/// # Errors
+/// When the subscription cannot be made.
+pub async fn follow(client: &async_nats::Client) -> anyhow::Result<impl Stream<Item = (RiderId, Fix)>> {
     let subscription = client.subscribe(SUBJECTS).await?;
     Ok(subscription.filter_map(|m| async move { parse(&m.payload) }))
 }

@@ -37,6 +37,11 @@ pub fn entrants(n: usize) {
     metrics::gauge!("progress_entrants").set(n as f64);
 }
 
+/// Replicas listed in the replicas' bucket, this one included (0 while NATS is away).
+pub fn replicas(n: usize) {
+    metrics::gauge!("progress_replicas").set(n as f64);
+}
+
 /// A sync with InfluxDB, by result.
 pub fn sync(ok: bool) {
     metrics::counter!("progress_syncs_total", "result" => if ok { "ok" } else { "error" }).increment(1);

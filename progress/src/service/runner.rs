@@ -20,6 +20,7 @@ use velometry_core::time::{now_nanos, Nanos};
 
 use super::derived::readings;
 use super::history::{History, HistoryError};
+use super::members::Owners;
 use super::metrics as m;
 use super::writer::{Batch, Writer};
 use crate::checkpoints::Checkpoint;
@@ -85,8 +86,9 @@ struct Ctx {
 pub struct Runner {
     ctx: Ctx,
     registry: SharedRegistry,
+    owners: watch::Receiver<Option<Arc<Owners>>>,
     window: Duration,
-    applied: Option<Arc<Registry>>,
+    applied: Option<(Arc<Registry>, Arc<Owners>)>,
     events: BTreeMap<EventId, EventRun>,
     late_cursor: Nanos,
     late_seen: HashSet<(Nanos, RiderId)>,
@@ -146,10 +148,11 @@ fn merged(fixes: Vec<Fix>, statuses: impl Iterator<Item = Input>) -> Vec<Input> 
 }
 
 impl Runner {
-    /// A runner over the events of `registry`.
+    /// A runner over the events of `registry`, for the entrants `owners` gives this replica.
     pub fn new(
         config: Config,
         registry: SharedRegistry,
+        owners: watch::Receiver<Option<Arc<Owners>>>,
         history: History,
         writer: Writer,
         window: Duration,
@@ -157,6 +160,7 @@ impl Runner {
         Runner {
             ctx: Ctx { config, history, writer },
             registry,
+            owners,
             window,
             applied: None,
             events: BTreeMap::new(),
@@ -165,8 +169,10 @@ impl Runner {
         }
     }
 
-    /// Runs until `stop`: a first sync (every entrant's history), then live fixes as they
-    /// come and a sync every `every`. `ready` turns true after the first sync.
+    /// Runs until `stop`: once the replicas' list has settled, a first sync (the history of
+    /// every entrant this replica owns), then live fixes as they come, a sync every `every`,
+    /// and the entrants taken and given up when the list changes. `ready` turns true after
+    /// the first sync.
     pub async fn run(
         mut self,
         live: impl Stream<Item = (RiderId, Fix)>,
@@ -174,6 +180,11 @@ impl Runner {
         ready: Arc<AtomicBool>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let mut owners = self.owners.clone();
+        tokio::select! {
+            settled = owners.wait_for(Option::is_some) => if settled.is_err() { return },
+            _ = stopped(&mut stop) => return,
+        }
         let mut delay = Duration::from_millis(200);
         loop {
             match self.sync().await {
@@ -205,6 +216,12 @@ impl Runner {
                 },
                 _ = tick.tick() => if let Err(error) = self.sync().await {
                     tracing::warn!(%error, "A sync with InfluxDB failed; the next one tries again.");
+                },
+                changed = owners.changed() => match changed {
+                    Ok(()) => if let Err(error) = self.sync().await {
+                        tracing::warn!(%error, "Cannot take the riders the replicas' list gives; the next sync tries again.");
+                    },
+                    Err(_) => return,
                 },
                 _ = stopped(&mut stop) => return,
             }
@@ -301,13 +318,17 @@ impl Runner {
         Ok(())
     }
 
-    /// Puts the riders file in force if it changed: new events and entrants are caught up
-    /// from their history, changed courses recomputed, removed ones forgotten.
+    /// Puts the riders file and the replicas' list in force if either changed: new events and
+    /// entrants this replica owns are caught up from their history, changed courses
+    /// recomputed, removed ones and those another replica owns now forgotten.
     async fn apply_registry(&mut self) -> Result<(), HistoryError> {
         let registry = self.registry.current();
-        if self.applied.as_ref().is_some_and(|a| Arc::ptr_eq(a, &registry)) {
+        let Some(owners) = self.owners.borrow().clone() else { return Ok(()) };
+        if self.applied.as_ref().is_some_and(|(r, o)| Arc::ptr_eq(r, &registry) && Arc::ptr_eq(o, &owners)) {
             return Ok(());
         }
+        let before = self.entrant_count();
+        let mut taken = 0;
         let mut events = BTreeMap::new();
         for config in registry.events() {
             let mut run = match self.events.remove(&config.id) {
@@ -324,7 +345,7 @@ impl Runner {
             // Organisers' status changes, read once for the event if anyone is new.
             let mut statuses = None;
             let mut kept = BTreeMap::new();
-            for e in &config.entrants {
+            for e in config.entrants.iter().filter(|e| owners.owns(&e.rider)) {
                 let entrant = match run.entrants.remove(&e.rider) {
                     Some(entrant) if entrant.start == e.start => entrant,
                     _ => {
@@ -345,6 +366,7 @@ impl Runner {
                             statuses.as_ref().and_then(|s| s.get(&e.rider)).cloned().unwrap_or_default();
                         let mut entrant = Entrant::new(e.rider.clone(), e.start, plan);
                         catch_up(&self.ctx, config, run.code, &mut entrant, theirs).await?;
+                        taken += 1;
                         entrant
                     }
                 };
@@ -354,7 +376,17 @@ impl Runner {
             events.insert(config.id.clone(), run);
         }
         self.events = events;
-        self.applied = Some(registry);
+        self.applied = Some((registry, owners.clone()));
+        let now = self.entrant_count();
+        if taken > 0 || now != before {
+            tracing::info!(
+                replicas = owners.replicas(),
+                entrants = now,
+                taken,
+                given_up = (before + taken).saturating_sub(now),
+                "Following this replica's entrants."
+            );
+        }
         Ok(())
     }
 }
