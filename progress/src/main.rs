@@ -19,5 +19,9 @@ async fn main() -> anyhow::Result<()> {
             );
             app.run_until_stopped(velometry_core::shutdown::signal()).await
         }
+        Command::Recompute(args) => {
+            velometry_core::telemetry::init_logging();
+            velometry_progress::service::recompute::run(*args).await
+        }
     }
 }

@@ -35,5 +35,6 @@ pub mod history;
 pub mod live;
 pub mod members;
 pub mod metrics;
+pub mod recompute;
 pub mod runner;
 pub mod writer;

@@ -49,12 +49,12 @@ impl Application {
     /// bound, NATS unreachable.
     pub async fn build(args: ServeArgs) -> anyhow::Result<Application> {
         let auth = InfluxAuth::from_flags(
-            args.influx_token.clone(),
-            args.influx_user.clone(),
-            args.influx_password.clone(),
+            args.sources.influx_token.clone(),
+            args.sources.influx_user.clone(),
+            args.sources.influx_password.clone(),
         )
         .map_err(anyhow::Error::msg)?;
-        let registry = SharedRegistry::load(&args.riders).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let registry = SharedRegistry::load(&args.sources.riders).map_err(|e| anyhow::anyhow!("{e}"))?;
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -71,8 +71,8 @@ impl Application {
             |r| velometry_core::telemetry::config_reload(r, m::CONFIG),
             stop.clone(),
         ));
-        let history = History::new(&args.influx_url, &args.influx_db, auth)?;
-        let writer = Writer::start(args.collector.clone(), args.token.clone());
+        let history = History::new(&args.sources.influx_url, &args.sources.influx_db, auth)?;
+        let writer = Writer::start(args.sources.collector.clone(), args.sources.token.clone());
         let client = super::live::connect(&args.nats_url).await?;
         let live = Box::pin(super::live::follow(&client).await?);
         let members =

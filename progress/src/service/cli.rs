@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use velometry_core::ids::{EventId, RiderId};
 
 /// Where every entrant of every event is along the course, as readings.
 #[derive(Debug, Parser)]
@@ -21,27 +22,20 @@ pub enum Command {
     /// Run the service: follow live readings, write progress, checkpoints, statuses and
     /// stops through the collector (docs/progress.md).
     Serve(Box<ServeArgs>),
+    /// Derive a whole event again from the history in InfluxDB and write it through the
+    /// collector: after a course or a checkpoint was fixed mid-race (docs/progress.md,
+    /// "Recomputing an event").
+    Recompute(Box<RecomputeArgs>),
 }
 
-/// Flags of `progress serve`.
+/// Where the history is read and the derived readings written: the same for `serve` and
+/// `recompute`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address of `/healthz` and `/readyz`.
-    #[arg(long, env = "VELOMETRY_PROGRESS_LISTEN", default_value = "0.0.0.0:8060")]
-    pub listen: SocketAddr,
-    /// Address of the listener that serves only `/metrics`.
-    #[arg(long, env = "VELOMETRY_PROGRESS_METRICS_LISTEN", default_value = "127.0.0.1:9160")]
-    pub metrics_listen: SocketAddr,
+pub struct Sources {
     /// The riders file (the same as the collector's): its events, their courses and
-    /// entrants. Changes are put in force without a restart (docs/events.md).
+    /// entrants.
     #[arg(long, env = "VELOMETRY_RIDERS")]
     pub riders: PathBuf,
-    /// How often the riders file and its course files are checked for changes.
-    #[arg(long, env = "VELOMETRY_RIDERS_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
-    pub riders_poll: Duration,
-    /// NATS server the collector publishes live readings to.
-    #[arg(long, env = "VELOMETRY_NATS_URL", default_value = "nats://127.0.0.1:4222")]
-    pub nats_url: String,
     /// InfluxDB base URL, read over InfluxQL (`/query`; 1.x, 2.x and 3.x).
     #[arg(long, env = "VELOMETRY_INFLUX_URL", default_value = "http://127.0.0.1:8086")]
     pub influx_url: String,
@@ -63,6 +57,41 @@ pub struct ServeArgs {
     /// This service's token: a `[[service]]` of the riders file (`collector token` makes one).
     #[arg(long, env = "VELOMETRY_SERVICE_TOKEN", hide_env_values = true)]
     pub token: String,
+}
+
+/// Flags of `progress recompute`.
+#[derive(Debug, Args)]
+pub struct RecomputeArgs {
+    /// The event, by its id in the riders file.
+    #[arg(long, value_parser = EventId::parse)]
+    pub event: EventId,
+    /// Only these entrants (repeat the flag); every entrant when none is given.
+    #[arg(long = "rider", value_parser = RiderId::parse)]
+    pub rider: Vec<RiderId>,
+    /// The riders file, InfluxDB and the collector.
+    #[command(flatten)]
+    pub sources: Sources,
+}
+
+/// Flags of `progress serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address of `/healthz` and `/readyz`.
+    #[arg(long, env = "VELOMETRY_PROGRESS_LISTEN", default_value = "0.0.0.0:8060")]
+    pub listen: SocketAddr,
+    /// Address of the listener that serves only `/metrics`.
+    #[arg(long, env = "VELOMETRY_PROGRESS_METRICS_LISTEN", default_value = "127.0.0.1:9160")]
+    pub metrics_listen: SocketAddr,
+    /// The riders file, InfluxDB and the collector. Changes to the riders file are put in
+    /// force without a restart (docs/events.md).
+    #[command(flatten)]
+    pub sources: Sources,
+    /// How often the riders file and its course files are checked for changes.
+    #[arg(long, env = "VELOMETRY_RIDERS_POLL", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub riders_poll: Duration,
+    /// NATS server the collector publishes live readings to.
+    #[arg(long, env = "VELOMETRY_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
     /// How often fixes live delivery missed, late readings and organisers' status changes
     /// are read from InfluxDB.
     #[arg(long, env = "VELOMETRY_SYNC_EVERY", default_value = "15s", value_parser = humantime::parse_duration)]
@@ -93,4 +122,14 @@ fn lease(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?}: a lease is at least 1s (replicas heartbeat every fifth of it)"));
     }
     Ok(lease)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_flags_fit_together() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -96,7 +96,7 @@ pub struct Runner {
 
 /// The plan of an entrant who starts at `start`: the course, and the checkpoints with
 /// their cut-offs for that start.
-fn plan(event: &EventConfig, start: Nanos) -> Result<Plan, String> {
+pub(super) fn plan(event: &EventConfig, start: Nanos) -> Result<Plan, String> {
     let checkpoints = event
         .checkpoints
         .iter()
@@ -140,7 +140,7 @@ async fn step_all(
 }
 
 /// Fixes and status changes merged in time order.
-fn merged(fixes: Vec<Fix>, statuses: impl Iterator<Item = Input>) -> Vec<Input> {
+pub(super) fn merged(fixes: Vec<Fix>, statuses: impl Iterator<Item = Input>) -> Vec<Input> {
     let mut inputs: Vec<Input> = fixes.into_iter().map(Input::Fix).chain(statuses).collect();
     inputs.sort_by_key(Input::time);
     inputs.dedup_by_key(|i| i.time());

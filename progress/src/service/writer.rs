@@ -15,7 +15,7 @@ use velometry_core::ids::{EventId, RiderId};
 use super::metrics as m;
 
 /// Readings per request at most.
-const MAX_PER_REQUEST: usize = 5_000;
+pub(super) const MAX_PER_REQUEST: usize = 5_000;
 /// How long readings of one rider wait for more before they are sent.
 const LINGER: Duration = Duration::from_millis(200);
 
@@ -74,20 +74,22 @@ async fn run(collector: String, token: String, mut rx: mpsc::Receiver<Batch>) {
         }
         for ((event, rider), readings) in pending {
             for chunk in readings.chunks(MAX_PER_REQUEST) {
-                post(&http, &collector, &token, &event, &rider, chunk).await;
+                let _ = post(&http, &collector, &token, &event, &rider, chunk).await;
             }
         }
     }
 }
 
-async fn post(
+/// Posts `readings` until the collector takes them (retrying while it is down or busy);
+/// false when it refuses them.
+pub(super) async fn post(
     http: &reqwest::Client,
     collector: &str,
     token: &str,
     event: &EventId,
     rider: &RiderId,
     readings: &[Value],
-) {
+) -> bool {
     let url = format!("{collector}/v1/events/{event}/riders/{rider}/derived");
     let mut delay = Duration::from_millis(200);
     loop {
@@ -96,7 +98,7 @@ async fn post(
         match sent {
             Ok(r) if r.status().is_success() => {
                 m::written(readings.len());
-                return;
+                return true;
             }
             Ok(r) if r.status().is_client_error() && r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS => {
                 let status = r.status();
@@ -104,7 +106,7 @@ async fn post(
                 tracing::error!(%event, %rider, %status, body = %body.chars().take(500).collect::<String>(),
                     "The collector refused derived readings; they are dropped.");
                 m::refused(readings.len());
-                return;
+                return false;
             }
             Ok(r) => {
                 tracing::warn!(%event, %rider, status = %r.status(), retry_in = ?delay, "The collector is busy; retrying.")
