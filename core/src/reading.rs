@@ -157,7 +157,7 @@ metrics! {
     CheckpointOutcome = "checkpoint": [
         required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
         required("checkpoint", "index", 0.0, MAX_CHECKPOINTS),
-        required("outcome", "code", 0.0, 2.0),
+        required("outcome", "code", 0.0, 3.0),
         field("late", "flag", 0.0, 1.0),
     ];
     CourseStatus = "course_status": [

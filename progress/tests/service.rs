@@ -140,8 +140,13 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
         .expect("answer");
     assert_eq!(r.status(), 404, "carol is not an entrant");
 
-    let sent = send(&http, &collector.url, ALICE, &alice.fixes).await;
-    assert_eq!(sent, alice.fixes.len());
+    // Her phone first syncs all but twenty minutes around the first checkpoint, which come
+    // later still: the arrival first interpolated across the gap is then withdrawn.
+    let out_at = alice.truth.arrival(20_000.0).expect("the truth has the arrival");
+    let (gap, rest): (Vec<SimFix>, Vec<SimFix>) =
+        alice.fixes.iter().partition(|f| (f.time - out_at).abs() < 10 * 60 * S);
+    assert!(!gap.is_empty());
+    let sent = send(&http, &collector.url, ALICE, &rest).await;
     let code = event_code(&EventId::parse("oab").expect("id"));
     let rows = |q: String| {
         let influx = &influx;
@@ -150,7 +155,8 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
     let arrivals = wait_until("Alice's two checkpoint arrivals and her finish", Duration::from_millis(500), || {
         async move {
             let cps = rows(format!(
-                "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = 'alice' AND \"event\" = {code}"
+                "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = 'alice' AND \"event\" = {code} \
+                 AND \"outcome\" <> 3"
             ))
             .await?;
             let finished =
@@ -160,6 +166,27 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
                 Ok(cps)
             } else {
                 Err(format!("{} checkpoint rows, finished {}", cps.len(), !finished.is_empty()))
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", progress.logs()));
+    let before = arrivals[0]["time"].as_i64().expect("time");
+    let sent = sent + send(&http, &collector.url, ALICE, &gap).await;
+    assert_eq!(sent, alice.fixes.len());
+    let arrivals = wait_until("the first arrival withdrawn and derived again", Duration::from_millis(500), || {
+        async move {
+            let cps = rows(format!(
+                "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = 'alice' AND \"event\" = {code}"
+            ))
+            .await?;
+            let withdrawn: Vec<i64> =
+                cps.iter().filter(|r| r["outcome"] == 3.0).filter_map(|r| r["time"].as_i64()).collect();
+            let kept: Vec<_> = cps.into_iter().filter(|r| r["outcome"] != 3.0).collect();
+            if withdrawn == [before] && kept.len() == 2 {
+                Ok(kept)
+            } else {
+                Err(format!("withdrawn {withdrawn:?}, kept {kept:?}"))
             }
         }
     })
@@ -505,7 +532,7 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
     let duration = probe.truth.finished.expect("the simulated rider finishes");
     let start = (now_nanos() - duration - 30 * 60 * S) / S * S;
     let alice = ride(&course, &options(7, start));
-    let riders_with = |file: &str| {
+    let riders_with = |file: &str, out_km: f64, back_km: f64| {
         RidersToml::new()
             .rider("alice", "Alice", true)
             .device("phone", ALICE)
@@ -513,14 +540,14 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
             .service("progress", SERVICE, &["*"])
             .raw(&format!(
                 "[[event]]\nid = \"oab\"\npublic = true\ncourse = \"{file}\"\nriders = [\"alice\"]\nstart = \"{}\"\n\
-                 [[event.checkpoint]]\nname = \"Out\"\ndistance_km = 20.0\n\
-                 [[event.checkpoint]]\nname = \"Back\"\ndistance_km = 60.0\n",
+                 [[event.checkpoint]]\nname = \"Out\"\ndistance_km = {out_km:.1}\n\
+                 [[event.checkpoint]]\nname = \"Back\"\ndistance_km = {back_km:.1}\n",
                 format_rfc3339(start),
             ))
             .build()
     };
     let riders_file = dir.path().join("riders.toml");
-    std::fs::write(&riders_file, riders_with("wrong.gpx")).expect("riders file");
+    std::fs::write(&riders_file, riders_with("wrong.gpx", 20.0, 60.0)).expect("riders file");
     let collector = Service::start(
         workspace_binary("velometry-collector", "collector").expect("collector"),
         vec![
@@ -605,26 +632,51 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
     let rows = progress_rows().await;
     assert!(rows.iter().all(|r| r["off_course"] == 1.0 || r["progress_m"] == 0.0), "on a course 55 km away?");
 
-    // The organiser fixes the course; one command derives the event again.
-    std::fs::write(&riders_file, riders_with("course.gpx")).expect("riders file");
+    // The organiser fixes the course (with the checkpoints 5 km off); one command derives
+    // the event again.
+    let arrivals_where = |outcome: &'static str| {
+        let influx = &influx;
+        async move {
+            let q = format!(
+                "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = 'alice' AND \"outcome\" {outcome}"
+            );
+            influx.rows("velometry", &q).await
+        }
+    };
+    let wait_arrivals = |what: &'static str, outcome: &'static str, km: [f64; 2]| {
+        let arrivals_where = &arrivals_where;
+        let alice = &alice;
+        async move {
+            wait_until(what, Duration::from_millis(200), || async {
+                let cps = arrivals_where(outcome).await?;
+                let times: Vec<i64> = cps.iter().filter_map(|r| r["time"].as_i64()).collect();
+                let truth: Vec<i64> = km.iter().filter_map(|k| alice.truth.arrival(k * 1_000.0)).collect();
+                let close = times.len() == 2 && times.iter().zip(&truth).all(|(t, u)| (t - u).abs() < 60 * S);
+                if close {
+                    Ok(())
+                } else {
+                    Err(format!("arrivals at {times:?}, the truth {truth:?}"))
+                }
+            })
+            .await
+            .expect("arrivals as the truth has them");
+        }
+    };
+    std::fs::write(&riders_file, riders_with("course.gpx", 25.0, 55.0)).expect("riders file");
     let (ok, out, err) = recompute(&flags(&["--event=oab"])).await;
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("2 of 2") && out.contains("finished"), "{out}");
-    let arrivals = wait_until("both arrivals", Duration::from_millis(200), || async {
-        let cps = influx
-            .rows(
-                "velometry",
-                "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = 'alice'",
-            )
-            .await?;
-        if cps.len() >= 2 {
-            Ok(cps)
-        } else {
-            Err(format!("{} arrivals", cps.len()))
-        }
-    })
-    .await
-    .expect("arrivals");
+    wait_arrivals("arrivals at km 25 and 55", "= 0", [25.0, 55.0]).await;
+    // The checkpoints put right: the arrivals at km 25 and 55 are withdrawn.
+    std::fs::write(&riders_file, riders_with("course.gpx", 20.0, 60.0)).expect("riders file");
+    let (ok, out, err) = recompute(&flags(&["--event=oab"])).await;
+    assert!(ok, "{out}\n{err}");
+    let line = out.lines().find(|l| l.starts_with("alice")).unwrap_or_default().to_string();
+    let columns: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(columns.get(6), Some(&"2"), "two withdrawn: {out}");
+    wait_arrivals("the withdrawn arrivals at km 25 and 55", "= 3", [25.0, 55.0]).await;
+    wait_arrivals("arrivals at km 20 and 60", "<> 3", [20.0, 60.0]).await;
+    let arrivals = arrivals_where("<> 3").await.expect("arrivals");
     assert_eq!(arrivals.len(), 2, "{arrivals:?}");
     for (row, km) in arrivals.iter().zip([20.0, 60.0]) {
         let at = row["time"].as_i64().expect("time");

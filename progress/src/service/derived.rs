@@ -111,6 +111,26 @@ fn event_reading(event: f64, e: &Event) -> Value {
     }
 }
 
+/// The point times of the checkpoint outcomes of one output.
+pub fn checkpoint_points(output: &Output) -> impl Iterator<Item = Nanos> + '_ {
+    output.events.iter().filter_map(|e| match *e {
+        Event::Checkpoint(CheckpointEvent::Arrived { index, time, .. }) => {
+            Some(checkpoint_time(time, index, 0))
+        }
+        Event::Checkpoint(CheckpointEvent::Missed { index, time }) => Some(checkpoint_time(time, index, 1)),
+        Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time }) => {
+            Some(checkpoint_time(time, index, 2))
+        }
+        _ => None,
+    })
+}
+
+/// The `checkpoint` point at `point` (of checkpoint `index`) withdrawn: overwritten in place
+/// with outcome `3`, because a recomputation no longer gives it.
+pub fn withdrawal(event: f64, point: Nanos, index: f64) -> Value {
+    reading("checkpoint", point, event, json!({"checkpoint": index, "outcome": 3.0}))
+}
+
 /// Every reading of one output: the fix's progress (with `etas`), then its events.
 pub fn readings(event: f64, output: &Output, etas: Option<&Etas>) -> Vec<Value> {
     output

@@ -236,6 +236,31 @@ impl History {
         Ok(out)
     }
 
+    /// The `checkpoint` points stored for a rider in the event coded `code` after `after`,
+    /// withdrawn ones left out: `(point time, checkpoint index)`.
+    ///
+    /// # Errors
+    /// See [`History::query`].
+    pub async fn checkpoints_after(
+        &self,
+        rider: &RiderId,
+        code: f64,
+        after: Nanos,
+    ) -> Result<Vec<(Nanos, f64)>, HistoryError> {
+        let q = format!(
+            "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = {} AND \"event\" = {code} \
+             AND \"outcome\" <> 3 AND time > {after}",
+            quote(rider.as_str())
+        );
+        Ok(self
+            .query(&q)
+            .await?
+            .iter()
+            .flat_map(|s| s.values.iter())
+            .filter_map(|r| Some((nanos(r)?, float(r, 1)?)))
+            .collect())
+    }
+
     /// The time of the last `course_progress` stored for a rider in the event coded `code`.
     ///
     /// # Errors

@@ -22,6 +22,11 @@ pub fn written(n: usize) {
     metrics::counter!("progress_readings_written_total").increment(n as u64);
 }
 
+/// Checkpoint outcomes a recomputation no longer gives, withdrawn.
+pub fn withdrawn(n: usize) {
+    metrics::counter!("progress_checkpoints_withdrawn_total").increment(n as u64);
+}
+
 /// Derived readings the collector refused.
 pub fn refused(n: usize) {
     metrics::counter!("progress_readings_refused_total").increment(n as u64);

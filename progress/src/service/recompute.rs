@@ -12,9 +12,9 @@ use velometry_core::riders::Registry;
 use velometry_core::time::now_nanos;
 
 use super::cli::RecomputeArgs;
-use super::derived::readings;
+use super::derived::{checkpoint_points, readings};
 use super::history::History;
-use super::runner::{merged, plan};
+use super::runner::{merged, plan, withdrawals};
 use super::writer::{post, MAX_PER_REQUEST};
 use crate::checkpoints::Outcome;
 use crate::engine::{Config, Engine, Input, RiderState};
@@ -25,6 +25,7 @@ struct Done {
     fixes: usize,
     written: usize,
     refused: usize,
+    withdrawn: usize,
     reached: usize,
     checkpoints: usize,
     status: &'static str,
@@ -103,11 +104,18 @@ pub async fn run(args: RecomputeArgs) -> anyhow::Result<()> {
         let engine = Engine::new(&plan, &config);
         let mut state = RiderState::default();
         let mut out = Vec::new();
+        let mut given = Vec::new();
         for input in &inputs {
             let Ok(output) = engine.step(&mut state, input) else { continue };
+            given.extend(checkpoint_points(&output));
             let etas = output.progress.as_ref().and_then(|p| engine.eta(&state, p.time));
             out.extend(readings(code, &output, etas.as_ref()));
         }
+        let stale = withdrawals(&history, &entrant.rider, code, entrant.start - 1, &given)
+            .await
+            .with_context(|| format!("cannot read {}'s stored checkpoint outcomes", entrant.rider))?;
+        let withdrawn = stale.len();
+        out.extend(stale);
         let (mut written, mut refused) = (0, 0);
         for chunk in out.chunks(MAX_PER_REQUEST) {
             if post(&http, collector, &sources.token, &event.id, &entrant.rider, chunk).await {
@@ -122,6 +130,7 @@ pub async fn run(args: RecomputeArgs) -> anyhow::Result<()> {
             fixes: fix_count,
             written,
             refused,
+            withdrawn,
             reached: outcomes.iter().filter(|o| matches!(o, Outcome::Reached(_))).count(),
             checkpoints: outcomes.len(),
             status: engine.status_at(&state, now_nanos()).name(),
@@ -141,16 +150,17 @@ pub async fn run(args: RecomputeArgs) -> anyhow::Result<()> {
 fn report(event: &str, done: &[Done]) -> String {
     let mut text = format!("{event}: {} entrants recomputed\n", done.len());
     text.push_str(&format!(
-        "{:<24} {:>8} {:>9} {:>12}  {}\n",
-        "rider", "fixes", "readings", "checkpoints", "status"
+        "{:<24} {:>8} {:>9} {:>12} {:>10}  {}\n",
+        "rider", "fixes", "readings", "checkpoints", "withdrawn", "status"
     ));
     for d in done {
         text.push_str(&format!(
-            "{:<24} {:>8} {:>9} {:>12}  {}\n",
+            "{:<24} {:>8} {:>9} {:>12} {:>10}  {}\n",
             d.rider,
             d.fixes,
             d.written,
             format!("{} of {}", d.reached, d.checkpoints),
+            d.withdrawn,
             d.status
         ));
     }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use serde_json::Value;
 use tokio::sync::watch;
 use velometry_core::event::status::event_code;
 use velometry_core::event::Event as EventConfig;
@@ -18,7 +19,7 @@ use velometry_core::riders::Registry;
 use velometry_core::shutdown::stopped;
 use velometry_core::time::{now_nanos, Nanos};
 
-use super::derived::readings;
+use super::derived::{checkpoint_points, readings, withdrawal};
 use super::history::{History, HistoryError};
 use super::members::Owners;
 use super::metrics as m;
@@ -110,7 +111,7 @@ pub(super) fn plan(event: &EventConfig, start: Nanos) -> Result<Plan, String> {
 }
 
 /// Steps `inputs` (in time order) from `entrant`'s state, and sends the readings of those
-/// at or after `write_from`.
+/// at or after `write_from`. Gives the point times of every checkpoint outcome stepped.
 async fn step_all(
     ctx: &Ctx,
     event: &EventConfig,
@@ -119,12 +120,14 @@ async fn step_all(
     inputs: &[Input],
     write_from: Nanos,
     path: &'static str,
-) {
+) -> Vec<Nanos> {
     let engine = Engine::new(&entrant.plan, &ctx.config);
     let mut out = Vec::new();
+    let mut outcomes = Vec::new();
     let mut fixes = 0;
     for input in inputs {
         let Ok(output) = engine.step(&mut entrant.state, input) else { continue };
+        outcomes.extend(checkpoint_points(&output));
         entrant.snapshots.offer(&entrant.state);
         if let Input::Fix(f) = input {
             fixes += 1;
@@ -137,6 +140,7 @@ async fn step_all(
     }
     m::fixes(path, fixes);
     ctx.writer.send(Batch { event: event.id.clone(), rider: entrant.rider.clone(), readings: out }).await;
+    outcomes
 }
 
 /// Fixes and status changes merged in time order.
@@ -413,7 +417,8 @@ async fn catch_up(
 }
 
 /// Runs an entrant again from the last snapshot before `from`: their history after it, with
-/// `extra` fixes not yet in InfluxDB, and writes the readings from `from` on.
+/// `extra` fixes not yet in InfluxDB, and writes the readings from `from` on; the checkpoint
+/// outcomes stored after the snapshot that the run no longer gives are withdrawn.
 async fn recompute(
     ctx: &Ctx,
     event: &EventConfig,
@@ -430,6 +435,31 @@ async fn recompute(
     let inputs = merged(fixes, statuses.into_iter());
     entrant.snapshots.forget_from(from);
     entrant.state = snapshot;
-    step_all(ctx, event, code, entrant, &inputs, from, "recompute").await;
+    let given = step_all(ctx, event, code, entrant, &inputs, from, "recompute").await;
+    let stale = withdrawals(&ctx.history, &entrant.rider, code, after, &given).await?;
+    if !stale.is_empty() {
+        m::withdrawn(stale.len());
+        ctx.writer
+            .send(Batch { event: event.id.clone(), rider: entrant.rider.clone(), readings: stale })
+            .await;
+    }
     Ok(())
+}
+
+/// The withdrawals of the checkpoint outcomes of `rider` stored after `after` that are not
+/// among the point times `given`.
+pub(super) async fn withdrawals(
+    history: &History,
+    rider: &RiderId,
+    code: f64,
+    after: Nanos,
+    given: &[Nanos],
+) -> Result<Vec<Value>, HistoryError> {
+    Ok(history
+        .checkpoints_after(rider, code, after)
+        .await?
+        .into_iter()
+        .filter(|(point, _)| !given.contains(point))
+        .map(|(point, index)| withdrawal(code, point, index))
+        .collect())
 }

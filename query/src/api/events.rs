@@ -641,7 +641,9 @@ pub async fn checkpoints(
             let outcome = match outcome as u8 {
                 0 => "arrived",
                 1 => "missed",
-                _ => "cutoff",
+                2 => "cutoff",
+                // Withdrawn: a recomputation no longer gives what this point held.
+                _ => continue,
             };
             let late = row.get(3).and_then(Cell::as_f64) == Some(1.0);
             // The point's time carries the checkpoint and outcome in its nanoseconds.

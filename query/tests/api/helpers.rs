@@ -311,6 +311,10 @@ pub fn progress_lines(rider: &str, start: i64, end: i64, mps: f64, stop_at: Opti
         if at <= moving_until.min(end) {
             let t = at / 1_000_000 * 1_000_000 + 4 * index as i64;
             out += &format!("checkpoint,{tags} event={code},checkpoint={index},outcome=0,late=0 {t}\n");
+            // An arrival ten minutes earlier that a recomputation withdrew: in no answer.
+            let withdrawn = t - 600 * SECOND;
+            out +=
+                &format!("checkpoint,{tags} event={code},checkpoint={index},outcome=3,late=0 {withdrawn}\n");
         }
     }
     out
