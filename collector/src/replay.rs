@@ -305,24 +305,12 @@ fn read_course(path: &std::path::Path) -> anyhow::Result<velometry_core::course:
     Ok(course)
 }
 
-/// A simulated fix as `/v1/readings` takes it.
-fn fix_reading(fix: &SimFix, time: i64) -> Value {
-    let fields = [
-        ("lat", fix.lat),
-        ("lon", fix.lon),
-        ("alt", fix.alt),
-        ("speed", fix.speed),
-        ("heading", fix.heading),
-    ];
-    reading(Metric::Gps, time, fields.into_iter().map(|(k, v)| (k.to_owned(), v)))
-}
-
 fn write_fixes(path: &std::path::Path, fixes: &[SimFix]) -> anyhow::Result<()> {
     use std::io::Write;
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = std::io::BufWriter::new(file);
     for fix in fixes {
-        serde_json::to_writer(&mut out, &fix_reading(fix, fix.time))?;
+        serde_json::to_writer(&mut out, &fix.reading_at(fix.time))?;
         out.write_all(b"\n")?;
     }
     out.flush().with_context(|| format!("cannot write {}", path.display()))
@@ -337,7 +325,7 @@ async fn course_ride(fixes: Vec<SimFix>, device: Device, speed: f64) {
     for fix in &fixes {
         let offset = Duration::from_secs_f64((fix.time - first) as f64 / 1e9 / speed);
         tokio::time::sleep_until(started + offset).await;
-        device.send(vec![fix_reading(fix, start_ns + offset.as_nanos() as i64)]).await;
+        device.send(vec![fix.reading_at(start_ns + offset.as_nanos() as i64)]).await;
     }
 }
 

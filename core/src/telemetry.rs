@@ -121,3 +121,19 @@ pub fn spawn_metrics(
     let stopped = async move { crate::shutdown::stopped(&mut stop).await };
     Ok(tokio::spawn(serve_metrics(listener, handle, stopped)))
 }
+
+/// The metric names quoted in `source` (strings of `prefix` and lowercase letters and `_`),
+/// and those of them `doc` (docs/metrics.md) has no table row for: each service's test that
+/// every metric it registers is documented.
+pub fn undocumented<'a>(source: &'a str, prefix: &str, doc: &str) -> (Vec<&'a str>, Vec<&'a str>) {
+    let names: Vec<&str> = source
+        .split('"')
+        .filter(|s| {
+            s.len() > prefix.len()
+                && s.starts_with(prefix)
+                && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        })
+        .collect();
+    let missing = names.iter().copied().filter(|name| !doc.contains(&format!("| `{name}` |"))).collect();
+    (names, missing)
+}

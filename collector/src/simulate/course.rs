@@ -84,6 +84,16 @@ pub struct SimFix {
     pub heading: f64,
 }
 
+impl SimFix {
+    /// The fix as `POST /v1/readings` takes it, stamped `time` (to the millisecond).
+    pub fn reading_at(&self, time: Nanos) -> serde_json::Value {
+        serde_json::json!({
+            "metric": "gps", "time": time / 1_000_000, "lat": self.lat, "lon": self.lon, "alt": self.alt,
+            "speed": self.speed, "heading": self.heading,
+        })
+    }
+}
+
 /// What the rider was doing at a fix slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

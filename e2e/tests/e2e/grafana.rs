@@ -31,6 +31,73 @@ mod promql;
 mod race;
 
 const DB: &str = "velometry";
+
+/// One series of an InfluxQL answer, with its `rider` tag (empty when not grouped by rider).
+#[derive(Debug)]
+struct Series {
+    rider: String,
+    columns: Vec<String>,
+    rows: Vec<Vec<Value>>,
+}
+
+impl Series {
+    /// The non-null numbers of a column (none when the answer has no such column).
+    fn numbers(&self, column: &str) -> Vec<f64> {
+        let Some(i) = self.columns.iter().position(|c| c == column) else { return Vec::new() };
+        self.rows.iter().filter_map(|r| r.get(i)?.as_f64()).collect()
+    }
+
+    /// Every value of a column as a number: the column must be there and none null.
+    fn every_number(&self, name: &str) -> Vec<f64> {
+        let i = self.columns.iter().position(|c| c == name);
+        let i = i.unwrap_or_else(|| panic!("no column {name} in {:?}", self.columns));
+        self.rows
+            .iter()
+            .map(|r| {
+                r.get(i)
+                    .and_then(Value::as_f64)
+                    .unwrap_or_else(|| panic!("{}: a {name} is null: {:?}", self.rider, self.rows))
+            })
+            .collect()
+    }
+
+    /// The single value of a one-row answer.
+    fn one(&self, name: &str) -> f64 {
+        assert_eq!(self.rows.len(), 1, "{}: one row expected: {:?}", self.rider, self.rows);
+        self.every_number(name)[0]
+    }
+}
+
+/// The series of an InfluxQL query against the test database (InfluxDB must take it).
+async fn influxql(influx: &InfluxServer, q: &str) -> Vec<Series> {
+    let body = influx.query(DB, q).await.unwrap_or_else(|e| panic!("InfluxDB refused {q}: {e}"));
+    assert!(body.pointer("/results/0/error").is_none(), "{q}: {body}");
+    body.pointer("/results/0/series")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|s| Series {
+            rider: s["tags"]["rider"].as_str().unwrap_or_default().to_owned(),
+            columns: s["columns"]
+                .as_array()
+                .expect("columns")
+                .iter()
+                .map(|c| c.as_str().expect("column").to_owned())
+                .collect(),
+            rows: s["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|r| r.as_array().expect("row").clone())
+                .collect(),
+        })
+        .collect()
+}
+
+/// The first number of the first row (after its time) of a query's answer; 0 when none.
+async fn first_number(influx: &InfluxServer, q: &str) -> f64 {
+    influxql(influx, q).await.first().and_then(|s| s.rows.first()?.get(1)?.as_f64()).unwrap_or(0.0)
+}
 const INFLUX_UID: &str = "velometry-influxdb";
 const PROMETHEUS_UID: &str = "velometry-prometheus";
 const MS: i64 = 1_000_000;

@@ -4,48 +4,6 @@ use super::*;
 
 const EDGE_500: &str = "velo_grafana_alice_edge500";
 
-/// One series of an InfluxQL answer.
-#[derive(Debug)]
-struct Series {
-    columns: Vec<String>,
-    rows: Vec<Vec<Value>>,
-}
-
-impl Series {
-    /// The non-null numbers of a column.
-    fn numbers(&self, column: &str) -> Vec<f64> {
-        let Some(i) = self.columns.iter().position(|c| c == column) else { return Vec::new() };
-        self.rows.iter().filter_map(|r| r.get(i)?.as_f64()).collect()
-    }
-}
-
-async fn influxql(influx: &InfluxServer, q: &str) -> Vec<Series> {
-    let body = influx.query(DB, q).await.unwrap_or_else(|e| panic!("InfluxDB refused it: {e}"));
-    body.pointer("/results/0/series")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|s| Series {
-            columns: s["columns"]
-                .as_array()
-                .expect("columns")
-                .iter()
-                .map(|c| c.as_str().expect("column").to_owned())
-                .collect(),
-            rows: s["values"]
-                .as_array()
-                .expect("values")
-                .iter()
-                .map(|r| r.as_array().expect("row").clone())
-                .collect(),
-        })
-        .collect()
-}
-
-async fn number(influx: &InfluxServer, q: &str) -> f64 {
-    influxql(influx, q).await.first().and_then(|s| s.rows.first()?.get(1)?.as_f64()).unwrap_or(0.0)
-}
-
 /// What the Garmin Edge 500 file holds, from the FIT SDK's CSV dump beside it (a repeated
 /// second keeps its last record, as a time series does).
 struct Truth {
@@ -185,7 +143,7 @@ async fn every_influxql_target_answers_from_an_imported_ride_and_its_rollups() {
     .expect("the collector starts");
     let watermark = "SELECT last(\"watermark_ns\") FROM \"velometry_rollup_state\"";
     assert!(
-        poll(|| async { number(&influx, watermark).await > 0.0 }).await,
+        poll(|| async { first_number(&influx, watermark).await > 0.0 }).await,
         "no rollup watermark: {}",
         query.logs()
     );
@@ -211,8 +169,8 @@ async fn every_influxql_target_answers_from_an_imported_ride_and_its_rollups() {
 
     // Everything stored, then every reading counted in both tiers.
     let stored = || async {
-        number(&influx, "SELECT count(\"bpm\") FROM \"heart_rate\"").await as usize == truth.heart_rates
-            && number(&influx, "SELECT count(\"watts\") FROM \"power\"").await == 120.0
+        first_number(&influx, "SELECT count(\"bpm\") FROM \"heart_rate\"").await as usize == truth.heart_rates
+            && first_number(&influx, "SELECT count(\"watts\") FROM \"power\"").await == 120.0
     };
     assert!(poll(stored).await, "the ride did not land: {}", collector.logs());
     let fields = [
@@ -225,9 +183,11 @@ async fn every_influxql_target_answers_from_an_imported_ride_and_its_rollups() {
     ];
     let rolled_up = || async {
         for (m, f) in fields {
-            let raw = number(&influx, &format!("SELECT count(\"{f}\") FROM \"{m}\"")).await;
+            let raw = first_number(&influx, &format!("SELECT count(\"{f}\") FROM \"{m}\"")).await;
             for tier in ["1m", "1h"] {
-                if number(&influx, &format!("SELECT sum(\"{f}_count\") FROM \"{m}_{tier}\"")).await != raw {
+                if first_number(&influx, &format!("SELECT sum(\"{f}_count\") FROM \"{m}_{tier}\"")).await
+                    != raw
+                {
                     return false;
                 }
             }

@@ -7,7 +7,7 @@
 use velometry_collector::simulate::course::{ride, RideOptions, SimFix};
 use velometry_core::event::status::event_code;
 use velometry_core::ids::EventId;
-use velometry_core::testkit::{courses, wait_until, write_course_gpx, NatsServer};
+use velometry_core::testkit::{courses, post_readings, wait_until, write_course_gpx, NatsServer};
 use velometry_core::time::{format_rfc3339, now_nanos, Nanos};
 
 use super::*;
@@ -19,89 +19,14 @@ const CAROL: &str = "velo_race_carol_phone";
 const SERVICE: &str = "velo_race_progress_service";
 const CHECKPOINTS_KM: [f64; 2] = [20.0, 60.0];
 
-/// One series of an InfluxQL answer, with its rider.
-#[derive(Debug)]
-struct Series {
-    rider: String,
-    columns: Vec<String>,
-    rows: Vec<Vec<Value>>,
-}
-
-impl Series {
-    fn column(&self, name: &str) -> Vec<Option<f64>> {
-        let i = self.columns.iter().position(|c| c == name);
-        let i = i.unwrap_or_else(|| panic!("no column {name} in {:?}", self.columns));
-        self.rows.iter().map(|r| r.get(i).and_then(Value::as_f64)).collect()
-    }
-
-    /// The numbers of a column, none missing.
-    fn numbers(&self, name: &str) -> Vec<f64> {
-        let column = self.column(name);
-        column
-            .iter()
-            .map(|v| v.unwrap_or_else(|| panic!("{}: a {name} is null: {:?}", self.rider, self.rows)))
-            .collect()
-    }
-
-    /// The single value of a one-row answer.
-    fn one(&self, name: &str) -> f64 {
-        assert_eq!(self.rows.len(), 1, "{}: one row expected: {:?}", self.rider, self.rows);
-        self.numbers(name)[0]
-    }
-}
-
-async fn influxql(influx: &InfluxServer, q: &str) -> Vec<Series> {
-    let body = influx.query(DB, q).await.unwrap_or_else(|e| panic!("InfluxDB refused {q}: {e}"));
-    assert!(body.pointer("/results/0/error").is_none(), "{q}: {body}");
-    body.pointer("/results/0/series")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|s| Series {
-            rider: s["tags"]["rider"].as_str().unwrap_or_default().to_owned(),
-            columns: s["columns"]
-                .as_array()
-                .expect("columns")
-                .iter()
-                .map(|c| c.as_str().expect("column").to_owned())
-                .collect(),
-            rows: s["values"]
-                .as_array()
-                .expect("values")
-                .iter()
-                .map(|r| r.as_array().expect("row").clone())
-                .collect(),
-        })
-        .collect()
-}
-
 /// The series of each rider, by rider.
 fn by_rider(series: Vec<Series>) -> BTreeMap<String, Series> {
     series.into_iter().map(|s| (s.rider.clone(), s)).collect()
 }
 
 async fn send(http: &reqwest::Client, collector: &str, token: &str, fixes: &[SimFix]) {
-    let fixes: Vec<Value> = fixes
-        .iter()
-        .map(|f| {
-            json!({"metric": "gps", "time": f.time / 1_000_000, "lat": f.lat, "lon": f.lon, "alt": f.alt,
-                   "speed": f.speed, "heading": f.heading})
-        })
-        .collect();
-    for chunk in fixes.chunks(1_000) {
-        let r = http
-            .post(format!("{collector}/v1/readings"))
-            .header("Authorization", format!("Token {token}"))
-            .json(chunk)
-            .send()
-            .await
-            .expect("the collector answers");
-        assert!(r.status().is_success(), "{}: {}", r.status(), r.text().await.unwrap_or_default());
-    }
-}
-
-async fn count(influx: &InfluxServer, q: &str) -> f64 {
-    influxql(influx, q).await.first().and_then(|s| s.rows.first()?.get(1)?.as_f64()).unwrap_or(0.0)
+    let readings: Vec<Value> = fixes.iter().map(|f| f.reading_at(f.time)).collect();
+    post_readings(http, collector, token, &readings).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,18 +132,18 @@ async fn every_race_dashboard_target_answers_from_a_race_the_progress_service_fo
     wait_until("the progress of every fix, Alice's finish, and its rollups", Duration::from_millis(500), || async move {
         for (rider, fixes) in expected {
             let q = format!("SELECT count(\"progress_m\") FROM \"course_progress\" WHERE \"rider\" = '{rider}'");
-            let n = count(influx, &q).await as usize;
+            let n = first_number(influx, &q).await as usize;
             if n < fixes {
                 return Err(format!("{rider}: {n} of {fixes} progress readings"));
             }
         }
         let finished = "SELECT count(\"status\") FROM \"course_status\" WHERE \"rider\" = 'alice' AND \"status\" = 5";
-        if count(influx, finished).await < 1.0 {
+        if first_number(influx, finished).await < 1.0 {
             return Err("Alice has not finished".into());
         }
-        let raw = count(influx, "SELECT count(\"progress_m\") FROM \"course_progress\"").await;
+        let raw = first_number(influx, "SELECT count(\"progress_m\") FROM \"course_progress\"").await;
         for tier in ["1m", "1h"] {
-            let rolled = count(influx, &format!("SELECT sum(\"progress_m_count\") FROM \"course_progress_{tier}\"")).await;
+            let rolled = first_number(influx, &format!("SELECT sum(\"progress_m_count\") FROM \"course_progress_{tier}\"")).await;
             if rolled != raw {
                 return Err(format!("{tier}: {rolled} of {raw} progress readings rolled up"));
             }
@@ -339,7 +264,7 @@ async fn every_race_dashboard_target_answers_from_a_race_the_progress_service_fo
                         "{what}: a line per entrant"
                     );
                     for (rider, furthest) in [("alice", length), ("bob", bob_truth_m)] {
-                        let line = tier[rider].numbers("distance");
+                        let line = tier[rider].every_number("distance");
                         assert!(
                             line.windows(2).all(|w| w[0] <= w[1]),
                             "{what}: {rider} went back in the standings"
@@ -357,8 +282,8 @@ async fn every_race_dashboard_target_answers_from_a_race_the_progress_service_fo
                 "Checkpoint arrivals" => {
                     let rows = &answers["A"];
                     let a = &rows["alice"];
-                    assert_eq!(a.numbers("checkpoint"), [0.0, 1.0], "{what}");
-                    assert_eq!(a.numbers("outcome"), [0.0, 0.0], "{what}: arrived");
+                    assert_eq!(a.every_number("checkpoint"), [0.0, 1.0], "{what}");
+                    assert_eq!(a.every_number("outcome"), [0.0, 0.0], "{what}: arrived");
                     for (row, km) in a.rows.iter().zip(CHECKPOINTS_KM) {
                         let at = row[0].as_i64().expect("time (ns)");
                         let truth = alice.truth.arrival(km * 1_000.0).expect("an arrival");
@@ -368,25 +293,25 @@ async fn every_race_dashboard_target_answers_from_a_race_the_progress_service_fo
                             (at - truth) / S
                         );
                     }
-                    assert_eq!(rows["bob"].numbers("checkpoint"), [0.0], "{what}: Bob passed the first");
+                    assert_eq!(rows["bob"].every_number("checkpoint"), [0.0], "{what}: Bob passed the first");
                 }
                 "Stops" => {
                     let longest = alice.truth.stops.iter().map(|s| (s.end - s.start) / S).max().unwrap_or(0);
                     assert!(longest >= 5 * 60, "the simulated ride stops: {:?}", alice.truth.stops);
                     let a = &answers["A"]["alice"];
-                    let durations = a.numbers("duration");
+                    let durations = a.every_number("duration");
                     let found = durations.iter().copied().fold(0.0, f64::max);
                     assert!(
                         (found - longest as f64).abs() < 0.2 * longest as f64,
                         "{what}: {durations:?}, truth {longest} s"
                     );
                     assert!(
-                        a.numbers("status").iter().all(|s| (1.0..=3.0).contains(s)),
+                        a.every_number("status").iter().all(|s| (1.0..=3.0).contains(s)),
                         "{what}: {:?}",
                         a.rows
                     );
                     assert!(
-                        a.numbers("at").iter().all(|m| (0.0..=length).contains(m)),
+                        a.every_number("at").iter().all(|m| (0.0..=length).contains(m)),
                         "{what}: {:?}",
                         a.rows
                     );

@@ -1,0 +1,216 @@
+//! `GET /v1/events/{event}/standings` and `/standings.csv`: from what InfluxDB holds of every
+//! entrant, read once a second and shared.
+
+use super::flow::flow_points;
+use super::*;
+
+/// What InfluxDB holds of every entrant of `event` (all of them: who may see whom is the
+/// caller's business), read in one request that identical requests share.
+async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Vec<Facts>, ApiError> {
+    let filter = format!("{} AND time >= {}", event_filter(event), first_start(event));
+    let q = [
+        format!("SELECT * FROM \"course_progress\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"),
+        format!(
+            "SELECT \"status\" FROM \"course_status\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"
+        ),
+        format!(
+            "SELECT count(\"outcome\") FROM \"checkpoint\" WHERE {filter} AND \"outcome\" = 0 GROUP BY \"rider\""
+        ),
+    ]
+    .join("; ");
+    let answer = influx.read_shared(&q).await?;
+    let mut progress: BTreeMap<&str, Progress> = BTreeMap::new();
+    let mut statuses: BTreeMap<&str, (RideStatus, Nanos)> = BTreeMap::new();
+    let mut reached: BTreeMap<&str, u32> = BTreeMap::new();
+    for s in answer.iter() {
+        let (Some(rider), Some(row)) = (s.tags.get("rider"), s.values.first()) else { continue };
+        let Some(time) = row.first().and_then(Cell::as_i64) else { continue };
+        match s.name.as_str() {
+            "course_progress" => {
+                if let Some(p) = Progress::from_fields(time, |name| cell_f64(s, row, name)) {
+                    progress.insert(rider, p);
+                }
+            }
+            "course_status" => {
+                if let Some(status) = row.get(1).and_then(Cell::as_f64).and_then(RideStatus::from_code) {
+                    statuses.insert(rider, (status, time));
+                }
+            }
+            "checkpoint" => {
+                let n = row.get(1).and_then(Cell::as_i64).unwrap_or(0);
+                reached.insert(rider, u32::try_from(n).unwrap_or(0));
+            }
+            _ => {}
+        }
+    }
+    Ok(event
+        .entrants
+        .iter()
+        .map(|e| {
+            let id = e.rider.as_str();
+            Facts {
+                rider: id.to_owned(),
+                name: registry.rider(&e.rider).map_or_else(|| id.to_owned(), |r| r.name.clone()),
+                start: e.start,
+                progress: progress.get(id).copied(),
+                status: statuses.get(id).copied(),
+                checkpoints_reached: Some(reached.get(id).copied().unwrap_or(0)),
+            }
+        })
+        .collect())
+}
+
+/// The standings answer.
+#[derive(Debug, Serialize)]
+struct StandingsAnswer<'a> {
+    event: &'a str,
+    name: &'a str,
+    length_m: f64,
+    /// When the answer was made (epoch ms).
+    as_of: i64,
+    standings: Vec<Standing>,
+}
+
+/// The standings of `event` for the entrants the caller may see.
+async fn standings_of(
+    state: &AppState,
+    registry: &Registry,
+    event: &Event,
+    viewer: Option<&Viewer>,
+) -> Result<(i64, Vec<Standing>), ApiError> {
+    let visible: Vec<&str> =
+        entrants(registry, viewer, event).into_iter().map(|(r, _)| r.id.as_str()).collect();
+    let all = facts(&state.influx, registry, event).await?;
+    let facts: Vec<Facts> = all.into_iter().filter(|f| visible.contains(&f.rider.as_str())).collect();
+    let now = now_nanos();
+    // The leader's race flow, for the gaps in time: asked only when someone is behind them.
+    let leader = standings::standings(event, &facts, now, |_| None).into_iter().find(|s| s.rank == Some(1));
+    let mut flow = Vec::new();
+    if let Some(leader) = leader.filter(|l| l.finished.is_none() || facts.len() > 1) {
+        if let Some(f) = facts.iter().find(|f| f.rider == leader.rider) {
+            let end = f.progress.map_or(now, |p| p.time).max(f.start) + 1;
+            let (_, _, mut flows) =
+                flow_points(state, event, &[f.rider.as_str()], f.start, end, 2_500).await?;
+            flow = flows.remove(&f.rider).unwrap_or_default();
+        }
+    }
+    let rows = standings::standings(event, &facts, now, |d| standings::time_at(&flow, d));
+    Ok((millis(now), rows))
+}
+
+/// `GET /v1/events/{event}/standings`.
+///
+/// # Errors
+/// Unknown or invisible event; InfluxDB failing.
+pub async fn standings(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let registry = state.registry.current();
+    let (event, viewer) = visible_event(&registry, &headers, &id)?;
+    let public = viewer.is_none();
+    // Everyone without a token sees the same standings: one answer a second serves them all.
+    let key = format!("{}\u{0}{}", event.id.as_str(), viewer.map_or("", |v| v.name.as_str()));
+    let (body, _) = state
+        .answers
+        .get_or_stale(&key, || async {
+            let (as_of, rows) = standings_of(&state, &registry, event, viewer).await?;
+            let answer = StandingsAnswer {
+                event: event.id.as_str(),
+                name: &event.name,
+                length_m: event.length_m(),
+                as_of,
+                standings: rows,
+            };
+            Ok::<_, ApiError>(Encoded::new(&answer))
+        })
+        .await?;
+    Ok(body.respond(&headers, if public { "public, max-age=1" } else { "private, max-age=1" }))
+}
+
+/// `GET /v1/events/{event}/standings.csv`: the standings, one row per entrant.
+///
+/// # Errors
+/// Unknown or invisible event; InfluxDB failing.
+pub async fn standings_csv(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let registry = state.registry.current();
+    let (event, viewer) = visible_event(&registry, &headers, &id)?;
+    let (_, rows) = standings_of(&state, &registry, event, viewer).await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let time = |ms: Option<i64>| ms.map(|t| format_rfc3339(t * 1_000_000)).unwrap_or_default();
+    let number = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
+    let encode = |out: &mut csv::Writer<Vec<u8>>, record: Vec<String>| {
+        out.write_record(record).map_err(|e| ApiError::BadRequest(format!("cannot write the CSV: {e}")))
+    };
+    encode(
+        &mut out,
+        [
+            "rank",
+            "rider",
+            "name",
+            "status",
+            "status_since",
+            "distance_m",
+            "to_go_m",
+            "gap_m",
+            "gap_s",
+            "last_fix",
+            "next_checkpoint",
+            "eta_next_p10",
+            "eta_next_p50",
+            "eta_next_p90",
+            "eta_finish_p10",
+            "eta_finish_p50",
+            "eta_finish_p90",
+            "checkpoints_reached",
+            "finished",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )?;
+    for r in &rows {
+        let next = r.next_checkpoint.as_ref();
+        let next_eta = next.and_then(|n| n.eta);
+        encode(
+            &mut out,
+            vec![
+                r.rank.map(|n| n.to_string()).unwrap_or_default(),
+                r.rider.clone(),
+                r.name.clone(),
+                r.status.to_owned(),
+                time(r.status_since),
+                format!("{:.1}", r.distance_m),
+                format!("{:.1}", r.to_go_m),
+                number(r.gap_m),
+                number(r.gap_s),
+                time(r.last_fix),
+                next.map(|n| n.name.clone()).unwrap_or_default(),
+                time(next_eta.map(|e| e.p10)),
+                time(next_eta.map(|e| e.p50)),
+                time(next_eta.map(|e| e.p90)),
+                time(r.eta_finish.map(|e| e.p10)),
+                time(r.eta_finish.map(|e| e.p50)),
+                time(r.eta_finish.map(|e| e.p90)),
+                r.checkpoints_reached.map(|n| n.to_string()).unwrap_or_default(),
+                time(r.finished),
+            ],
+        )?;
+    }
+    let body = out.into_inner().map_err(|e| ApiError::BadRequest(format!("cannot write the CSV: {e}")))?;
+    let disposition = format!("attachment; filename=\"{}-standings.csv\"", event.id.as_str());
+    let scope = if viewer.is_none() { "public, max-age=1" } else { "private, max-age=1" };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, scope.to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}
