@@ -16,6 +16,7 @@ use crate::time::Nanos;
 pub mod ride;
 pub mod standings;
 pub mod status;
+pub mod withdrawn;
 
 /// How far from the course a checkpoint given by position (or a waypoint) may lie: a
 /// control at a hotel or a shop just off the route is common; further than this is a

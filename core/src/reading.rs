@@ -157,16 +157,16 @@ metrics! {
     CheckpointOutcome = "checkpoint": [
         required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
         required("checkpoint", "index", 0.0, MAX_CHECKPOINTS),
-        required("outcome", "code", 0.0, 3.0),
+        required("outcome", "code", 0.0, crate::event::withdrawn::CHECKPOINT_OUTCOME),
         field("late", "flag", 0.0, 1.0),
     ];
     CourseStatus = "course_status": [
         required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
-        required("status", "code", 0.0, 6.0),
+        required("status", "code", 0.0, crate::event::withdrawn::STATUS),
     ];
     OffCourse = "off_course": [
         required("event", "code", 0.0, crate::event::status::MAX_EVENT_CODE),
-        required("off", "flag", 0.0, 1.0),
+        required("off", "code", 0.0, crate::event::withdrawn::OFF_COURSE),
         required("at_m", "m", 0.0, MAX_COURSE_M),
     ];
     Stop = "stop": [
@@ -175,7 +175,7 @@ metrics! {
         required("lat", "degrees", -90.0, 90.0),
         required("lon", "degrees", -180.0, 180.0),
         required("at_m", "m", 0.0, MAX_COURSE_M),
-        required("status", "code", 1.0, 3.0),
+        required("status", "code", 1.0, crate::event::withdrawn::STATUS),
     ];
 }
 

@@ -2,6 +2,7 @@
 //! "Derived readings"): flat JSON readings with RFC 3339 times to the nanosecond.
 
 use serde_json::{json, Map, Value};
+use velometry_core::event::withdrawn;
 use velometry_core::time::Nanos;
 
 use crate::checkpoints::CheckpointEvent;
@@ -111,24 +112,46 @@ fn event_reading(event: f64, e: &Event) -> Value {
     }
 }
 
-/// The point times of the checkpoint outcomes of one output.
-pub fn checkpoint_points(output: &Output) -> impl Iterator<Item = Nanos> + '_ {
-    output.events.iter().filter_map(|e| match *e {
+/// A derived point stored in InfluxDB that a recomputation may withdraw: its measurement,
+/// time and numeric fields (the event's code left out).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// Its measurement, one of [`withdrawn::MARKS`]'.
+    pub metric: &'static str,
+    /// Its time.
+    pub time: Nanos,
+    /// Its fields.
+    pub fields: Map<String, Value>,
+}
+
+/// The points (measurement and time) of the events of one output: what a recomputation
+/// gives again, and so does not withdraw.
+pub fn event_points(output: &Output) -> impl Iterator<Item = (&'static str, Nanos)> + '_ {
+    output.events.iter().map(|e| match *e {
+        Event::LeftCourse { time, .. } | Event::Rejoined { time, .. } => ("off_course", time),
         Event::Checkpoint(CheckpointEvent::Arrived { index, time, .. }) => {
-            Some(checkpoint_time(time, index, 0))
+            ("checkpoint", checkpoint_time(time, index, 0))
         }
-        Event::Checkpoint(CheckpointEvent::Missed { index, time }) => Some(checkpoint_time(time, index, 1)),
+        Event::Checkpoint(CheckpointEvent::Missed { index, time }) => {
+            ("checkpoint", checkpoint_time(time, index, 1))
+        }
         Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time }) => {
-            Some(checkpoint_time(time, index, 2))
+            ("checkpoint", checkpoint_time(time, index, 2))
         }
-        _ => None,
+        Event::Status(StatusEvent::Changed { time, .. }) | Event::Finished { time } => {
+            ("course_status", time)
+        }
+        Event::Status(StatusEvent::Stopped(stop)) => ("stop", stop.start),
     })
 }
 
-/// The `checkpoint` point at `point` (of checkpoint `index`) withdrawn: overwritten in place
-/// with outcome `3`, because a recomputation no longer gives it.
-pub fn withdrawal(event: f64, point: Nanos, index: f64) -> Value {
-    reading("checkpoint", point, event, json!({"checkpoint": index, "outcome": 3.0}))
+/// `stored` withdrawn: the same point, its mark set (`velometry_core::event::withdrawn`).
+pub fn withdrawal(event: f64, stored: &Stored) -> Value {
+    let mut fields = stored.fields.clone();
+    if let Some((field, mark)) = withdrawn::mark(stored.metric) {
+        fields.insert(field.into(), mark.into());
+    }
+    reading(stored.metric, stored.time, event, Value::Object(fields))
 }
 
 /// Every reading of one output: the fix's progress (with `etas`), then its events.
@@ -154,6 +177,17 @@ mod tests {
         assert_eq!(a, 1_782_914_400_123_000_013);
         assert!(a != b && a != c && b != c);
         assert_eq!(time(t), "2026-07-01T14:00:00.123456789Z");
+    }
+
+    #[test]
+    fn a_withdrawal_is_the_stored_point_marked() {
+        let fields = json!({"duration_s": 600.0, "lat": 45.0, "lon": 6.0, "at_m": 1_000.0, "status": 2.0});
+        let Value::Object(fields) = fields else { unreachable!() };
+        let stop = Stored { metric: "stop", time: 1_782_914_400_000_000_000, fields };
+        let w = withdrawal(7.0, &stop);
+        assert_eq!((w["metric"].as_str(), w["event"].as_f64()), (Some("stop"), Some(7.0)));
+        assert_eq!((w["status"].as_f64(), w["duration_s"].as_f64()), (Some(withdrawn::STATUS), Some(600.0)));
+        assert_eq!(w["time"], "2026-07-01T14:00:00.000000000Z");
     }
 
     #[test]

@@ -8,10 +8,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 use velometry_core::event::status::Status as EventStatus;
+use velometry_core::event::withdrawn;
 use velometry_core::ids::RiderId;
 use velometry_core::influx::{error_chain, InfluxAuth};
 use velometry_core::time::Nanos;
 
+use super::derived::Stored;
 use crate::engine::Input;
 use crate::fix::Fix;
 
@@ -51,6 +53,10 @@ struct Statement {
 /// One series of an answer: its tags (with `GROUP BY`) and rows, time first.
 #[derive(Debug, Deserialize)]
 pub struct Series {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    columns: Vec<String>,
     #[serde(default)]
     tags: HashMap<String, String>,
     #[serde(default)]
@@ -236,29 +242,48 @@ impl History {
         Ok(out)
     }
 
-    /// The `checkpoint` points stored for a rider in the event coded `code` after `after`,
-    /// withdrawn ones left out: `(point time, checkpoint index)`.
+    /// The derived points an event gives (checkpoint outcomes, status changes, stops, leaving
+    /// and rejoining the course) stored for a rider in the event coded `code` after `after`,
+    /// withdrawn ones left out.
     ///
     /// # Errors
     /// See [`History::query`].
-    pub async fn checkpoints_after(
+    pub async fn derived_after(
         &self,
         rider: &RiderId,
         code: f64,
         after: Nanos,
-    ) -> Result<Vec<(Nanos, f64)>, HistoryError> {
-        let q = format!(
-            "SELECT \"checkpoint\", \"outcome\" FROM \"checkpoint\" WHERE \"rider\" = {} AND \"event\" = {code} \
-             AND \"outcome\" <> 3 AND time > {after}",
-            quote(rider.as_str())
-        );
-        Ok(self
-            .query(&q)
-            .await?
+    ) -> Result<Vec<Stored>, HistoryError> {
+        let q = withdrawn::MARKS
             .iter()
-            .flat_map(|s| s.values.iter())
-            .filter_map(|r| Some((nanos(r)?, float(r, 1)?)))
-            .collect())
+            .map(|(metric, field, mark)| {
+                format!(
+                    "SELECT * FROM \"{metric}\" WHERE \"rider\" = {} AND \"event\" = {code} \
+                     AND \"{field}\" <> {mark} AND time > {after}",
+                    quote(rider.as_str())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut out = Vec::new();
+        for series in self.query(&q).await? {
+            let Some(&(metric, _, _)) = withdrawn::MARKS.iter().find(|(m, _, _)| *m == series.name) else {
+                continue;
+            };
+            for row in &series.values {
+                let Some(time) = nanos(row) else { continue };
+                let fields = series
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .skip(1)
+                    .filter(|(name, _)| *name != "event")
+                    .filter_map(|(name, value)| Some((name.clone(), Value::from(value.as_f64()?))))
+                    .collect();
+                out.push(Stored { metric, time, fields });
+            }
+        }
+        Ok(out)
     }
 
     /// The time of the last `course_progress` stored for a rider in the event coded `code`.

@@ -22,9 +22,9 @@ pub fn written(n: usize) {
     metrics::counter!("progress_readings_written_total").increment(n as u64);
 }
 
-/// Checkpoint outcomes a recomputation no longer gives, withdrawn.
-pub fn withdrawn(n: usize) {
-    metrics::counter!("progress_checkpoints_withdrawn_total").increment(n as u64);
+/// Derived points of `measurement` a recomputation no longer gives, withdrawn.
+pub fn withdrawn(measurement: &'static str) {
+    metrics::counter!("progress_withdrawn_total", "measurement" => measurement).increment(1);
 }
 
 /// Derived readings the collector refused.

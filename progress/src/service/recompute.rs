@@ -3,6 +3,7 @@
 //! What a fix gave before is overwritten (a point is its time); the running service has
 //! taken the changed riders file on its own and goes on from there.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +13,7 @@ use velometry_core::riders::Registry;
 use velometry_core::time::now_nanos;
 
 use super::cli::RecomputeArgs;
-use super::derived::{checkpoint_points, readings};
+use super::derived::{event_points, readings, withdrawal};
 use super::history::History;
 use super::runner::{merged, plan, withdrawals};
 use super::writer::{post, MAX_PER_REQUEST};
@@ -104,18 +105,18 @@ pub async fn run(args: RecomputeArgs) -> anyhow::Result<()> {
         let engine = Engine::new(&plan, &config);
         let mut state = RiderState::default();
         let mut out = Vec::new();
-        let mut given = Vec::new();
+        let mut given = HashSet::new();
         for input in &inputs {
             let Ok(output) = engine.step(&mut state, input) else { continue };
-            given.extend(checkpoint_points(&output));
+            given.extend(event_points(&output));
             let etas = output.progress.as_ref().and_then(|p| engine.eta(&state, p.time));
             out.extend(readings(code, &output, etas.as_ref()));
         }
         let stale = withdrawals(&history, &entrant.rider, code, entrant.start - 1, &given)
             .await
-            .with_context(|| format!("cannot read {}'s stored checkpoint outcomes", entrant.rider))?;
+            .with_context(|| format!("cannot read {}'s stored derived readings", entrant.rider))?;
         let withdrawn = stale.len();
-        out.extend(stale);
+        out.extend(stale.iter().map(|w| withdrawal(code, w)));
         let (mut written, mut refused) = (0, 0);
         for chunk in out.chunks(MAX_PER_REQUEST) {
             if post(&http, collector, &sources.token, &event.id, &entrant.rider, chunk).await {

@@ -19,7 +19,7 @@ use velometry_core::riders::Registry;
 use velometry_core::shutdown::stopped;
 use velometry_core::time::{now_nanos, Nanos};
 
-use super::derived::{checkpoint_points, readings, withdrawal};
+use super::derived::{event_points, readings, withdrawal, Stored};
 use super::history::{History, HistoryError};
 use super::members::Owners;
 use super::metrics as m;
@@ -111,7 +111,7 @@ pub(super) fn plan(event: &EventConfig, start: Nanos) -> Result<Plan, String> {
 }
 
 /// Steps `inputs` (in time order) from `entrant`'s state, and sends the readings of those
-/// at or after `write_from`. Gives the point times of every checkpoint outcome stepped.
+/// at or after `write_from`. Gives the points (measurement and time) of every event stepped.
 async fn step_all(
     ctx: &Ctx,
     event: &EventConfig,
@@ -120,14 +120,14 @@ async fn step_all(
     inputs: &[Input],
     write_from: Nanos,
     path: &'static str,
-) -> Vec<Nanos> {
+) -> HashSet<(&'static str, Nanos)> {
     let engine = Engine::new(&entrant.plan, &ctx.config);
     let mut out = Vec::new();
-    let mut outcomes = Vec::new();
+    let mut given = HashSet::new();
     let mut fixes = 0;
     for input in inputs {
         let Ok(output) = engine.step(&mut entrant.state, input) else { continue };
-        outcomes.extend(checkpoint_points(&output));
+        given.extend(event_points(&output));
         entrant.snapshots.offer(&entrant.state);
         if let Input::Fix(f) = input {
             fixes += 1;
@@ -140,7 +140,7 @@ async fn step_all(
     }
     m::fixes(path, fixes);
     ctx.writer.send(Batch { event: event.id.clone(), rider: entrant.rider.clone(), readings: out }).await;
-    outcomes
+    given
 }
 
 /// Fixes and status changes merged in time order.
@@ -417,8 +417,8 @@ async fn catch_up(
 }
 
 /// Runs an entrant again from the last snapshot before `from`: their history after it, with
-/// `extra` fixes not yet in InfluxDB, and writes the readings from `from` on; the checkpoint
-/// outcomes stored after the snapshot that the run no longer gives are withdrawn.
+/// `extra` fixes not yet in InfluxDB, and writes the readings from `from` on; the derived
+/// points stored after the snapshot that the run no longer gives are withdrawn.
 async fn recompute(
     ctx: &Ctx,
     event: &EventConfig,
@@ -437,8 +437,11 @@ async fn recompute(
     entrant.state = snapshot;
     let given = step_all(ctx, event, code, entrant, &inputs, from, "recompute").await;
     let stale = withdrawals(&ctx.history, &entrant.rider, code, after, &given).await?;
+    for w in &stale {
+        m::withdrawn(w.metric);
+    }
+    let stale: Vec<Value> = stale.iter().map(|w| withdrawal(code, w)).collect();
     if !stale.is_empty() {
-        m::withdrawn(stale.len());
         ctx.writer
             .send(Batch { event: event.id.clone(), rider: entrant.rider.clone(), readings: stale })
             .await;
@@ -446,20 +449,16 @@ async fn recompute(
     Ok(())
 }
 
-/// The withdrawals of the checkpoint outcomes of `rider` stored after `after` that are not
-/// among the point times `given`.
+/// The derived points of `rider` stored after `after` that are not among the points
+/// `given`: those to withdraw.
 pub(super) async fn withdrawals(
     history: &History,
     rider: &RiderId,
     code: f64,
     after: Nanos,
-    given: &[Nanos],
-) -> Result<Vec<Value>, HistoryError> {
-    Ok(history
-        .checkpoints_after(rider, code, after)
-        .await?
-        .into_iter()
-        .filter(|(point, _)| !given.contains(point))
-        .map(|(point, index)| withdrawal(code, point, index))
-        .collect())
+    given: &HashSet<(&'static str, Nanos)>,
+) -> Result<Vec<Stored>, HistoryError> {
+    let mut stored = history.derived_after(rider, code, after).await?;
+    stored.retain(|p| !given.contains(&(p.metric, p.time)));
+    Ok(stored)
 }

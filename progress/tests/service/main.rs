@@ -139,7 +139,8 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
     assert_eq!(r.status(), 404, "carol is not an entrant");
 
     // Her phone first syncs all but twenty minutes around the first checkpoint, which come
-    // later still: the arrival first interpolated across the gap is then withdrawn.
+    // later still: the arrival first interpolated across the gap, and the "no signal" the
+    // gap gave, are then withdrawn.
     let out_at = alice.truth.arrival(20_000.0).expect("the truth has the arrival");
     let (gap, rest): (Vec<SimFix>, Vec<SimFix>) =
         alice.fixes.iter().partition(|f| (f.time - out_at).abs() < 10 * 60 * S);
@@ -170,6 +171,18 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", progress.logs()));
     let before = arrivals[0]["time"].as_i64().expect("time");
+    let hole_statuses = format!(
+        "SELECT \"status\" FROM \"course_status\" WHERE \"rider\" = 'alice' AND \"event\" = {code} \
+         AND time > {} AND time < {}",
+        out_at - 10 * 60 * S,
+        out_at + 10 * 60 * S
+    );
+    let statuses = rows(hole_statuses.clone()).await.expect("statuses");
+    let no_signal = statuses
+        .iter()
+        .find(|r| r["status"] == 4.0)
+        .and_then(|r| r["time"].as_i64())
+        .unwrap_or_else(|| panic!("no \"no signal\" in the hole: {statuses:?}"));
     let sent = sent + send(&http, &collector.url, ALICE, &gap).await;
     assert_eq!(sent, alice.fixes.len());
     let arrivals = wait_until("the first arrival withdrawn and derived again", Duration::from_millis(500), || {
@@ -190,6 +203,17 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", progress.logs()));
+    let withdrawn = wait_until("the hole's \"no signal\" withdrawn", Duration::from_millis(500), || async {
+        let statuses = rows(hole_statuses.clone()).await?;
+        let at = statuses.iter().find(|r| r["time"].as_i64() == Some(no_signal));
+        match at.and_then(|r| r["status"].as_f64()) {
+            Some(7.0) => Ok(statuses),
+            other => Err(format!("its status {other:?}; in the hole {statuses:?}")),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", progress.logs()));
+    assert!(withdrawn.iter().all(|r| r["status"] != 4.0), "{withdrawn:?}");
     for (row, km) in arrivals.iter().zip([20.0, 60.0]) {
         assert_eq!(row["outcome"], 0.0, "{row:?}");
         let at = row["time"].as_i64().expect("time");

@@ -120,6 +120,21 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
     wait_progress("course_progress of every fix on the wrong course").await;
     let rows = progress_rows().await;
     assert!(rows.iter().all(|r| r["off_course"] == 1.0 || r["progress_m"] == 0.0), "on a course 55 km away?");
+    let off_course = || {
+        let influx = &influx;
+        async move {
+            influx
+                .rows("velometry", "SELECT \"off\" FROM \"off_course\" WHERE \"rider\" = 'alice'")
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let left = wait_until("Alice leaving the wrong course", Duration::from_millis(200), || async {
+        let r = off_course().await;
+        r.first().filter(|r| r["off"] == 1.0).and_then(|r| r["time"].as_i64()).ok_or(format!("{r:?}"))
+    })
+    .await
+    .expect("off the wrong course from the start");
 
     // The organiser fixes the course (with the checkpoints 5 km off); one command derives
     // the event again.
@@ -156,6 +171,10 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("2 of 2") && out.contains("finished"), "{out}");
     wait_arrivals("arrivals at km 25 and 55", "= 0", [25.0, 55.0]).await;
+    // On the right course she never left it at the start: that leaving is withdrawn.
+    let r = off_course().await;
+    let first = r.iter().find(|r| r["time"].as_i64() == Some(left));
+    assert_eq!(first.map(|r| r["off"].as_f64()), Some(Some(2.0)), "{r:?}");
     // The checkpoints put right: the arrivals at km 25 and 55 are withdrawn.
     std::fs::write(&riders_file, riders_with("course.gpx", 20.0, 60.0)).expect("riders file");
     let (ok, out, err) = recompute(&flags(&["--event=oab"])).await;

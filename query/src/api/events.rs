@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use velometry_core::event::ride::RideStatus;
 use velometry_core::event::standings::{self, Facts, Progress, Standing};
 use velometry_core::event::status::event_code;
+use velometry_core::event::withdrawn;
 use velometry_core::event::{Cutoff, Event};
 use velometry_core::ids::EventId;
 use velometry_core::reading::Metric;
@@ -281,7 +282,8 @@ pub async fn checkpoints(
                 0 => "arrived",
                 1 => "missed",
                 2 => "cutoff",
-                // Withdrawn: a recomputation no longer gives what this point held.
+                // Withdrawn (`withdrawn::CHECKPOINT_OUTCOME`): a recomputation no longer gives
+                // what this point held.
                 _ => continue,
             };
             let late = row.get(3).and_then(Cell::as_f64) == Some(1.0);
@@ -331,9 +333,11 @@ pub async fn stops(
             ))
         })?;
     let q = format!(
-        "SELECT \"duration_s\",\"lat\",\"lon\",\"at_m\",\"status\" FROM \"stop\" WHERE {} AND \"rider\" = {} AND time >= {}",
+        "SELECT \"duration_s\",\"lat\",\"lon\",\"at_m\",\"status\" FROM \"stop\" WHERE {} AND \"rider\" = {} \
+         AND \"status\" <> {} AND time >= {}",
         event_filter(event),
         literal(rider.id.as_str()),
+        withdrawn::STATUS,
         first_start(event)
     );
     let answer = state.influx.read_shared(&q).await?;

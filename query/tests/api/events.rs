@@ -8,17 +8,21 @@ use velometry_core::testkit::InfluxServer;
 use crate::helpers::*;
 
 /// alice rides 10 m/s for two hours, bob (private) 12 m/s, erin 8 m/s and sleeps from
-/// 6,000 s; dave has not started. Returns the service, the riders folder and the start.
+/// 6,000 s; dave has not started. Alice stopped once; a second stop was withdrawn. Returns the service, the riders folder and the start.
 async fn race(influx: &InfluxServer) -> (velometry_core::testkit::Service, tempfile::TempDir, i64) {
     let start = (velometry_core::time::now_nanos() - 3 * HOUR) / SECOND * SECOND;
     let end = start + 7_200 * SECOND;
+    let code =
+        velometry_core::event::status::event_code(&velometry_core::ids::EventId::parse("race").expect("id"))
+            as u64;
     let lines = progress_lines("alice", start, end, 10.0, None)
         + &progress_lines("bob", start, end, 12.0, None)
         + &progress_lines("erin", start, end, 8.0, Some(start + 6_000 * SECOND))
         + &format!(
-            "stop,device=progress,rider=alice,source=progress event={},duration_s=300,lat=45.1,lon=7.0,at_m=10000,status=1 {}\n",
-            velometry_core::event::status::event_code(&velometry_core::ids::EventId::parse("race").expect("id")) as u64,
-            start + 1_000 * SECOND
+            "stop,device=progress,rider=alice,source=progress event={code},duration_s=300,lat=45.1,lon=7.0,at_m=10000,status=1 {}\n\
+             stop,device=progress,rider=alice,source=progress event={code},duration_s=900,lat=45.2,lon=7.0,at_m=20000,status=7 {}\n",
+            start + 1_000 * SECOND,
+            start + 2_000 * SECOND
         );
     write_all(influx, &lines).await;
     let riders = event_riders_file(start);

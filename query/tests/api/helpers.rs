@@ -268,7 +268,7 @@ pub fn event_riders_file(start: i64) -> TempDir {
 /// The progress service's readings of a rider of `race` who rode at `mps` from `start`
 /// with a fix every 10 s until `end`, stopping (sleeping) from `stop_at` on if given: one
 /// `course_progress` per fix, a `course_status` at the start (and at the stop), a
-/// `checkpoint` arrival at each of 40 and 80 km reached. The ETA to the next checkpoint is
+/// `checkpoint` arrival at each of 40 and 80 km reached, and withdrawn points beside them. The ETA to the next checkpoint is
 /// at the speed ridden, ±5 minutes.
 pub fn progress_lines(rider: &str, start: i64, end: i64, mps: f64, stop_at: Option<i64>) -> String {
     let code =
@@ -276,6 +276,8 @@ pub fn progress_lines(rider: &str, start: i64, end: i64, mps: f64, stop_at: Opti
             as u64;
     let tags = format!("device=progress,rider={rider},source=progress");
     let mut out = format!("course_status,{tags} event={code},status=0 {start}\n");
+    // A change of status a minute later that a recomputation withdrew: not the status now.
+    out += &format!("course_status,{tags} event={code},status=7 {}\n", start + 60 * SECOND);
     let moving_until = stop_at.unwrap_or(end);
     let mut t = start;
     while t <= end {

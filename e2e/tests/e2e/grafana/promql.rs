@@ -8,8 +8,8 @@ use super::*;
 /// Metrics that only appear after events this test does not cause: connection limits
 /// reached, NATS failing, scheduled pollers (the stack runs none), slow WebSocket clients,
 /// and closed WebSocket connections (the test's follower stays connected), derived readings
-/// refused or retried (the collector takes them all), progress recomputed and checkpoint
-/// outcomes withdrawn (nothing is late).
+/// refused or retried (the collector takes them all), progress recomputed and derived points
+/// withdrawn (nothing is late).
 const EVENT_ONLY: [&str; 12] = [
     "collector_http_connections_refused_total",
     "query_connections_refused_total",
@@ -22,7 +22,7 @@ const EVENT_ONLY: [&str; 12] = [
     "progress_readings_refused_total",
     "progress_write_retries_total",
     "progress_recomputes_total",
-    "progress_checkpoints_withdrawn_total",
+    "progress_withdrawn_total",
 ];
 
 /// Opens a WebSocket to the hub and follows `rider`: the RFC 6455 handshake and one masked

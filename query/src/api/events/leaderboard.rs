@@ -11,7 +11,9 @@ async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Ve
     let q = [
         format!("SELECT * FROM \"course_progress\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"),
         format!(
-            "SELECT \"status\" FROM \"course_status\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"
+            "SELECT \"status\" FROM \"course_status\" WHERE {filter} AND \"status\" <> {withdrawn} \
+             GROUP BY \"rider\" ORDER BY time DESC LIMIT 1",
+            withdrawn = withdrawn::STATUS
         ),
         format!(
             "SELECT count(\"outcome\") FROM \"checkpoint\" WHERE {filter} AND \"outcome\" = 0 GROUP BY \"rider\""
