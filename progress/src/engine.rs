@@ -78,6 +78,7 @@ pub struct Plan {
     index: CourseIndex,
     profile: Profile,
     checkpoints: Vec<Checkpoint>,
+    finish_cutoff: Option<Nanos>,
 }
 
 impl Plan {
@@ -95,7 +96,25 @@ impl Plan {
             });
         }
         checkpoints.sort_by(|a, b| a.distance_m.total_cmp(&b.distance_m));
-        Ok(Plan { index: CourseIndex::new(&course), profile: Profile::new(&course), course, checkpoints })
+        Ok(Plan {
+            index: CourseIndex::new(&course),
+            profile: Profile::new(&course),
+            course,
+            checkpoints,
+            finish_cutoff: None,
+        })
+    }
+
+    /// The plan with the finish closing at `cutoff`.
+    #[must_use]
+    pub fn with_finish_cutoff(self, cutoff: Option<Nanos>) -> Plan {
+        Plan { finish_cutoff: cutoff, ..self }
+    }
+
+    /// The finish's index among the checkpoint outcomes: one past the last checkpoint. Its
+    /// arrival and its cut-off breached are outcomes like a checkpoint's.
+    pub fn finish_index(&self) -> usize {
+        self.checkpoints.len()
     }
 
     /// The course.
@@ -232,6 +251,9 @@ pub struct RiderState {
     /// Local time's offset from UTC, and the time and place it was looked up.
     offset: Option<(i32, Nanos, f64, f64)>,
     finished: Option<Nanos>,
+    /// Whether the finish's cut-off passed before the finish.
+    #[serde(default)]
+    finish_breached: bool,
     scratched: Option<Nanos>,
     inputs: u64,
 }
@@ -415,10 +437,25 @@ impl<'a> Engine<'a> {
                 let f = (line - d0) / (m.current_m - d0);
                 let time = t0 + ((fix.time - t0) as f64 * f).round() as Nanos;
                 state.finished = Some(time);
+                let late = plan.finish_cutoff.is_some_and(|cutoff| time > cutoff);
+                if late && !state.finish_breached {
+                    state.finish_breached = true;
+                    let (index, time) = (plan.finish_index(), plan.finish_cutoff.unwrap_or(time));
+                    out.events.push(Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time }));
+                }
+                let index = plan.finish_index();
+                out.events.push(Event::Checkpoint(CheckpointEvent::Arrived { index, time, late }));
                 out.events.push(Event::Finished { time });
                 if state.scratched.is_none() {
                     out.events.push(Event::Status(StatusEvent::Changed { time, status: Status::Finished }));
                 }
+            }
+        }
+        if let Some(cutoff) = plan.finish_cutoff.filter(|c| fix.time > *c) {
+            if state.finished.is_none() && !state.finish_breached {
+                state.finish_breached = true;
+                let index = plan.finish_index();
+                out.events.push(Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time: cutoff }));
             }
         }
         out.progress = Some(Progress {

@@ -95,8 +95,8 @@ pub struct Runner {
     late_seen: HashSet<(Nanos, RiderId)>,
 }
 
-/// The plan of an entrant who starts at `start`: the course, and the checkpoints with
-/// their cut-offs for that start.
+/// The plan of an entrant who starts at `start`: the course, and the checkpoints and the
+/// finish with their cut-offs for that start.
 pub(super) fn plan(event: &EventConfig, start: Nanos) -> Result<Plan, String> {
     let checkpoints = event
         .checkpoints
@@ -107,7 +107,9 @@ pub(super) fn plan(event: &EventConfig, start: Nanos) -> Result<Plan, String> {
             cutoff: c.cutoff.map(|x| x.for_start(start)),
         })
         .collect();
-    Plan::new((*event.course).clone(), checkpoints).map_err(|e| format!("event {:?}: {e}", event.id.as_str()))
+    Plan::new((*event.course).clone(), checkpoints)
+        .map(|plan| plan.with_finish_cutoff(event.finish_cutoff.map(|c| c.for_start(start))))
+        .map_err(|e| format!("event {:?}: {e}", event.id.as_str()))
 }
 
 /// Steps `inputs` (in time order) from `entrant`'s state, and sends the readings of those

@@ -102,7 +102,8 @@ fn a_restart_from_a_snapshot_emits_each_arrival_once() {
     }
     // Redelivered inputs (the same time again) give nothing.
     assert_eq!(engine.step(&mut state, all.last().expect("inputs")), Ok(Output::default()));
-    let mut arrivals = vec![0; plan.checkpoints().len()];
+    // The finish (one past the last checkpoint) too.
+    let mut arrivals = vec![0; plan.finish_index() + 1];
     for (_, out) in &emitted {
         for e in &out.events {
             if let Event::Checkpoint(CheckpointEvent::Arrived { index, .. }) = e {
@@ -110,7 +111,7 @@ fn a_restart_from_a_snapshot_emits_each_arrival_once() {
             }
         }
     }
-    assert!(arrivals.iter().all(|&n| n == 1), "each checkpoint once: {arrivals:?}");
+    assert!(arrivals.iter().all(|&n| n == 1), "each checkpoint and the finish once: {arrivals:?}");
     let (in_time, _) = engine.replay(RiderState::default(), &all).expect("in order");
     assert_eq!(state, in_time);
 }

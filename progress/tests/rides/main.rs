@@ -2,6 +2,7 @@
 //! each ridden for real-looking days (noise, stops, nights, dropouts, a shortcut, a wrong
 //! turn), and the shared Garmin rides against courses made from themselves.
 
+mod finish;
 mod garmin;
 mod helpers;
 mod late;

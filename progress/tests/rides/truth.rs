@@ -53,12 +53,18 @@ fn distance_is_right(name: &str, run: &Run) {
 
 /// Each checkpoint the rider rode through arrives once, within 60 s of the truth (within
 /// 10 % of the gap when it was passed unseen, in a dropout, where a stop may hide); the ones the shortcut skipped
-/// are missed or not reached.
+/// are missed or not reached. The finish arrives once, when the truth finished.
 fn checkpoints_are_right(name: &str, run: &Run) {
     let mut arrivals = vec![0; run.plan.checkpoints().len()];
+    let mut finishes = Vec::new();
     let mut worst = 0.0_f64;
     for e in run.outputs.iter().flat_map(|o| &o.events) {
-        if let Event::Checkpoint(CheckpointEvent::Arrived { index, time, .. }) = e {
+        if let Event::Checkpoint(CheckpointEvent::Arrived { index, time, late }) = e {
+            if *index == run.plan.finish_index() {
+                assert!(!late, "{name}: late at a finish that has no cut-off");
+                finishes.push(*time);
+                continue;
+            }
             arrivals[*index] += 1;
             let cp = &run.plan.checkpoints()[*index];
             let truth = run.ride.truth.arrival(cp.distance_m);
@@ -84,6 +90,14 @@ fn checkpoints_are_right(name: &str, run: &Run) {
         "{name}: {} arrivals, the furthest seen {worst:.0} s from the truth",
         arrivals.iter().sum::<usize>()
     );
+    match (finishes.as_slice(), run.ride.truth.finished) {
+        ([at], Some(truth)) => {
+            let error = (at - truth).abs() as f64 / 1e9;
+            assert!(error <= 60.0, "{name}: the finish {error:.0} s from the truth");
+        }
+        ([], None) => {}
+        (got, truth) => panic!("{name}: finish arrivals {got:?}, the truth finished at {truth:?}"),
+    }
 }
 
 /// Statuses as the truth says: every night's sleep was sleeping, every stop of three

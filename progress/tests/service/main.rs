@@ -161,7 +161,7 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
             let finished =
                 rows("SELECT \"status\" FROM \"course_status\" WHERE \"rider\" = 'alice' AND \"status\" = 5".into())
                     .await?;
-            if cps.len() == 2 && !finished.is_empty() {
+            if cps.len() == 3 && !finished.is_empty() {
                 Ok(cps)
             } else {
                 Err(format!("{} checkpoint rows, finished {}", cps.len(), !finished.is_empty()))
@@ -194,7 +194,7 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
             let withdrawn: Vec<i64> =
                 cps.iter().filter(|r| r["outcome"] == 3.0).filter_map(|r| r["time"].as_i64()).collect();
             let kept: Vec<_> = cps.into_iter().filter(|r| r["outcome"] != 3.0).collect();
-            if withdrawn == [before] && kept.len() == 2 {
+            if withdrawn == [before] && kept.len() == 3 {
                 Ok(kept)
             } else {
                 Err(format!("withdrawn {withdrawn:?}, kept {kept:?}"))
@@ -214,6 +214,10 @@ async fn entrants_progress_checkpoints_and_finish_are_readings_in_influxdb() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", progress.logs()));
     assert!(withdrawn.iter().all(|r| r["status"] != 4.0), "{withdrawn:?}");
+    // The finish is the outcome one past the last checkpoint.
+    let finish = arrivals.last().filter(|r| r["checkpoint"] == 2.0).and_then(|r| r["time"].as_i64());
+    let truth = alice.truth.finished.expect("the truth finishes");
+    assert!(finish.is_some_and(|t| (t - truth).abs() < 60 * S), "the finish {finish:?}, the truth {truth}");
     for (row, km) in arrivals.iter().zip([20.0, 60.0]) {
         assert_eq!(row["outcome"], 0.0, "{row:?}");
         let at = row["time"].as_i64().expect("time");

@@ -247,8 +247,8 @@ fn cell_f64(s: &Series, row: &[Cell], name: &str) -> Option<f64> {
     row.get(s.column(name)?)?.as_f64()
 }
 
-/// `GET /v1/events/{event}/checkpoints`: per checkpoint, who arrived when, who missed it and
-/// whose cut-off passed.
+/// `GET /v1/events/{event}/checkpoints`: per checkpoint, and at the finish, who arrived
+/// when, who missed it and whose cut-off passed.
 ///
 /// # Errors
 /// Unknown or invisible event; InfluxDB failing.
@@ -265,7 +265,8 @@ pub async fn checkpoints(
         event_filter(event),
         first_start(event)
     );
-    let mut table: Vec<Vec<Value>> = vec![Vec::new(); event.checkpoints.len()];
+    // The finish is the outcome index one past the last checkpoint.
+    let mut table: Vec<Vec<Value>> = vec![Vec::new(); event.checkpoints.len() + 1];
     for s in state.influx.read_shared(&q).await?.iter() {
         let Some(rider) = s.tags.get("rider") else { continue };
         let Some(&(_, start)) = visible.iter().find(|(r, _)| r.id.as_str() == rider) else { continue };
@@ -295,13 +296,16 @@ pub async fn checkpoints(
             }));
         }
     }
+    for arrivals in &mut table {
+        arrivals.sort_by_key(|a| (a["outcome"] != "arrived", a["time"].as_i64()));
+    }
+    let finish = table.pop().unwrap_or_default();
     let checkpoints: Vec<Value> = event
         .checkpoints
         .iter()
         .zip(table)
         .enumerate()
-        .map(|(index, (c, mut arrivals))| {
-            arrivals.sort_by_key(|a| (a["outcome"] != "arrived", a["time"].as_i64()));
+        .map(|(index, (c, arrivals))| {
             json!({
                 "index": index, "name": c.name, "distance_m": c.distance_m,
                 "cutoff_at": cutoff_at(c.cutoff), "cutoff_after_start_s": cutoff_after_start_s(c.cutoff),
@@ -309,7 +313,13 @@ pub async fn checkpoints(
             })
         })
         .collect();
-    Ok(json_for(&json!({"event": event.id.as_str(), "checkpoints": checkpoints}), viewer.is_none(), 5))
+    let finish = json!({
+        "index": event.checkpoints.len(), "distance_m": event.course.length_m(),
+        "cutoff_at": cutoff_at(event.finish_cutoff), "cutoff_after_start_s": cutoff_after_start_s(event.finish_cutoff),
+        "arrivals": finish,
+    });
+    let answer = json!({"event": event.id.as_str(), "checkpoints": checkpoints, "finish": finish});
+    Ok(json_for(&answer, viewer.is_none(), 5))
 }
 
 /// `GET /v1/events/{event}/riders/{rider}/stops`: a rider's stops in the event, once ended.

@@ -8,7 +8,10 @@ use velometry_core::testkit::InfluxServer;
 use crate::helpers::*;
 
 /// alice rides 10 m/s for two hours, bob (private) 12 m/s, erin 8 m/s and sleeps from
-/// 6,000 s; dave has not started. Alice stopped once; a second stop was withdrawn. Returns the service, the riders folder and the start.
+/// 6,000 s; dave has not started. Alice stopped once; a second stop was withdrawn. The
+/// finish closes two hours after the start: Alice had not finished; Bob's finish (late)
+/// is there too, the outcome one past the last checkpoint (the reader takes what InfluxDB
+/// holds, even a finish short of the end). Returns the service, the riders folder and the start.
 async fn race(influx: &InfluxServer) -> (velometry_core::testkit::Service, tempfile::TempDir, i64) {
     let start = (velometry_core::time::now_nanos() - 3 * HOUR) / SECOND * SECOND;
     let end = start + 7_200 * SECOND;
@@ -20,9 +23,13 @@ async fn race(influx: &InfluxServer) -> (velometry_core::testkit::Service, tempf
         + &progress_lines("erin", start, end, 8.0, Some(start + 6_000 * SECOND))
         + &format!(
             "stop,device=progress,rider=alice,source=progress event={code},duration_s=300,lat=45.1,lon=7.0,at_m=10000,status=1 {}\n\
-             stop,device=progress,rider=alice,source=progress event={code},duration_s=900,lat=45.2,lon=7.0,at_m=20000,status=7 {}\n",
+             stop,device=progress,rider=alice,source=progress event={code},duration_s=900,lat=45.2,lon=7.0,at_m=20000,status=7 {}\n\
+             checkpoint,device=progress,rider=alice,source=progress event={code},checkpoint=2,outcome=2 {}\n\
+             checkpoint,device=progress,rider=bob,source=progress event={code},checkpoint=2,outcome=0,late=1 {}\n",
             start + 1_000 * SECOND,
-            start + 2_000 * SECOND
+            start + 2_000 * SECOND,
+            start + 7_200 * SECOND + 4 * 2 + 2,
+            start + 7_300 * SECOND + 4 * 2,
         );
     write_all(influx, &lines).await;
     let riders = event_riders_file(start);
@@ -233,8 +240,25 @@ async fn course_profile_checkpoints_and_race_flow() {
     );
     assert_eq!(table["checkpoints"][0]["arrivals"][0]["elapsed_s"], 4_000.0);
     assert_eq!(table["checkpoints"][1]["arrivals"].as_array().map(Vec::len), Some(0), "bob is private");
+    // The finish: its cut-off, Alice's breach of it; Bob's late arrival for his viewers only.
+    let finish = &table["finish"];
+    assert_eq!(
+        (finish["index"].as_u64(), finish["cutoff_after_start_s"].as_u64()),
+        (Some(2), Some(7_200)),
+        "{table}"
+    );
+    assert!((finish["distance_m"].as_f64().unwrap_or(0.0) - 100_000.0).abs() < 500.0, "{table}");
+    let outcomes: Vec<(&str, &str)> = finish["arrivals"]
+        .as_array()
+        .expect("arrivals")
+        .iter()
+        .map(|a| (a["rider"].as_str().unwrap_or_default(), a["outcome"].as_str().unwrap_or_default()))
+        .collect();
+    assert_eq!(outcomes, [("alice", "cutoff")], "{table}");
     let (_, table) = get(&service, "/v1/events/race/checkpoints", Some(COACH)).await;
     assert_eq!(table["checkpoints"][1]["arrivals"][0]["rider"], "bob");
+    let bob = &table["finish"]["arrivals"][0];
+    assert_eq!((bob["rider"].as_str(), bob["late"].as_bool()), (Some("bob"), Some(true)), "{table}");
 
     // The race flow: every visible rider, within the budget, never falling, ending where
     // the standings say; from the raw readings, and from the hourly tier once rolled up.

@@ -254,7 +254,7 @@ pub fn event_riders_file(start: i64) -> TempDir {
         .raw(&format!(
             "[[viewer]]\nname = \"club\"\ntoken_sha256 = \"{}\"\nevents = [\"club\"]\n\
              [[event]]\nid = \"race\"\nname = \"The Race\"\ncourse = \"course.gpx\"\npublic = true\n\
-             start = \"{start}\"\nriders = [\"alice\", \"bob\", \"erin\", \"dave\"]\n\
+             start = \"{start}\"\nriders = [\"alice\", \"bob\", \"erin\", \"dave\"]\ncutoff_after = \"2h\"\n\
              [[event.checkpoint]]\nname = \"CP1\"\ndistance_km = 40.0\n\
              [[event.checkpoint]]\nname = \"CP2\"\ndistance_km = 80.0\ncutoff_after = \"1d\"\n\
              [[event]]\nid = \"club\"\ncourse = \"course.gpx\"\nstart = \"{start}\"\nriders = [\"alice\"]\n",

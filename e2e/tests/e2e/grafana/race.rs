@@ -282,8 +282,16 @@ async fn every_race_dashboard_target_answers_from_a_race_the_progress_service_fo
                 "Checkpoint arrivals" => {
                     let rows = &answers["A"];
                     let a = &rows["alice"];
-                    assert_eq!(a.every_number("checkpoint"), [0.0, 1.0], "{what}");
-                    assert_eq!(a.every_number("outcome"), [0.0, 0.0], "{what}: arrived");
+                    // The finish is the outcome one past the last checkpoint.
+                    assert_eq!(a.every_number("checkpoint"), [0.0, 1.0, 2.0], "{what}");
+                    assert_eq!(a.every_number("outcome"), [0.0, 0.0, 0.0], "{what}: arrived");
+                    let finish = a.rows.last().and_then(|r| r[0].as_i64()).expect("time (ns)");
+                    let truth = alice.truth.finished.expect("Alice finishes");
+                    assert!(
+                        (finish - truth).abs() < 60 * S,
+                        "{what}: the finish {} s from the truth",
+                        (finish - truth) / S
+                    );
                     for (row, km) in a.rows.iter().zip(CHECKPOINTS_KM) {
                         let at = row[0].as_i64().expect("time (ns)");
                         let truth = alice.truth.arrival(km * 1_000.0).expect("an arrival");

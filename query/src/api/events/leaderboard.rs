@@ -9,14 +9,18 @@ use super::*;
 async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Vec<Facts>, ApiError> {
     let filter = format!("{} AND time >= {}", event_filter(event), first_start(event));
     let q = [
-        format!("SELECT * FROM \"course_progress\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"),
+        format!(
+            "SELECT * FROM \"course_progress\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"
+        ),
         format!(
             "SELECT \"status\" FROM \"course_status\" WHERE {filter} AND \"status\" <> {withdrawn} \
              GROUP BY \"rider\" ORDER BY time DESC LIMIT 1",
             withdrawn = withdrawn::STATUS
         ),
         format!(
-            "SELECT count(\"outcome\") FROM \"checkpoint\" WHERE {filter} AND \"outcome\" = 0 GROUP BY \"rider\""
+            "SELECT count(\"outcome\") FROM \"checkpoint\" WHERE {filter} AND \"outcome\" = 0 \
+             AND \"checkpoint\" < {finish} GROUP BY \"rider\"",
+            finish = event.checkpoints.len()
         ),
     ]
     .join("; ");

@@ -177,6 +177,10 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
                 "type": "array", "prefixItems": [epoch_ms, non_negative], "items": false, "minItems": 2}}}))}
         })),
     );
+    let arrivals = json!({"type": "array", "items": object(json!({
+        "rider": rider_id, "outcome": {"enum": ["arrived", "missed", "cutoff"]}, "time": epoch_ms,
+        "late": {"type": "boolean"}, "elapsed_s": {"type": "number"}
+    }))});
     schemas.insert(
         "Checkpoints".into(),
         object(json!({
@@ -184,11 +188,13 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
             "checkpoints": {"type": "array", "items": object(json!({
                 "index": index, "name": {"type": "string"}, "distance_m": non_negative,
                 "cutoff_at": ms_or_null, "cutoff_after_start_s": seconds_or_null,
-                "arrivals": {"type": "array", "items": object(json!({
-                    "rider": rider_id, "outcome": {"enum": ["arrived", "missed", "cutoff"]}, "time": epoch_ms,
-                    "late": {"type": "boolean"}, "elapsed_s": {"type": "number"}
-                }))}
-            }))}
+                "arrivals": arrivals
+            }))},
+            "finish": object(json!({
+                "index": index, "distance_m": non_negative,
+                "cutoff_at": ms_or_null, "cutoff_after_start_s": seconds_or_null,
+                "arrivals": arrivals
+            }))
         })),
     );
     schemas.insert(
