@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use velometry_core::testkit::{NatsServer, PATIENCE};
+use velometry_core::testkit::{wait_until, NatsServer, PATIENCE};
 
 use crate::helpers::{hub, nats_client, publish, riders_file, Client};
 
@@ -73,9 +73,15 @@ async fn a_message_over_the_limit_is_closed_with_1009_and_the_limit() {
     let (code, reason) = client.close_frame().await;
     assert_eq!(code, 1009, "Message Too Big, not a normal close: {reason:?}");
     assert!(reason.contains("1000 bytes") && reason.contains("--max-message-bytes"), "{reason:?}");
-    let closes = velometry_core::testkit::metric(
-        &hub.metrics().await.expect("metrics"),
-        "stream_closes_total{reason=\"too_big\"}",
-    );
+    // The hub counts the close once it has sent it: the frame may come first.
+    let closes = wait_until("the too-big close counted", Duration::from_millis(100), || async {
+        let text = hub.metrics().await.map_err(|e| e.to_string())?;
+        match velometry_core::testkit::metric(&text, "stream_closes_total{reason=\"too_big\"}") {
+            n if n >= 1.0 => Ok(n),
+            n => Err(format!("{n}")),
+        }
+    })
+    .await
+    .expect("the close counted");
     assert_eq!(closes, 1.0);
 }
