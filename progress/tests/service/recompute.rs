@@ -88,14 +88,12 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
     let (ok, _, err) = recompute(&flags(&["--event=oab", "--rider=bob"])).await;
     assert!(!ok && err.contains("bob is not an entrant of oab"), "{err}");
 
-    let progress_rows = || {
+    let alice_rows = |q: &'static str| {
         let influx = &influx;
-        async move {
-            influx
-                .rows("velometry", "SELECT \"progress_m\", \"off_course\" FROM \"course_progress\" WHERE \"rider\" = 'alice'")
-                .await
-                .expect("rows")
-        }
+        async move { influx.rows("velometry", q).await.expect("rows") }
+    };
+    let progress_rows = || {
+        alice_rows("SELECT \"progress_m\", \"off_course\" FROM \"course_progress\" WHERE \"rider\" = 'alice'")
     };
     let wait_progress = |what: &'static str| {
         let count = &count;
@@ -120,15 +118,7 @@ async fn a_whole_event_is_recomputed_from_history_after_its_course_is_fixed() {
     wait_progress("course_progress of every fix on the wrong course").await;
     let rows = progress_rows().await;
     assert!(rows.iter().all(|r| r["off_course"] == 1.0 || r["progress_m"] == 0.0), "on a course 55 km away?");
-    let off_course = || {
-        let influx = &influx;
-        async move {
-            influx
-                .rows("velometry", "SELECT \"off\" FROM \"off_course\" WHERE \"rider\" = 'alice'")
-                .await
-                .unwrap_or_default()
-        }
-    };
+    let off_course = || alice_rows("SELECT \"off\" FROM \"off_course\" WHERE \"rider\" = 'alice'");
     let left = wait_until("Alice leaving the wrong course", Duration::from_millis(200), || async {
         let r = off_course().await;
         r.first().filter(|r| r["off"] == 1.0).and_then(|r| r["time"].as_i64()).ok_or(format!("{r:?}"))
