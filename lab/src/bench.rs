@@ -5,21 +5,26 @@
 //!   arriving over 10 seconds) for ingest, history and the live page, beside its figures;
 //! - `ingest-ceiling`, `history-ceiling`: the highest request rate held for `--hold` with no
 //!   error, no request the load generator had to drop, and p99 under the bound;
-//! - `live-ceiling`: the most live followers with every reading's p99 latency under 100 ms.
+//! - `live-ceiling`: the most live followers with every reading's p99 latency under 100 ms;
+//! - `standings`: the highest rate of an event's standings requests, beside the same search
+//!   against `/healthz`, the most this machine can measure.
+//!
+//! The stack is set up in [`setup`], the ceilings searched in [`ceiling`].
 
+mod ceiling;
 mod k6;
 mod report;
+mod setup;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use velometry_collector::simulate::Rider;
-use velometry_core::testkit::{cpu_time, metric};
+use anyhow::bail;
 
-use crate::stack::{binary, Fleet, Stack, EVENT, EVENT_STARTED_AGO, SERVICE_TOKEN};
+use ceiling::{history_ceiling, ingest_ceiling, live_ceiling, standings};
 use k6::{Summary, Target};
+use setup::{running_target, start};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,7 +40,8 @@ pub enum Scenario {
     /// The most live followers with reading latency p99 under --live-p99
     LiveCeiling,
     /// The highest rate of an event's standings requests held with no errors and p99 under
-    /// --standings-p99, every rider of --riders an entrant with progress
+    /// --standings-p99, every rider of --riders an entrant with progress, beside the same
+    /// search against the query service's /healthz (the machine's bound)
     Standings,
     /// All of the above, one after the other, on one stack
     All,
@@ -189,208 +195,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What keeps the started stack going for the run.
-struct Running {
-    stack: Stack,
-    _riders: tokio::process::Child,
-}
-
-impl Running {
-    /// Waits until the collector has stored everything it took and InfluxDB has gone quiet
-    /// (its compactions done), so that a scenario does not pay for the one before it.
-    async fn settle(&self) {
-        println!("Waiting for the collector's log to drain and InfluxDB to go quiet …");
-        for _ in 0..300 {
-            let drained =
-                self.stack.collector.metrics().await.is_ok_and(|m| metric(&m, "collector_wal_bytes") == 0.0);
-            if drained {
-                break;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        let pid = self.stack.influx.pid();
-        for _ in 0..60 {
-            let before = cpu_time(pid);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            // Under a quarter of a core over those five seconds.
-            if cpu_time(pid) - before < Duration::from_millis(1_250) {
-                return;
-            }
-        }
-    }
-}
-
-fn running_target(args: &Args, collector: &str) -> anyhow::Result<Target> {
-    let path = args.tokens_file.as_ref().context("--tokens-file is required with --collector-url")?;
-    let tokens: Vec<String> = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect();
-    if tokens.is_empty() {
-        bail!("{} holds no tokens (one per line)", path.display());
-    }
-    Ok(Target {
-        collector: collector.to_owned(),
-        query: args.query_url.clone().context("--query-url is required with --collector-url")?,
-        stream: args.stream_url.clone().context("--stream-url is required with --collector-url")?,
-        tokens,
-        riders: args.rider.clone(),
-    })
-}
-
-async fn start(args: &Args) -> anyhow::Result<(Target, Running)> {
-    if args.history_riders > args.riders || args.live_riders > args.riders {
-        bail!("--history-riders and --live-riders must be at most --riders ({})", args.riders);
-    }
-    let fleet = Fleet { riders: args.riders, devices: args.devices };
-    println!("Starting InfluxDB, NATS, the collector, the query service and a stream hub …");
-    let stack = Stack::start(fleet, 1, &args.influx_cache_snapshot).await?;
-    let stream = stack.streams.first().context("no stream hub")?.url.clone();
-    println!(
-        "collector {} · query {} · stream {} · InfluxDB {}",
-        stack.collector.url, stack.query.url, stream, stack.influx.url
-    );
-    seed_history(&stack, args).await?;
-    if args.scenarios.iter().any(|s| matches!(s, Scenario::Standings | Scenario::All)) {
-        seed_progress(&stack).await?;
-    }
-    let live: Vec<String> = fleet.first_tokens().into_iter().take(args.live_riders).collect();
-    let riders = tokio::process::Command::new(binary("collector")?)
-        .args(["replay", "--synthetic", "--target", &stack.collector.url, "--seed", "7"])
-        .args(live.iter().flat_map(|t| ["--token", t.as_str()]))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("cannot start the simulated riders (collector replay --synthetic)")?;
-    println!("{} simulated riders riding.", live.len());
-    let target = Target {
-        collector: stack.collector.url.clone(),
-        query: stack.query.url.clone(),
-        stream,
-        tokens: fleet.tokens(),
-        riders: fleet.riders().into_iter().take(args.history_riders.max(1)).collect(),
-    };
-    Ok((target, Running { stack, _riders: riders }))
-}
-
-/// Writes `--history-hours` of simulated 1 Hz riding, ending now, for the first
-/// `--history-riders` riders through the collector (as an import), then waits until it is
-/// in InfluxDB and rolled up.
-async fn seed_history(stack: &Stack, args: &Args) -> anyhow::Result<()> {
-    let seconds = args.history_hours * 3_600;
-    let tokens = stack.fleet.first_tokens();
-    let http = reqwest::Client::new();
-    let now = velometry_core::time::now_nanos() / 1_000_000_000;
-    let url = format!("{}/write?precision=s&source=import", stack.collector.url);
-    let mut lines = 0u64;
-    for (index, token) in tokens.iter().take(args.history_riders).enumerate() {
-        let mut rider = Rider::new(11, index as u64);
-        let mut batch = String::new();
-        for s in 0..seconds {
-            let time = now - (seconds - s) as i64;
-            for (metric, fields) in rider.tick() {
-                batch.push_str(metric.name());
-                for (i, (name, value)) in fields.iter().enumerate() {
-                    let _ = write!(batch, "{}{name}={value}", if i == 0 { ' ' } else { ',' });
-                }
-                let _ = writeln!(batch, " {time}");
-                lines += 1;
-            }
-            if batch.len() > 256 * 1024 || s + 1 == seconds {
-                let body = std::mem::take(&mut batch);
-                let answer = http
-                    .post(&url)
-                    .header("Authorization", format!("Token {token}"))
-                    .body(body)
-                    .send()
-                    .await?;
-                if !answer.status().is_success() {
-                    bail!("the collector refused history: {} {}", answer.status(), answer.text().await?);
-                }
-            }
-        }
-        println!("  history: rider {index}: {} hours written", args.history_hours);
-    }
-    println!(
-        "Waiting until InfluxDB holds the {} lines of history and the rollups have run …",
-        report::thousands(lines as f64)
-    );
-    let cycles = |text: &str| metric(text, "query_rollup_cycles_total{outcome=\"ok\"}");
-    let mut drained_at = None;
-    for _ in 0..600 {
-        let collector = stack.collector.metrics().await.map_err(anyhow::Error::msg)?;
-        let query = stack.query.metrics().await.map_err(anyhow::Error::msg)?;
-        match drained_at {
-            None if metric(&collector, "collector_wal_bytes") == 0.0 => drained_at = Some(cycles(&query)),
-            Some(then) if cycles(&query) >= then + 2.0 => return Ok(()),
-            _ => {}
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    bail!("history was not stored and rolled up within 10 minutes")
-}
-
-/// Every rider's progress along the event's course for the half hour before now, a reading
-/// every 10 s as the progress service writes them (through the collector's derived route,
-/// with the fleet's service token), at speeds from 5 to 10 m/s since the start; then waits
-/// until InfluxDB holds it.
-async fn seed_progress(stack: &Stack) -> anyhow::Result<()> {
-    use futures::StreamExt;
-    let http = reqwest::Client::new();
-    let code = velometry_core::event::status::event_code(
-        &velometry_core::ids::EventId::parse(EVENT).context("the fleet's event id")?,
-    );
-    let now = velometry_core::time::now_nanos() / 1_000_000_000;
-    let started = now - EVENT_STARTED_AGO.as_secs() as i64;
-    let riders = stack.fleet.riders();
-    println!("Writing 30 minutes of progress for the {} entrants of {EVENT} …", riders.len());
-    let requests = riders.iter().enumerate().map(|(index, rider)| {
-        let speed = 5.0 + 5.0 * (index as f64 * 0.618_034).fract();
-        let readings: Vec<serde_json::Value> = (0..180)
-            .map(|i| {
-                let t = now - 1_800 + i * 10;
-                let along = (t - started) as f64 * speed;
-                serde_json::json!({
-                    "metric": "course_progress", "time": t * 1_000, "event": code,
-                    "current_m": along, "progress_m": along, "to_go_m": 1_000_000.0 - along,
-                    "from_course_m": 5.0, "off_course": 0, "status": 0, "next_checkpoint": 0,
-                    "eta_next_p10": t + ((250_000.0 - along) / speed * 0.9) as i64,
-                    "eta_next_p50": t + ((250_000.0 - along) / speed) as i64,
-                    "eta_next_p90": t + ((250_000.0 - along) / speed * 1.2) as i64,
-                    "eta_finish_p10": t + ((1_000_000.0 - along) / speed * 1.1) as i64,
-                    "eta_finish_p50": t + ((1_000_000.0 - along) / speed * 1.4) as i64,
-                    "eta_finish_p90": t + ((1_000_000.0 - along) / speed * 1.8) as i64,
-                })
-            })
-            .collect();
-        let url = format!("{}/v1/events/{EVENT}/riders/{rider}/derived", stack.collector.url);
-        let request =
-            http.post(url).header("Authorization", format!("Token {SERVICE_TOKEN}")).json(&readings);
-        async move {
-            let answer = request.send().await?;
-            if !answer.status().is_success() {
-                bail!("the collector refused progress: {} {}", answer.status(), answer.text().await?);
-            }
-            Ok::<(), anyhow::Error>(())
-        }
-    });
-    let results: Vec<anyhow::Result<()>> =
-        futures::stream::iter(requests).buffer_unordered(16).collect().await;
-    results.into_iter().collect::<anyhow::Result<()>>()?;
-    for _ in 0..600 {
-        let collector = stack.collector.metrics().await.map_err(anyhow::Error::msg)?;
-        if metric(&collector, "collector_wal_bytes") == 0.0 {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    bail!("the progress was not stored within 10 minutes")
-}
-
 /// Latency figures of a trend, ms: p50, p95, p99.
 fn latencies(summary: &Summary, trend: &str) -> [f64; 3] {
     [summary.get(trend, "med"), summary.get(trend, "p(95)"), summary.get(trend, "p(99)")]
@@ -463,226 +267,5 @@ async fn requests(args: &Args, target: &Target) -> anyhow::Result<String> {
          Throughput is over the whole run, its tail included.\n",
         report::thousands(target.tokens.len() as f64),
         args.history_hours,
-    ))
-}
-
-/// One step of a ceiling search.
-struct Step {
-    rate: u64,
-    summary: Summary,
-    p99: f64,
-    passed: bool,
-}
-
-/// Doubles `rate` from `start` until a step fails, then bisects three times between the
-/// last pass (or 0) and the first failure. `measure` runs one step at a rate.
-async fn search<F, Fut>(start: u64, limit: u64, mut measure: F) -> anyhow::Result<Vec<Step>>
-where
-    F: FnMut(u64) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Step>>,
-{
-    let mut steps = Vec::new();
-    let mut rate = start;
-    let (mut pass, mut fail) = (0, None);
-    while rate <= limit {
-        let step = measure(rate).await?;
-        let passed = step.passed;
-        steps.push(step);
-        if !passed {
-            fail = Some(rate);
-            break;
-        }
-        pass = rate;
-        rate *= 2;
-    }
-    if let Some(mut high) = fail {
-        for _ in 0..3 {
-            let mid = (pass + high) / 2;
-            if mid <= pass || mid >= high {
-                break;
-            }
-            let step = measure(mid).await?;
-            if step.passed {
-                pass = mid;
-            } else {
-                high = mid;
-            }
-            steps.push(step);
-        }
-    }
-    steps.sort_by_key(|s| s.rate);
-    Ok(steps)
-}
-
-fn steps_table(steps: &[Step], unit: &str, extra: &str, row: impl Fn(&Step) -> String) -> String {
-    let mut table =
-        format!("| {unit} | failed | dropped | p99 ms | {extra} | held |\n|---|---|---|---|---|---|\n");
-    for s in steps {
-        let _ = writeln!(
-            table,
-            "| {} | {} | {} | {:.1} | {} | {} |",
-            report::thousands(s.rate as f64),
-            report::thousands(s.summary.http_failed()),
-            report::thousands(s.summary.dropped()),
-            s.p99,
-            row(s),
-            if s.passed { "yes" } else { "**no**" },
-        );
-    }
-    table
-}
-
-fn ceiling(steps: &[Step]) -> u64 {
-    steps.iter().filter(|s| s.passed).map(|s| s.rate).max().unwrap_or(0)
-}
-
-fn hold(args: &Args) -> String {
-    format!("{}s", args.hold.as_secs().max(1))
-}
-
-async fn ingest_ceiling(args: &Args, target: &Target) -> anyhow::Result<String> {
-    let steps = search(2_000, 64_000, |rate| async move {
-        println!("ingest at {rate} requests/s for {} …", hold(args));
-        let env = [
-            ("RATE", rate.to_string()),
-            ("DURATION", hold(args)),
-            ("VUS", (rate / 10).max(50).to_string()),
-            ("MIX", "single".into()),
-        ];
-        let summary = k6::run(&args.scripts, "ingest.js", target, &env).await?;
-        let p99 = summary.get("http_req_duration{kind:ingest}", "p(99)");
-        let passed = summary.http_failed() == 0.0 && summary.dropped() == 0.0 && p99 < args.ingest_p99;
-        println!("  p99 {p99:.1} ms, failed {}, dropped {}", summary.http_failed(), summary.dropped());
-        Ok(Step { rate, summary, p99, passed })
-    })
-    .await?;
-    let table = steps_table(&steps, "requests/s", "p50 ms", |s| {
-        format!("{:.1}", s.summary.get("http_req_duration{kind:ingest}", "med"))
-    });
-    Ok(format!(
-        "**Ceiling: {} requests/s** held for {} with no failed request, none dropped, and p99 under \
-         {} ms.\n\n{table}\n\
-         Each request one JSON heart-rate reading, as phones and devices send them, from {} \
-         device tokens (`k6/ingest.js` with `MIX=single`), acknowledged only once fsynced. k6 \
-         shares the two cores: the collector alone, driven by `wrk`, holds 18,000 such requests \
-         a second (\"Collector: single-reading JSON requests\"); batches and line protocol are \
-         measured in points a second there too.\n",
-        report::thousands(ceiling(&steps) as f64),
-        hold(args),
-        args.ingest_p99,
-        report::thousands(target.tokens.len() as f64),
-    ))
-}
-
-async fn history_ceiling(args: &Args, target: &Target) -> anyhow::Result<String> {
-    let mut text = String::new();
-    for (mix, start, bound) in [("chart", 100, args.history_p99), ("all", 50, args.history_mix_p99)] {
-        let steps = search(start, 6_400, |rate| async move {
-            println!("history ({mix}) at {rate} requests/s for {} …", hold(args));
-            let env = [
-                ("RATE", rate.to_string()),
-                ("DURATION", hold(args)),
-                // Each a connection: at most 2 × 400, under the service's cap of 1,024.
-                ("VUS", (rate / 4).clamp(50, 400).to_string()),
-                ("MIX", mix.to_owned()),
-            ];
-            let summary = k6::run(&args.scripts, "query.js", target, &env).await?;
-            let p99 = summary.get("http_req_duration{kind:history}", "p(99)");
-            let passed = summary.http_failed() == 0.0 && summary.dropped() == 0.0 && p99 < bound;
-            println!("  p99 {p99:.1} ms, failed {}, dropped {}", summary.http_failed(), summary.dropped());
-            Ok(Step { rate, summary, p99, passed })
-        })
-        .await?;
-        let what = if mix == "chart" {
-            "Charts alone (an hour of heart rate at 1,000 points, the commonest request)"
-        } else {
-            "The whole mix"
-        };
-        let _ = writeln!(
-            text,
-            "{what}: **ceiling {} requests/s** held for {} with no failed request, none dropped, and \
-             p99 under {bound} ms.\n\n{}",
-            report::thousands(ceiling(&steps) as f64),
-            hold(args),
-            steps_table(&steps, "requests/s", "p50 ms", |s| {
-                format!("{:.1}", s.summary.get("http_req_duration{kind:history}", "med"))
-            }),
-        );
-    }
-    Ok(format!(
-        "{text}The mix of `k6/query.js` over {} riders with {} hours of 1 Hz history each: 30 % an \
-         hour of heart rate at 1,000 points, 15 % six hours of speed by LTTB, 10 % a day of power, \
-         5 % a month of heart rate by mean, 15 % two-hour tracks, 10 % two-hour summaries, 15 % \
-         latest values.\n",
-        target.riders.len(),
-        args.history_hours,
-    ))
-}
-
-async fn live_ceiling(args: &Args, target: &Target) -> anyhow::Result<String> {
-    let mut live = target.clone();
-    live.riders = (0..args.live_riders.max(1)).map(|r| format!("r{r}")).collect();
-    if args.collector_url.is_some() {
-        live.riders.clone_from(&target.riders);
-    }
-    let live = &live;
-    let steps = search(500, 16_000, |followers| async move {
-        println!("{followers} live followers for {} …", hold(args));
-        let env = [("FOLLOWERS", followers.to_string()), ("HOLD", hold(args)), ("FOLLOW", "one".into())];
-        let summary = k6::run(&args.scripts, "live.js", live, &env).await?;
-        let p99 = summary.get("live_latency", "p(99)");
-        let upgraded = summary.get("checks", "rate");
-        let passed = upgraded == 1.0 && summary.get("live_readings", "count") > 0.0 && p99 < args.live_p99;
-        println!("  p99 {p99:.1} ms, connected {:.1} %", upgraded * 100.0);
-        Ok(Step { rate: followers, summary, p99, passed })
-    })
-    .await?;
-    let table = steps_table(&steps, "followers", "readings delivered", |s| {
-        report::thousands(s.summary.get("live_readings", "count"))
-    });
-    Ok(format!(
-        "**Ceiling: {} followers** of one hub, each following one of {} simulated riders for {}, \
-         every follower connected and reading latency p99 under {} ms.\n\n{table}\n\
-         Latency is from the time the rider's device stamped the reading, just before sending it \
-         to the collector, to its arrival at the follower: the collector's fsync, NATS and the \
-         hub. The followers are k6 virtual users on the same two cores; the Rust follower \
-         benchmark (Stream hub, above) goes further because its client costs less.\n",
-        report::thousands(ceiling(&steps) as f64),
-        live.riders.len(),
-        hold(args),
-        args.live_p99,
-    ))
-}
-
-async fn standings(args: &Args, target: &Target) -> anyhow::Result<String> {
-    let event = if args.collector_url.is_some() { "demo-race" } else { EVENT };
-    let steps = search(250, 16_000, |rate| async move {
-        println!("standings at {rate} requests/s for {} …", hold(args));
-        let env = [
-            ("RATE", rate.to_string()),
-            ("DURATION", hold(args)),
-            ("VUS", (rate / 4).clamp(50, 400).to_string()),
-            ("EVENT", event.to_owned()),
-        ];
-        let summary = k6::run(&args.scripts, "standings.js", target, &env).await?;
-        let p99 = summary.get("http_req_duration{kind:standings}", "p(99)");
-        let passed = summary.http_failed() == 0.0 && summary.dropped() == 0.0 && p99 < args.standings_p99;
-        println!("  p99 {p99:.1} ms, failed {}, dropped {}", summary.http_failed(), summary.dropped());
-        Ok(Step { rate, summary, p99, passed })
-    })
-    .await?;
-    let table = steps_table(&steps, "requests/s", "p50 ms", |s| {
-        format!("{:.1}", s.summary.get("http_req_duration{kind:standings}", "med"))
-    });
-    Ok(format!(
-        "**Ceiling: {} requests/s** of `GET /v1/events/{event}/standings` held for {} with no failed \
-         request, none dropped, and p99 under {} ms.\n\n{table}\n\
-         {} entrants, each with half an hour of progress (a reading every 10 s), anonymous \
-         requests (`k6/standings.js`): the service makes the answer once a second and every caller \
-         shares it, so the ceiling is the cost of sending it. k6 shares the two cores.\n",
-        report::thousands(ceiling(&steps) as f64),
-        hold(args),
-        args.standings_p99,
-        report::thousands(args.riders as f64),
     ))
 }

@@ -20,7 +20,7 @@ async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Ve
         format!(
             "SELECT count(\"outcome\") FROM \"checkpoint\" WHERE {filter} AND \"outcome\" = 0 \
              AND \"checkpoint\" < {finish} GROUP BY \"rider\"",
-            finish = event.checkpoints.len()
+            finish = event.finish_index()
         ),
     ]
     .join("; ");
@@ -84,7 +84,7 @@ async fn standings_of(
     event: &Event,
     viewer: Option<&Viewer>,
 ) -> Result<(i64, Vec<Standing>), ApiError> {
-    let visible: Vec<&str> =
+    let visible: std::collections::HashSet<&str> =
         entrants(registry, viewer, event).into_iter().map(|(r, _)| r.id.as_str()).collect();
     let all = facts(&state.influx, registry, event).await?;
     let facts: Vec<Facts> = all.into_iter().filter(|f| visible.contains(&f.rider.as_str())).collect();
