@@ -106,6 +106,12 @@ impl Event {
     pub fn length_m(&self) -> f64 {
         self.course.length_m()
     }
+
+    /// The finish's index among the checkpoint outcomes (the `checkpoint` tag of the
+    /// `checkpoint` measurement): one past the last checkpoint.
+    pub fn finish_index(&self) -> usize {
+        self.checkpoints.len()
+    }
 }
 
 /// Where a place meets the course.

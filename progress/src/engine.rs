@@ -111,8 +111,9 @@ impl Plan {
         Plan { finish_cutoff: cutoff, ..self }
     }
 
-    /// The finish's index among the checkpoint outcomes: one past the last checkpoint. Its
-    /// arrival and its cut-off breached are outcomes like a checkpoint's.
+    /// The finish's index among the checkpoint outcomes: one past the last checkpoint, as
+    /// [`velometry_core::event::Event::finish_index`] says. Its arrival and its cut-off
+    /// breached are outcomes like a checkpoint's.
     pub fn finish_index(&self) -> usize {
         self.checkpoints.len()
     }

@@ -65,39 +65,32 @@ fn checkpoint_time(at: Nanos, index: usize, outcome: u8) -> Nanos {
     at.div_euclid(1_000_000) * 1_000_000 + 4 * index.min(99_999) as Nanos + Nanos::from(outcome)
 }
 
-fn event_reading(event: f64, e: &Event) -> Value {
+/// The point of one event: its measurement, time and fields.
+fn event_point(e: &Event) -> (&'static str, Nanos, Value) {
     match *e {
-        Event::LeftCourse { time, at_m } => {
-            reading("off_course", time, event, json!({"off": 1.0, "at_m": at_m.max(0.0)}))
-        }
-        Event::Rejoined { time, at_m } => {
-            reading("off_course", time, event, json!({"off": 0.0, "at_m": at_m.max(0.0)}))
-        }
-        Event::Checkpoint(CheckpointEvent::Arrived { index, time, late }) => reading(
+        Event::LeftCourse { time, at_m } => ("off_course", time, json!({"off": 1.0, "at_m": at_m.max(0.0)})),
+        Event::Rejoined { time, at_m } => ("off_course", time, json!({"off": 0.0, "at_m": at_m.max(0.0)})),
+        Event::Checkpoint(CheckpointEvent::Arrived { index, time, late }) => (
             "checkpoint",
             checkpoint_time(time, index, 0),
-            event,
             json!({"checkpoint": index as f64, "outcome": 0.0, "late": if late { 1.0 } else { 0.0 }}),
         ),
-        Event::Checkpoint(CheckpointEvent::Missed { index, time }) => reading(
+        Event::Checkpoint(CheckpointEvent::Missed { index, time }) => (
             "checkpoint",
             checkpoint_time(time, index, 1),
-            event,
             json!({"checkpoint": index as f64, "outcome": 1.0}),
         ),
-        Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time }) => reading(
+        Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time }) => (
             "checkpoint",
             checkpoint_time(time, index, 2),
-            event,
             json!({"checkpoint": index as f64, "outcome": 2.0}),
         ),
         Event::Status(StatusEvent::Changed { time, status }) => {
-            reading("course_status", time, event, json!({"status": status.code()}))
+            ("course_status", time, json!({"status": status.code()}))
         }
-        Event::Status(StatusEvent::Stopped(stop)) => reading(
+        Event::Status(StatusEvent::Stopped(stop)) => (
             "stop",
             stop.start,
-            event,
             json!({
                 "duration_s": (stop.end - stop.start).max(0) as f64 / 1e9,
                 "lat": stop.lat,
@@ -106,9 +99,7 @@ fn event_reading(event: f64, e: &Event) -> Value {
                 "status": stop.kind.code().clamp(1.0, 3.0),
             }),
         ),
-        Event::Finished { time } => {
-            reading("course_status", time, event, json!({"status": Status::Finished.code()}))
-        }
+        Event::Finished { time } => ("course_status", time, json!({"status": Status::Finished.code()})),
     }
 }
 
@@ -127,21 +118,9 @@ pub struct Stored {
 /// The points (measurement and time) of the events of one output: what a recomputation
 /// gives again, and so does not withdraw.
 pub fn event_points(output: &Output) -> impl Iterator<Item = (&'static str, Nanos)> + '_ {
-    output.events.iter().map(|e| match *e {
-        Event::LeftCourse { time, .. } | Event::Rejoined { time, .. } => ("off_course", time),
-        Event::Checkpoint(CheckpointEvent::Arrived { index, time, .. }) => {
-            ("checkpoint", checkpoint_time(time, index, 0))
-        }
-        Event::Checkpoint(CheckpointEvent::Missed { index, time }) => {
-            ("checkpoint", checkpoint_time(time, index, 1))
-        }
-        Event::Checkpoint(CheckpointEvent::CutoffBreached { index, time }) => {
-            ("checkpoint", checkpoint_time(time, index, 2))
-        }
-        Event::Status(StatusEvent::Changed { time, .. }) | Event::Finished { time } => {
-            ("course_status", time)
-        }
-        Event::Status(StatusEvent::Stopped(stop)) => ("stop", stop.start),
+    output.events.iter().map(|e| {
+        let (metric, time, _) = event_point(e);
+        (metric, time)
     })
 }
 
@@ -160,7 +139,10 @@ pub fn readings(event: f64, output: &Output, etas: Option<&Etas>) -> Vec<Value> 
         .progress
         .iter()
         .map(|p| progress(event, p, etas))
-        .chain(output.events.iter().map(|e| event_reading(event, e)))
+        .chain(output.events.iter().map(|e| {
+            let (metric, at, fields) = event_point(e);
+            reading(metric, at, event, fields)
+        }))
         .collect()
 }
 

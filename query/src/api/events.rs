@@ -265,8 +265,8 @@ pub async fn checkpoints(
         event_filter(event),
         first_start(event)
     );
-    // The finish is the outcome index one past the last checkpoint.
-    let mut table: Vec<Vec<Value>> = vec![Vec::new(); event.checkpoints.len() + 1];
+    // Checkpoints, then the finish.
+    let mut table: Vec<Vec<Value>> = vec![Vec::new(); event.finish_index() + 1];
     for s in state.influx.read_shared(&q).await?.iter() {
         let Some(rider) = s.tags.get("rider") else { continue };
         let Some(&(_, start)) = visible.iter().find(|(r, _)| r.id.as_str() == rider) else { continue };
@@ -314,7 +314,7 @@ pub async fn checkpoints(
         })
         .collect();
     let finish = json!({
-        "index": event.checkpoints.len(), "distance_m": event.course.length_m(),
+        "index": event.finish_index(), "distance_m": event.length_m(),
         "cutoff_at": cutoff_at(event.finish_cutoff), "cutoff_after_start_s": cutoff_after_start_s(event.finish_cutoff),
         "arrivals": finish,
     });
