@@ -104,11 +104,12 @@ step() {
 }
 
 step fmt cargo fmt --all -- --check
-step clippy cargo clippy --workspace --all-targets -- -D warnings
+# --locked: the committed lock files must be the ones the builds use.
+step clippy cargo clippy --locked --workspace --all-targets -- -D warnings
 # The fuzz targets (a workspace of their own, fuzzed with the nightly toolchain by
 # deploy/local/fuzz.sh) must keep building against the parsers as they change: checked here
 # with the stable toolchain, in the same target folder, so the dependencies are shared.
-step fuzz-targets env CARGO_TARGET_DIR="$root/target" cargo clippy --manifest-path fuzz/Cargo.toml \
+step fuzz-targets env CARGO_TARGET_DIR="$root/target" cargo clippy --locked --manifest-path fuzz/Cargo.toml \
   --lib --bins -- -D warnings
 step fuzz-fmt cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step test cargo test --workspace --no-fail-fast "$@"
