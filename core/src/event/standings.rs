@@ -152,7 +152,9 @@ impl From<Eta> for EtaMs {
     }
 }
 
-/// One row of the standings.
+/// One row of the standings. Distances are to the decimetre and durations to the tenth of
+/// a second: a thousand rows go to every follower every second, and more digits would be
+/// noise (a fix is good to a few metres).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Standing {
     /// The rider.
@@ -220,7 +222,7 @@ pub fn standings(
             } else {
                 leader.progress.map_or(0.0, |p| p.progress_m)
             };
-            row.gap_m = Some((leader_progress - row.distance_m).max(0.0));
+            row.gap_m = Some(metres(leader_progress - row.distance_m).max(0.0));
             row.gap_s = match (f.finished(), leader.finished()) {
                 (Some(fin), Some(lfin)) => Some(secs((fin - f.start) - (lfin - leader.start))),
                 _ => f.progress.and_then(|p| {
@@ -271,7 +273,7 @@ fn row(event: &Event, f: &Facts, now: Nanos) -> Standing {
         Some(NextCheckpoint {
             index,
             name: c.name.clone(),
-            distance_m: c.distance_m,
+            distance_m: metres(c.distance_m),
             eta: eta.map(EtaMs::from),
         })
     });
@@ -285,9 +287,9 @@ fn row(event: &Event, f: &Facts, now: Nanos) -> Standing {
             (Some((s, since)), _) if Some(s) == status => Some(ms(since)),
             _ => None,
         },
-        distance_m: if finished.is_some() { length } else { p.map_or(0.0, |p| p.progress_m) },
-        current_m: if finished.is_some() { length } else { p.map_or(0.0, |p| p.current_m) },
-        to_go_m: if finished.is_some() { 0.0 } else { p.map_or(length, |p| p.to_go_m) },
+        distance_m: metres(if finished.is_some() { length } else { p.map_or(0.0, |p| p.progress_m) }),
+        current_m: metres(if finished.is_some() { length } else { p.map_or(0.0, |p| p.current_m) }),
+        to_go_m: metres(if finished.is_some() { 0.0 } else { p.map_or(length, |p| p.to_go_m) }),
         gap_m: None,
         gap_s: None,
         off_course: racing && p.is_some_and(|p| p.off_course),
@@ -319,6 +321,14 @@ fn ms(ns: Nanos) -> i64 {
     ns.div_euclid(1_000_000)
 }
 
+/// Seconds to the tenth: what a follower reads, and no digit more to send a thousand
+/// times a second.
 fn secs(ns: Nanos) -> f64 {
-    (ns as f64 / SECOND * 1_000.0).round() / 1_000.0
+    (ns as f64 / SECOND * 10.0).round() / 10.0
+}
+
+/// Metres to the decimetre, as the standings give every distance (GPS knows them to a few
+/// metres at best).
+pub fn metres(m: f64) -> f64 {
+    (m * 10.0).round() / 10.0
 }

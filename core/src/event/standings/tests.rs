@@ -103,12 +103,12 @@ fn finishers_rank_by_elapsed_time_then_the_furthest_then_nobody_unranked() {
         ]
     );
     assert_eq!(rows[1].gap_s, Some(1_800.0), "10 h against 9.5 h of elapsed time");
-    assert_eq!(rows[1].distance_m, e.length_m(), "a finisher has ridden the whole course");
-    assert_eq!(rows[2].gap_m, Some(e.length_m() - 60_000.0), "the leader is at the finish");
+    assert_eq!(rows[1].distance_m, metres(e.length_m()), "a finisher has ridden the whole course");
+    assert_eq!(rows[2].gap_m, Some(metres(e.length_m() - 60_000.0)), "the leader is at the finish");
     assert_eq!(rows[0].next_checkpoint, None, "a finisher has no next checkpoint");
     assert_eq!(rows[2].next_checkpoint.as_ref().map(|c| c.name.as_str()), Some("CP1"));
     assert_eq!(rows[5].next_checkpoint, None, "nor a scratched rider");
-    assert_eq!(rows[4].to_go_m, e.length_m());
+    assert_eq!(rows[4].to_go_m, metres(e.length_m()));
     assert_eq!(rows[2].last_fix_age_s, Some(8.0 * 3_600.0));
 }
 
@@ -160,4 +160,20 @@ fn time_at_interpolates_and_knows_what_was_not_reached() {
     assert_eq!(time_at(&flow, 3_000.0), Some(400));
     assert_eq!(time_at(&flow, 3_000.1), None);
     assert_eq!(time_at(&[], 1.0), None);
+}
+
+#[test]
+fn distances_are_to_the_decimetre_and_durations_to_the_tenth_of_a_second() {
+    let e = event(&["a", "b"]);
+    let mut lead = progress(T0 + 3_600 * S, 36_012.345_678, RideStatus::Riding);
+    lead.current_m = 36_010.049_9;
+    let all = [
+        facts("a", T0, Some(lead), None),
+        facts("b", T0, Some(progress(T0 + 3_000 * S, 30_000.049_9, RideStatus::Riding)), None),
+    ];
+    let rows = standings(&e, &all, T0 + 3_600 * S + 1_234_567_890, |_| Some(T0 + 3_000 * S));
+    assert_eq!((rows[0].distance_m, rows[0].current_m, rows[0].to_go_m), (36_012.3, 36_010.0, 63_987.7));
+    assert_eq!(rows[0].last_fix_age_s, Some(1.2));
+    assert_eq!(rows[1].gap_m, Some(6_012.3));
+    assert!(rows.iter().all(|r| r.next_checkpoint.as_ref().is_some_and(|c| c.distance_m == 40_000.0)));
 }

@@ -125,7 +125,7 @@ pub async fn standings(
             let answer = StandingsAnswer {
                 event: event.id.as_str(),
                 name: &event.name,
-                length_m: event.length_m(),
+                length_m: standings::metres(event.length_m()),
                 as_of,
                 standings: rows,
             };
