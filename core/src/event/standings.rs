@@ -172,6 +172,9 @@ pub struct Standing {
     pub distance_m: f64,
     /// Where they are along the course now, metres (the map's dot).
     pub current_m: f64,
+    /// The point of the course at `current_m`, `[lat, lon]` in degrees to five decimals (a
+    /// metre): where the map draws them; none before their first fix.
+    pub position: Option<[f64; 2]>,
     /// Distance still to ride from the furthest point, metres.
     pub to_go_m: f64,
     /// Distance behind the leader, metres.
@@ -278,6 +281,7 @@ fn row(event: &Event, f: &Facts, now: Nanos) -> Standing {
         })
     });
     let racing = finished.is_none() && status != Some(RideStatus::Scratched);
+    let current_m = if finished.is_some() { length } else { p.map_or(0.0, |p| p.current_m) };
     Standing {
         rider: f.rider.clone(),
         name: f.name.clone(),
@@ -288,7 +292,11 @@ fn row(event: &Event, f: &Facts, now: Nanos) -> Standing {
             _ => None,
         },
         distance_m: metres(if finished.is_some() { length } else { p.map_or(0.0, |p| p.progress_m) }),
-        current_m: metres(if finished.is_some() { length } else { p.map_or(0.0, |p| p.current_m) }),
+        current_m: metres(current_m),
+        position: (finished.is_some() || p.is_some()).then(|| {
+            let (lat, lon, _) = event.course.position_at(current_m);
+            [degrees(lat), degrees(lon)]
+        }),
         to_go_m: metres(if finished.is_some() { 0.0 } else { p.map_or(length, |p| p.to_go_m) }),
         gap_m: None,
         gap_s: None,
@@ -325,6 +333,11 @@ fn ms(ns: Nanos) -> i64 {
 /// times a second.
 fn secs(ns: Nanos) -> f64 {
     (ns as f64 / SECOND * 10.0).round() / 10.0
+}
+
+/// Degrees to five decimals, about a metre.
+fn degrees(d: f64) -> f64 {
+    (d * 1e5).round() / 1e5
 }
 
 /// Metres to the decimetre, as the standings give every distance (GPS knows them to a few

@@ -179,6 +179,16 @@ impl Params {
             .map_err(|e| ApiError::BadRequest(e.to_string()))
     }
 
+    /// The instant `at`, if given (RFC 3339 or epoch milliseconds).
+    ///
+    /// # Errors
+    /// A bad time, or one out of bounds.
+    pub fn at(&self) -> Result<Option<Nanos>, ApiError> {
+        self.get("at")
+            .map(|v| range::parse_instant("at", v).map_err(|e| ApiError::BadRequest(e.to_string())))
+            .transpose()
+    }
+
     /// The point budget `max_points`: `default` when absent, at least `min`, at most 10,000.
     /// It is an integer written as a JSON number (`1000`, or `1e3`), as the OpenAPI document
     /// declares it.

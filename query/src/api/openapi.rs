@@ -71,6 +71,12 @@ pub fn spec() -> Value {
         &format!("End of the range, exclusive, in the same forms as `from`. Default: now. {bounds}"),
         time(true),
     );
+    let at = param(
+        "at",
+        "query",
+        &format!("The moment to give the standings of, as history holds them (a replay): epoch milliseconds or RFC 3339, as `from`, not in the future. Default: now. {bounds}"),
+        time(true),
+    );
     let budget = |default: usize, min: usize| {
         param(
             "max_points",
@@ -136,7 +142,7 @@ pub fn spec() -> Value {
         }
         responses
     };
-    let mut csv_responses = event_ok("", "Standings", true, false);
+    let mut csv_responses = event_ok("", "Standings", true, true);
     csv_responses["200"] = json!({"description": "The standings as CSV, one row per entrant, times in RFC 3339.", "content": {"text/csv; charset=utf-8": {"schema": {"type": "string"}}}});
     let mut events_responses = event_ok("Events.", "Events", false, false);
     if let Some(r) = events_responses.as_object_mut() {
@@ -185,9 +191,9 @@ pub fn spec() -> Value {
                 vec![event.clone(), budget(2000, 2)], event_ok("The course.", "Course", false, true)),
             "/v1/events/{event}/profile": get("The course's elevation against distance, at most max_points points: per stretch the first, lowest, highest and last point, so every summit is kept. Empty when the course file has no elevation.",
                 vec![event.clone(), budget(1000, 4)], event_ok("The profile.", "Profile", false, true)),
-            "/v1/events/{event}/standings": get("The standings of the entrants the caller may see, from the progress service's readings: finishers by elapsed time, then the others by the furthest distance along the course; rank, distance, distance to go, gap to the leader in distance and in time, status and since when, age of the last fix, the next checkpoint and its ETA range (p10-p90), the ETA at the finish, checkpoints reached. Shared by every caller alike for a second.",
-                vec![event.clone()], event_ok("The standings.", "Standings", true, false)),
-            "/v1/events/{event}/standings.csv": get("The standings as CSV.", vec![event.clone()], csv_responses),
+            "/v1/events/{event}/standings": get("The standings of the entrants the caller may see, from the progress service's readings: finishers by elapsed time, then the others by the furthest distance along the course; rank, distance, distance to go, gap to the leader in distance and in time, status and since when, age of the last fix, the next checkpoint and its ETA range (p10-p90), the ETA at the finish, checkpoints reached, and the point of the course where each is, for the map. Distances to the decimetre, durations to the tenth of a second. Shared by every caller alike for a second; with `at`, as history held them then.",
+                vec![event.clone(), at.clone()], event_ok("The standings.", "Standings", true, true)),
+            "/v1/events/{event}/standings.csv": get("The standings as CSV.", vec![event.clone(), at], csv_responses),
             "/v1/events/{event}/flow": get("The race flow: for every entrant the caller may see, the furthest distance along the course against time, at most max_points points each (per bucket the fix that first reached the bucket's furthest distance). Default range: from the first start to now.",
                 vec![event.clone(), from.clone(), to.clone(), budget(500, 10)], event_ok("The race flow.", "Flow", true, true)),
             "/v1/events/{event}/checkpoints": get("Per checkpoint, the arrivals (interpolated between the fixes around the checkpoint), the missed checkpoints and the cut-offs breached, of the entrants the caller may see.",

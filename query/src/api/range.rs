@@ -130,6 +130,14 @@ impl TimeRange {
     }
 }
 
+/// An instant a request names (`at`): RFC 3339 or epoch milliseconds, within the bounds.
+///
+/// # Errors
+/// A value that is no time, or one out of bounds.
+pub fn parse_instant(name: &'static str, value: &str) -> Result<Nanos, RangeError> {
+    parse_time(name, value, EARLIEST..=LATEST)
+}
+
 /// A time parameter: epoch milliseconds written as a JSON number (`1764237600000`,
 /// `1764237600000.5`), or RFC 3339 (`2026-11-27T10:00:00Z`; without an offset it is UTC, a
 /// space may stand for the `T`), within `bounds`.

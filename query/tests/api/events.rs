@@ -141,6 +141,53 @@ async fn standings_rank_gap_and_hide_what_the_caller_may_not_see() {
 }
 
 #[tokio::test]
+async fn standings_at_a_moment_are_what_history_held_then() {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let (service, _riders, start) = race(&influx).await;
+    let ms = |s: i64| (start + s * SECOND) / 1_000_000;
+
+    let (status, then) = get(&service, &format!("/v1/events/race/standings?at={}", ms(3_605)), None).await;
+    assert_eq!(status, 200, "{then}");
+    assert_eq!(then["as_of"], ms(3_605), "the standings of that moment");
+    let alice = row(&then, "alice");
+    assert_eq!((alice["rank"].as_u64(), alice["distance_m"].as_f64()), (Some(1), Some(36_000.0)));
+    assert_eq!(alice["last_fix"], ms(3_600));
+    assert_eq!(alice["last_fix_age_s"], 5.0);
+    assert_eq!(alice["checkpoints_reached"], 0, "CP1 came at 4,000 s");
+    let [lat, lon] = [0, 1].map(|i| alice["position"][i].as_f64().expect("a dot on the course"));
+    assert!((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon), "{alice}");
+    let erin = row(&then, "erin");
+    assert_eq!((erin["status"].as_str(), erin["gap_m"].as_f64()), (Some("riding"), Some(7_200.0)));
+    assert_eq!(row(&then, "dave")["position"], Value::Null, "no dot before a first fix");
+
+    let (_, later) = get(&service, &format!("/v1/events/race/standings?at={}", ms(6_500)), None).await;
+    let (alice, erin) = (row(&later, "alice"), row(&later, "erin"));
+    assert_eq!(
+        (alice["distance_m"].as_f64(), alice["checkpoints_reached"].as_u64()),
+        (Some(65_000.0), Some(1))
+    );
+    assert_eq!((erin["status"].as_str(), erin["status_since"].as_i64()), (Some("sleeping"), Some(ms(6_000))));
+    let (_, now) = get(&service, "/v1/events/race/standings", None).await;
+    assert_ne!(row(&now, "alice")["position"], alice["position"], "the dot moved on since");
+
+    // Three hours ago is history: caches may keep it.
+    let (_, headers, _) =
+        get_raw(&service, &format!("/v1/events/race/standings?at={}", ms(3_605)), None).await;
+    assert_eq!(headers["cache-control"], "public, max-age=300");
+    let (_, _, csv) =
+        get_raw(&service, &format!("/v1/events/race/standings.csv?at={}", ms(3_605)), None).await;
+    let header: Vec<&str> = csv.lines().next().expect("a header").split(',').collect();
+    let alice: Vec<&str> = csv.lines().find(|l| l.contains(",alice,")).expect("alice").split(',').collect();
+    let column = |name: &str| alice[header.iter().position(|h| *h == name).expect(name)];
+    assert_eq!((column("distance_m"), column("lat").is_empty()), ("36000.0", false));
+
+    let future = velometry_core::time::format_rfc3339(velometry_core::time::now_nanos() + 3_600 * SECOND);
+    let (status, refused) = get(&service, &format!("/v1/events/race/standings?at={future}"), None).await;
+    assert_eq!(status, 400);
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("in the future")), "{refused}");
+}
+
+#[tokio::test]
 async fn who_may_see_which_event() {
     let influx = InfluxServer::start().await.expect("influxd");
     let (service, _riders, _) = race(&influx).await;

@@ -161,6 +161,10 @@ async fn every_answer_of_every_route_is_what_the_document_says() {
         asked.push((route, format!("{}?max_points=1", e(route, "race", "alice")), None));
     }
     asked.push(("/v1/events/{event}/flow", "/v1/events/race/flow?from=yesterday".into(), None));
+    for route in ["/v1/events/{event}/standings", "/v1/events/{event}/standings.csv"] {
+        asked.push((route, format!("{}?at=yesterday", e(route, "race", "alice")), None));
+        asked.push((route, format!("{}?at=7258118400000", e(route, "race", "alice")), None));
+    }
     let series = "/v1/riders/{rider}/series/{metric}";
     for query in ["method=lttb", "method=mean&tier=raw", "field=nope", "max_points=5", "tier=1h"] {
         asked.push((series, format!("{}?{ride}&{query}", r(series)), None));

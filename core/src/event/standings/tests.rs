@@ -109,6 +109,8 @@ fn finishers_rank_by_elapsed_time_then_the_furthest_then_nobody_unranked() {
     assert_eq!(rows[2].next_checkpoint.as_ref().map(|c| c.name.as_str()), Some("CP1"));
     assert_eq!(rows[5].next_checkpoint, None, "nor a scratched rider");
     assert_eq!(rows[4].to_go_m, metres(e.length_m()));
+    assert_eq!(rows[4].position, None, "no dot before the first fix");
+    assert_eq!(rows[0].position, Some([45.9, 7.0]), "a finisher's dot is at the finish");
     assert_eq!(rows[2].last_fix_age_s, Some(8.0 * 3_600.0));
 }
 
@@ -175,5 +177,9 @@ fn distances_are_to_the_decimetre_and_durations_to_the_tenth_of_a_second() {
     assert_eq!((rows[0].distance_m, rows[0].current_m, rows[0].to_go_m), (36_012.3, 36_010.0, 63_987.7));
     assert_eq!(rows[0].last_fix_age_s, Some(1.2));
     assert_eq!(rows[1].gap_m, Some(6_012.3));
+    // The course runs due north from 45° by 0.009° a step: 36,010 m is a little past 45.32°.
+    let [lat, lon] = rows[0].position.expect("a dot on the course");
+    assert!((45.32..45.33).contains(&lat) && lon == 7.0, "{lat} {lon}");
+    assert_eq!(lat, (lat * 1e5).round() / 1e5, "to five decimals");
     assert!(rows.iter().all(|r| r.next_checkpoint.as_ref().is_some_and(|c| c.distance_m == 40_000.0)));
 }

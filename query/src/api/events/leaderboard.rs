@@ -1,13 +1,22 @@
 //! `GET /v1/events/{event}/standings` and `/standings.csv`: from what InfluxDB holds of every
-//! entrant, read once a second and shared.
+//! entrant, read once a second and shared; or as history held them at a moment (`at`), for
+//! a replay.
 
 use super::flow::flow_points;
 use super::*;
 
 /// What InfluxDB holds of every entrant of `event` (all of them: who may see whom is the
-/// caller's business), read in one request that identical requests share.
-async fn facts(influx: &Influx, registry: &Registry, event: &Event) -> Result<Vec<Facts>, ApiError> {
-    let filter = format!("{} AND time >= {}", event_filter(event), first_start(event));
+/// caller's business) up to `until`, read in one request that identical requests share.
+async fn facts(
+    influx: &Influx,
+    registry: &Registry,
+    event: &Event,
+    until: Option<Nanos>,
+) -> Result<Vec<Facts>, ApiError> {
+    let mut filter = format!("{} AND time >= {}", event_filter(event), first_start(event));
+    if let Some(until) = until {
+        filter.push_str(&format!(" AND time <= {until}"));
+    }
     let q = [
         format!(
             "SELECT * FROM \"course_progress\" WHERE {filter} GROUP BY \"rider\" ORDER BY time DESC LIMIT 1"
@@ -77,18 +86,20 @@ struct StandingsAnswer<'a> {
     standings: Vec<Standing>,
 }
 
-/// The standings of `event` for the entrants the caller may see.
+/// The standings of `event` for the entrants the caller may see, now or as history held
+/// them `at` a moment.
 async fn standings_of(
     state: &AppState,
     registry: &Registry,
     event: &Event,
     viewer: Option<&Viewer>,
+    at: Option<Nanos>,
 ) -> Result<(i64, Vec<Standing>), ApiError> {
     let visible: std::collections::HashSet<&str> =
         entrants(registry, viewer, event).into_iter().map(|(r, _)| r.id.as_str()).collect();
-    let all = facts(&state.influx, registry, event).await?;
+    let all = facts(&state.influx, registry, event, at).await?;
     let facts: Vec<Facts> = all.into_iter().filter(|f| visible.contains(&f.rider.as_str())).collect();
-    let now = now_nanos();
+    let now = at.unwrap_or_else(now_nanos);
     // The leader's race flow, for the gaps in time: asked only when someone is behind them.
     let leader = standings::standings(event, &facts, now, |_| None).into_iter().find(|s| s.rank == Some(1));
     let mut flow = Vec::new();
@@ -104,35 +115,64 @@ async fn standings_of(
     Ok((millis(now), rows))
 }
 
-/// `GET /v1/events/{event}/standings`.
+/// `GET /v1/events/{event}/standings[?at=]`.
 ///
 /// # Errors
-/// Unknown or invisible event; InfluxDB failing.
+/// Unknown or invisible event; a bad `at`, or one in the future; InfluxDB failing.
 pub async fn standings(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let registry = state.registry.current();
     let (event, viewer) = visible_event(&registry, &headers, &id)?;
+    let at = past(params.at()?)?;
     let public = viewer.is_none();
-    // Everyone without a token sees the same standings: one answer a second serves them all.
+    let read = || async {
+        let (as_of, rows) = standings_of(&state, &registry, event, viewer, at).await?;
+        let answer = StandingsAnswer {
+            event: event.id.as_str(),
+            name: &event.name,
+            length_m: standings::metres(event.length_m()),
+            as_of,
+            standings: rows,
+        };
+        Ok::<_, ApiError>(Encoded::new(&answer))
+    };
+    // Everyone without a token sees the same standings: one answer a second serves them all
+    // (and one per moment of a replay, while it is asked).
     let key = format!("{}\u{0}{}", event.id.as_str(), viewer.map_or("", |v| v.name.as_str()));
-    let (body, _) = state
-        .answers
-        .get_or_stale(&key, || async {
-            let (as_of, rows) = standings_of(&state, &registry, event, viewer).await?;
-            let answer = StandingsAnswer {
-                event: event.id.as_str(),
-                name: &event.name,
-                length_m: standings::metres(event.length_m()),
-                as_of,
-                standings: rows,
-            };
-            Ok::<_, ApiError>(Encoded::new(&answer))
-        })
-        .await?;
-    Ok(body.respond(&headers, if public { "public, max-age=1" } else { "private, max-age=1" }))
+    let body = match at {
+        None => state.answers.get_or_stale(&key, read).await?.0,
+        Some(at) => state.answers.get(&format!("{key}\u{0}{}", millis(at)), read).await?.0,
+    };
+    Ok(body.respond(&headers, cache_control(at, public)))
+}
+
+/// `at` if it is not in the future.
+fn past(at: Option<Nanos>) -> Result<Option<Nanos>, ApiError> {
+    let now = now_nanos();
+    match at {
+        Some(t) if t > now => Err(ApiError::BadRequest(format!(
+            "at={} is in the future (it is {} now): standings are what history holds; leave at out for the latest",
+            format_rfc3339(t),
+            format_rfc3339(now)
+        ))),
+        _ => Ok(at),
+    }
+}
+
+/// The standings of now change every second; those of a moment more than ten minutes ago
+/// only when late readings arrive.
+fn cache_control(at: Option<Nanos>, public: bool) -> &'static str {
+    let settled = at.is_some_and(|t| t < now_nanos() - 600_000_000_000);
+    match (settled, public) {
+        (true, true) => "public, max-age=300",
+        (true, false) => "private, max-age=300",
+        (false, true) => "public, max-age=1",
+        (false, false) => "private, max-age=1",
+    }
 }
 
 /// `GET /v1/events/{event}/standings.csv`: the standings, one row per entrant.
@@ -142,11 +182,13 @@ pub async fn standings(
 pub async fn standings_csv(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<Params>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let registry = state.registry.current();
     let (event, viewer) = visible_event(&registry, &headers, &id)?;
-    let (_, rows) = standings_of(&state, &registry, event, viewer).await?;
+    let at = past(params.at()?)?;
+    let (_, rows) = standings_of(&state, &registry, event, viewer, at).await?;
     let mut out = csv::Writer::from_writer(Vec::new());
     let time = |ms: Option<i64>| ms.map(|t| format_rfc3339(t * 1_000_000)).unwrap_or_default();
     let number = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
@@ -175,6 +217,8 @@ pub async fn standings_csv(
             "eta_finish_p90",
             "checkpoints_reached",
             "finished",
+            "lat",
+            "lon",
         ]
         .map(String::from)
         .to_vec(),
@@ -204,12 +248,14 @@ pub async fn standings_csv(
                 time(r.eta_finish.map(|e| e.p90)),
                 r.checkpoints_reached.map(|n| n.to_string()).unwrap_or_default(),
                 time(r.finished),
+                r.position.map(|[lat, _]| lat.to_string()).unwrap_or_default(),
+                r.position.map(|[_, lon]| lon.to_string()).unwrap_or_default(),
             ],
         )?;
     }
     let body = out.into_inner().map_err(|e| ApiError::BadRequest(format!("cannot write the CSV: {e}")))?;
     let disposition = format!("attachment; filename=\"{}-standings.csv\"", event.id.as_str());
-    let scope = if viewer.is_none() { "public, max-age=1" } else { "private, max-age=1" };
+    let scope = cache_control(at, viewer.is_none());
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),

@@ -158,6 +158,9 @@ pub fn components(metrics: &[&str], fields: &[&str]) -> Value {
                 "rank": nullable(json!({"type": "integer", "minimum": 1})),
                 "status": statuses, "status_since": ms_or_null,
                 "distance_m": non_negative, "current_m": non_negative, "to_go_m": non_negative,
+                "position": nullable(json!({"type": "array", "prefixItems": [
+                    {"type": "number", "minimum": -90, "maximum": 90}, {"type": "number", "minimum": -180, "maximum": 180}
+                ], "items": false, "minItems": 2})),
                 "gap_m": nullable(non_negative.clone()), "gap_s": nullable(json!({"type": "number"})),
                 "off_course": {"type": "boolean"},
                 "last_fix": ms_or_null, "last_fix_age_s": nullable(non_negative.clone()),
