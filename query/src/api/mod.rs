@@ -121,7 +121,22 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/riders/{rider}/export.gpx", get(export::gpx))
         .route("/v1/riders/{rider}/export.csv", get(export::csv))
         .merge(api);
-    velometry_core::server::with_request_metrics(router, crate::metrics::http_request).with_state(state)
+    velometry_core::server::with_request_metrics(router, crate::metrics::http_request)
+        .layer(cors())
+        .with_state(state)
+}
+
+/// Cross-origin reads: every answer may be read by a page of any origin (a spectator page,
+/// a club's site), since what it holds depends only on the viewer token a request carries,
+/// never on cookies. Pages may send `Authorization` and read the headers a client acts on.
+fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::HEAD])
+        .allow_headers([header::AUTHORIZATION])
+        .expose_headers([header::RETRY_AFTER, header::CONTENT_DISPOSITION])
+        .max_age(Duration::from_secs(86_400))
 }
 
 /// The rider `id`, if the caller may see it: public riders are seen by anyone, private ones

@@ -67,3 +67,44 @@ async fn every_documented_path_answers() {
         assert_eq!(status, 200, "{concrete}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_page_of_any_origin_may_read_with_a_viewer_token() {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let now = velometry_core::time::now_nanos();
+    influx.write(DB, &heart_rate("bob", "watch", now - HOUR, 120.0)).await.expect("write");
+    let riders = riders_file();
+    let service = query(&influx, &riders, &[]).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/riders/bob/latest", service.url);
+    let origin = "https://spectators.example.org";
+
+    // What a browser asks before sending a token from another origin.
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .expect("the service answers");
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let h = preflight.headers();
+    let value =
+        |name: &str| h.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    assert_eq!(value("access-control-allow-origin"), "*");
+    assert!(value("access-control-allow-headers").contains("authorization"), "{h:?}");
+    assert!(value("access-control-allow-methods").contains("get"), "{h:?}");
+    assert!(!value("access-control-allow-methods").contains("post"), "reads only: {h:?}");
+
+    let read = http.get(&url).header("Origin", origin).bearer_auth(COACH).send().await.expect("answers");
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["access-control-allow-origin"], "*");
+    // A refusal is readable too, so that the page can say what is wrong.
+    let refused = http.get(&url).header("Origin", origin).send().await.expect("answers");
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.headers()["access-control-allow-origin"], "*");
+    let exposed =
+        refused.headers()["access-control-expose-headers"].to_str().expect("ascii").to_ascii_lowercase();
+    assert!(exposed.contains("retry-after"), "{exposed}");
+}
