@@ -166,7 +166,7 @@ impl Env {
     /// one after the other, so a read during a write may see some fields of a point and not
     /// others; once the collector's WAL holds nothing unstored, every write it made is whole.
     pub async fn wait_rows(&self, q: &str, n: usize) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        let (found, (_, last)) = poll(
+        let (found, last) = poll(
             || async {
                 // A collector that does not answer (stopped by the test) has nothing in flight.
                 let unstored = self
@@ -180,8 +180,19 @@ impl Env {
             |(unstored, rows)| *unstored == 0.0 && rows.len() >= n,
         )
         .await;
-        assert!(found, "expected {n} rows for {q}, have {}: {last:?}\n{}", last.len(), self.collector.logs());
-        last
+        if !found {
+            let (unstored, rows) = &last;
+            let sink = self.collector.service.metrics().await.unwrap_or_default();
+            let written = metric(&sink, "collector_sink_lines_written_total");
+            panic!(
+                "expected {n} rows for {q}, have {}: {rows:?}\nWAL bytes not yet stored {unstored}, lines the \
+                 sink wrote {written}, InfluxDB's write stats: {}\n{}",
+                rows.len(),
+                self.influx.write_stats().await,
+                self.collector.logs()
+            );
+        }
+        last.1
     }
 }
 

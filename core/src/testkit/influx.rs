@@ -211,6 +211,26 @@ bind-address = "127.0.0.1:{rpc}"
         Ok(body)
     }
 
+    /// InfluxDB's own count of the points it was sent, wrote and dropped (`SHOW STATS` for
+    /// `write`), for a test that misses points to say which side lost them.
+    pub async fn write_stats(&self) -> String {
+        match self.query("", "SHOW STATS FOR 'write'").await {
+            Ok(body) => {
+                let series = &body["results"][0]["series"][0];
+                let (columns, values) = (&series["columns"], &series["values"][0]);
+                columns
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .zip(values.as_array().into_iter().flatten())
+                    .map(|(c, v)| format!("{}={v}", c.as_str().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
+            Err(e) => format!("SHOW STATS failed: {e}"),
+        }
+    }
+
     /// The rows of the first series a query returns, as `[column → value]` maps.
     ///
     /// # Errors
