@@ -116,7 +116,7 @@ pub struct ServeArgs {
     /// ingest answers 503 and accepts nothing.
     #[arg(long, env = "VELOMETRY_WAL_MAX_BYTES", default_value = "1GiB", value_parser = parse_bytes)]
     pub wal_max_bytes: u64,
-    /// NATS server to publish live gps and heart_rate readings to (optional).
+    /// NATS server to publish live readings to (gps, heart rate, power, cadence, progress; optional).
     #[arg(long, env = "VELOMETRY_NATS_URL")]
     pub nats_url: Option<String>,
     /// Readings older than this are history, not published live.

@@ -23,7 +23,7 @@ pub struct LiveReading<'a> {
     pub rider: &'a str,
     /// Device id.
     pub device: &'a str,
-    /// `gps` or `heart_rate`.
+    /// A live metric ([`velometry_core::reading::Metric::is_live`]).
     pub metric: &'a str,
     /// RFC 3339 time of the reading.
     pub time: String,

@@ -188,13 +188,16 @@ const MAX_EPOCH_S: f64 = 10_000_000_000.0;
 
 impl Metric {
     /// Whether readings of this kind are published live (the stream hub shows them):
-    /// positions and heart rate, and where entrants are along their event's course (their
-    /// progress, changes of status, checkpoint outcomes), which followers of an event get.
+    /// positions, heart rate, power and cadence, and where entrants are along their event's
+    /// course (their progress, changes of status, checkpoint outcomes), which followers of an
+    /// event get.
     pub fn is_live(self) -> bool {
         matches!(
             self,
             Metric::Gps
                 | Metric::HeartRate
+                | Metric::Power
+                | Metric::Cadence
                 | Metric::CourseProgress
                 | Metric::CourseStatus
                 | Metric::CheckpointOutcome

@@ -8,9 +8,11 @@
 #   deploy/local/run.sh          # Ctrl-C stops everything
 #
 # What it does, in order:
-#   1. installs what is missing (influxd, influx, nats-server, curl, a C toolchain) with
-#      apt-get; cargo must already be there (rustup);
-#   2. builds the service binaries with `cargo build --release`;
+#   1. installs what is missing (influxd, influx, nats-server, curl, a C toolchain, Node.js
+#      and npm for the spectator page's build) with apt-get; cargo must already be there
+#      (rustup);
+#   2. builds the service binaries with `cargo build --release` (the stream hub's build
+#      installs the page's pinned npm packages and bundles them);
 #   3. keeps all its state in one folder at the repository root, .velometry/ (git-ignored):
 #        influxdb.conf  influxdb/  InfluxDB's config and data
 #        nats/          the JetStream store
@@ -36,7 +38,7 @@
 # Ports (all on 127.0.0.1), each overridable from the environment:
 #   VELOMETRY_COLLECTOR_PORT   8080  collector ingest (HTTP)
 #   VELOMETRY_METRICS_PORT     9180  collector /metrics
-#   VELOMETRY_STREAM_PORT      8090  stream hub: live page and WebSocket
+#   VELOMETRY_STREAM_PORT      8090  stream hub: spectator page and WebSocket
 #   VELOMETRY_STREAM_METRICS_PORT 9190  stream hub /metrics
 #   VELOMETRY_QUERY_PORT       8070  query service: history API
 #   VELOMETRY_QUERY_METRICS_PORT 9170  query service /metrics
@@ -268,7 +270,9 @@ ensure_commands "${BUILD_COMMANDS[@]}" \
   prometheus:prometheus \
   curl:curl \
   setsid:util-linux \
-  flock:util-linux
+  flock:util-linux \
+  'node:nodejs npm' \
+  npm:npm
 
 # One copy at a time per checkout: a second would rewrite the token and share data folders.
 # The processes started below inherit the lock, so it also holds while any of them is left.
@@ -421,7 +425,8 @@ start stream "$bin_dir/stream" serve \
   --listen "127.0.0.1:$stream_port" \
   --metrics-listen "127.0.0.1:$stream_metrics_port" \
   --riders "$state/riders.toml" \
-  --nats-url "nats://127.0.0.1:$nats_port"
+  --nats-url "nats://127.0.0.1:$nats_port" \
+  --query-url "http://127.0.0.1:$query_port"
 wait_ready stream 30 http_ok "http://127.0.0.1:$stream_port/readyz"
 
 start query "$bin_dir/query" serve \
@@ -475,7 +480,8 @@ cat <<EOF
 
 velometry is running. Ctrl-C stops everything.
 
-  Live      http://127.0.0.1:$stream_port/   (the live page; WebSocket at /v1/live)
+  Follow    http://127.0.0.1:$stream_port/   (the spectator page; the race at /?event=demo-race)
+            ws://127.0.0.1:$stream_port/v1/live  (the live feed)
   History   http://127.0.0.1:$query_port/v1/riders  (API described at /openapi.json)
   Ingest    http://127.0.0.1:$collector_port
               JSON /v1/readings · line protocol /write, /api/v2/write · /v1/osmand · /v1/owntracks

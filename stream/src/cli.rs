@@ -31,7 +31,7 @@ pub enum Command {
 /// Flags of `stream serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address of the HTTP listener (live page at `/`, WebSocket at `/v1/live`).
+    /// Address of the HTTP listener (spectator page at `/`, WebSocket at `/v1/live`).
     #[arg(long, env = "VELOMETRY_STREAM_LISTEN", default_value = "0.0.0.0:8090")]
     pub listen: SocketAddr,
     /// Address of the listener that serves only `/metrics`.
@@ -87,10 +87,17 @@ pub struct ServeArgs {
     /// Largest message a client may send.
     #[arg(long, env = "VELOMETRY_STREAM_MAX_MESSAGE_BYTES", default_value_t = 4096)]
     pub max_message_bytes: usize,
-    /// Map tile URL template for the live page, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png;
-    /// without it the page draws tracks on a plain background and works offline.
-    #[arg(long, env = "VELOMETRY_STREAM_TILE_URL")]
-    pub tile_url: Option<String>,
+    /// The query service's URL as spectators' browsers reach it (the page reads history,
+    /// standings and exports there), e.g. https://query.example.org.
+    #[arg(long, env = "VELOMETRY_STREAM_QUERY_URL")]
+    pub query_url: Option<String>,
+    /// Map tile URL template for the spectator page (`{z}/{x}/{y}`, `{s}` for subdomains);
+    /// `none` draws the course and riders on a plain background, for offline use.
+    #[arg(long, env = "VELOMETRY_STREAM_TILE_URL", default_value = crate::page::OSM_TILES)]
+    pub tile_url: String,
+    /// The attribution the tiles' licence asks for (HTML), shown on the map.
+    #[arg(long, env = "VELOMETRY_STREAM_TILE_ATTRIBUTION", default_value = crate::page::OSM_ATTRIBUTION)]
+    pub tile_attribution: String,
 }
 
 impl ServeArgs {
@@ -117,7 +124,11 @@ impl ServeArgs {
                 idle_timeout: self.idle_timeout,
                 max_message_bytes: self.max_message_bytes,
             },
-            tile_url: self.tile_url,
+            page: crate::page::PageSettings {
+                query_url: self.query_url.map(|u| u.trim_end_matches('/').to_owned()),
+                tile_url: Some(self.tile_url).filter(|u| u != "none"),
+                tile_attribution: self.tile_attribution,
+            },
         }
     }
 }

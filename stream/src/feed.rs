@@ -1,6 +1,6 @@
 //! The feed: live readings from NATS JetStream into the hub.
 //!
-//! The collector publishes each durable gps and heart_rate reading on
+//! The collector publishes each durable live reading (gps, heart rate, power, cadence, progress) on
 //! `velometry.live.<rider>`. A JetStream stream (`VELOMETRY_LIVE`) keeps those messages for
 //! `--history`, and a second stream (`VELOMETRY_LATEST`, one message per subject, as a
 //! key-value bucket is built) keeps the latest reading of each rider and metric on

@@ -1,9 +1,8 @@
-//! The HTTP front: the live page, the WebSocket route and the health checks. It is served
+//! The HTTP front: the spectator page, the WebSocket route and the health checks. It is served
 //! by [`velometry_core::server`], with connection limits.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{Html, IntoResponse};
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 
@@ -14,7 +13,8 @@ use crate::ws;
 /// The hub's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(page))
+        .route("/", get(crate::page::index))
+        .route("/assets/{name}", get(crate::page::asset))
         .route("/v1/live", get(ws::live))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -36,8 +36,4 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
             (StatusCode::SERVICE_UNAVAILABLE, format!("not following NATS yet: {e}\n"))
         }
     }
-}
-
-async fn page(State(state): State<AppState>) -> impl IntoResponse {
-    (StatusCode::OK, [(header::CACHE_CONTROL, "no-cache")], Html(state.page.as_str().to_owned()))
 }

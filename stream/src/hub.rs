@@ -35,7 +35,7 @@ use crate::queue::{Key, Queue, Queued};
 pub struct Reading {
     /// Rider id.
     pub rider: RiderId,
-    /// `gps` or `heart_rate`.
+    /// A live metric (`gps`, `heart_rate`, `power`, `cadence`, or an entrant's progress).
     pub metric: Arc<str>,
     /// Time of the reading, nanoseconds.
     pub time: i64,

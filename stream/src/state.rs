@@ -25,8 +25,8 @@ pub struct AppState {
     pub stop: watch::Receiver<bool>,
     /// What the NATS feed is doing.
     pub feed: watch::Receiver<FeedState>,
-    /// The live page, rendered once at start.
-    pub page: Arc<String>,
+    /// The spectator page, rendered once at start.
+    pub page: Arc<crate::page::Page>,
 }
 
 /// Per-connection limits.

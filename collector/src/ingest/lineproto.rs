@@ -125,7 +125,7 @@ pub struct Parsed {
     pub lines: Vec<u8>,
     /// How many lines `lines` holds.
     pub count: usize,
-    /// The gps and heart_rate readings among them recent enough to publish live.
+    /// The live readings among them (gps, heart rate, power, cadence) recent enough to publish.
     pub live: Vec<Reading>,
     /// The spans of readings late for the rollups.
     pub late: LateSpans,

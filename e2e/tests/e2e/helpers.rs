@@ -26,35 +26,36 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// Alice, public, in an event of an 80 km out-and-back that began an hour ago.
     pub async fn start() -> Stack {
+        Stack::start_with(|dir| {
+            // Alice rides an event, so that the progress service has an entrant to follow.
+            let course = velometry_core::testkit::courses::out_and_back(1);
+            let points: Vec<_> = course.points().iter().map(|p| (p.lat, p.lon, p.ele)).collect();
+            velometry_core::testkit::write_course_gpx(&dir.join("course.gpx"), "Out and back", &points, &[])
+                .expect("course file");
+            RidersToml::new().rider("alice", "Alice", true).max_hr(190).device("phone", ALICE_PHONE).raw(
+                &format!(
+                "[[event]]\nid = \"e2e\"\ncourse = \"course.gpx\"\nstart = \"{}\"\nriders = [\"alice\"]\n",
+                velometry_core::time::format_rfc3339(velometry_core::time::now_nanos() - 3_600_000_000_000)
+            ),
+            )
+        })
+        .await
+    }
+
+    /// The stack with the riders file `riders` gives (the progress service's token added),
+    /// after it has written the files the riders file names into the folder it is given. The
+    /// stream hub and the query service listen on ports of their own for their whole life (a
+    /// restarted one is where its pages were); the hub serves the spectator page pointing at
+    /// the query service, with no map tiles.
+    pub async fn start_with(riders: impl FnOnce(&Path) -> RidersToml) -> Stack {
         let influx = InfluxServer::start().await.expect("influxd");
         let nats = NatsServer::start().await.expect("nats");
         let dir = tempfile::tempdir().expect("tempdir");
+        let toml = riders(dir.path()).service("progress", PROGRESS_SERVICE, &["*"]).build();
         let riders = dir.path().join("riders.toml");
-        // Alice rides an event, so that the progress service has an entrant to follow.
-        let course = velometry_core::testkit::courses::out_and_back(1);
-        let points: Vec<_> = course.points().iter().map(|p| (p.lat, p.lon, p.ele)).collect();
-        velometry_core::testkit::write_course_gpx(
-            &dir.path().join("course.gpx"),
-            "Out and back",
-            &points,
-            &[],
-        )
-        .expect("course file");
-        std::fs::write(
-            &riders,
-            RidersToml::new()
-                .rider("alice", "Alice", true)
-                .max_hr(190)
-                .device("phone", ALICE_PHONE)
-                .service("progress", PROGRESS_SERVICE, &["*"])
-                .raw(&format!(
-                    "[[event]]\nid = \"e2e\"\ncourse = \"course.gpx\"\nstart = \"{}\"\nriders = [\"alice\"]\n",
-                    velometry_core::time::format_rfc3339(velometry_core::time::now_nanos() - 3_600_000_000_000)
-                ))
-                .build(),
-        )
-        .expect("riders file");
+        std::fs::write(&riders, toml).expect("riders file");
         let riders = format!("--riders={}", riders.display());
         let common = |extra: Vec<String>| {
             let mut args = vec![
@@ -79,18 +80,23 @@ impl Stack {
         )
         .await
         .expect("the collector starts");
-        let query = Service::start(
-            workspace_binary("velometry-query", "query").expect("query"),
-            common(vec![format!("--influx-url={}", influx.url), "--rollup-interval=1s".into()]),
-        )
-        .await
-        .expect("the query service starts");
-        let stream = Service::start(
-            workspace_binary("velometry-stream", "stream").expect("stream"),
-            common(vec![format!("--nats-url={}", nats.url)]),
-        )
-        .await
-        .expect("the stream hub starts");
+        let mut query_args =
+            common(vec![format!("--influx-url={}", influx.url), "--rollup-interval=1s".into()]);
+        query_args[1] = format!("--listen=127.0.0.1:{}", velometry_core::testkit::free_port().expect("port"));
+        let query = Service::start(workspace_binary("velometry-query", "query").expect("query"), query_args)
+            .await
+            .expect("the query service starts");
+        let hub_port = velometry_core::testkit::free_port().expect("port");
+        let mut hub_args = common(vec![
+            format!("--nats-url={}", nats.url),
+            format!("--query-url={}", query.url),
+            "--tile-url=none".into(),
+        ]);
+        hub_args[1] = format!("--listen=127.0.0.1:{hub_port}");
+        let stream =
+            Service::start(workspace_binary("velometry-stream", "stream").expect("stream"), hub_args)
+                .await
+                .expect("the stream hub starts");
         // Readings published before the hub follows NATS would miss the live stream.
         stream.wait_ready().await.expect("the stream hub follows NATS");
         collector.wait_ready().await.expect("the collector is ready");

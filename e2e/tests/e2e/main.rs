@@ -1,6 +1,7 @@
 //! The platform as a whole: Prometheus's configuration and alert rules against promtool and
 //! against a real Prometheus scraping the real services.
 
+mod browser;
 mod deploy;
 mod grafana;
 mod helpers;
@@ -9,3 +10,4 @@ mod influxdb;
 mod k6;
 mod prometheus;
 mod roundtrip;
+mod web;
