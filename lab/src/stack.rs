@@ -157,7 +157,15 @@ impl Stack {
         let query = start("query", serve(vec![format!("--influx-url={}", influx.url)])).await?;
         let mut streams = Vec::new();
         for _ in 0..stream_replicas {
-            let hub = start("stream", serve(vec![format!("--nats-url={}", nats.url)])).await?;
+            let hub = start(
+                "stream",
+                serve(vec![
+                    format!("--nats-url={}", nats.url),
+                    format!("--query-url={}", query.url),
+                    "--tile-url=none".into(),
+                ]),
+            )
+            .await?;
             hub.wait_ready().await.map_err(|e| anyhow!("stream: {e}"))?;
             streams.push(hub);
         }

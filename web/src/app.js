@@ -29,7 +29,11 @@ const title = (text) => {
 const root = document.getElementById('view');
 const chosen = view.get('rider') ? riderView : view.get('event') ? eventView : homeView;
 chosen(root, { config, query, hub, title })
-  .then(() => { document.body.dataset.ready = 'yes'; })
+  .then(() => {
+    // The moment the view is drawn, for the page benchmark (lab/src/bench/page.rs).
+    performance.mark('velometry:ready');
+    document.body.dataset.ready = 'yes';
+  })
   .catch((e) => {
     const message = /\b40[13]\b|private/.test(e.message)
       ? `${e.message}. This is private: open the link you were given with its viewer token (…&token=…).`

@@ -68,27 +68,63 @@ export async function eventView(root, { config, query, hub, title }) {
     paint();
   }
 
+  // The table is made once; each paint rewrites only the rows whose text changed and moves
+  // rows only when the order did: a thousand riders' progress every 10 s is a hundred rows
+  // a second, not a thousand.
+  ui.standings.innerHTML = '<caption class="visually-hidden">Standings</caption><thead><tr><th scope="col">#</th>'
+    + '<th scope="col">Rider</th><th scope="col" class="num">Distance</th><th scope="col" class="num">Gap</th>'
+    + '<th scope="col">Status</th><th scope="col">Last fix</th><th scope="col">Next checkpoint, ETA</th></tr></thead><tbody></tbody>';
+  const tbody = ui.standings.querySelector('tbody');
+  const shown = new globalThis.Map();
+  let order = '';
+
+  function cells(r, now) {
+    const stale = r.last_fix != null && now - r.last_fix > STALE_MS;
+    const next = r.next_checkpoint;
+    return `<td class="rank">${r.rank ?? ''}</td>`
+      + `<td class="name"><span class="swatch" style="background:${COLOURS[r.status] ?? '#999'}"></span>${esc(r.name)}</td>`
+      + `<td class="num distance">${km(r.distance_m)}</td>`
+      + `<td class="num gap">${r.rank === 1 ? '' : r.gap_s != null ? `+${duration(r.gap_s)}` : r.gap_m != null ? `−${km(r.gap_m)}` : ''}</td>`
+      + `<td class="status">${label(r.status)}<small>${r.status_since ? ` since ${when(r.status_since)}` : ''}</small></td>`
+      + `<td class="age${stale ? ' stale' : ''}">${ago(r.last_fix, now)}</td>`
+      + `<td class="next">${next ? `${esc(next.name)} <small>${eta(next.eta)}</small>`
+        : r.finished ? `finished <small>${when(toMs(r.finished))}</small>`
+        : r.eta_finish ? `Finish <small>${eta(r.eta_finish)}</small>` : '–'}</td>`;
+  }
+
   function paintTable() {
     const now = replay ?? Date.now();
-    const body = rows.map((r) => {
-      const stale = r.last_fix != null && now - r.last_fix > STALE_MS;
-      const next = r.next_checkpoint;
-      return `<tr data-rider="${esc(r.rider)}" data-fix="${r.last_fix ?? ''}" class="${r.rider === selected ? 'on' : ''}" tabindex="0">`
-        + `<td class="rank">${r.rank ?? ''}</td>`
-        + `<td class="name"><span class="swatch" style="background:${COLOURS[r.status] ?? '#999'}"></span>${esc(r.name)}</td>`
-        + `<td class="num distance">${km(r.distance_m)}</td>`
-        + `<td class="num gap">${r.rank === 1 ? '' : r.gap_s != null ? `+${duration(r.gap_s)}` : r.gap_m != null ? `−${km(r.gap_m)}` : ''}</td>`
-        + `<td class="status">${label(r.status)}<small>${r.status_since ? ` since ${when(r.status_since)}` : ''}</small></td>`
-        + `<td class="age${stale ? ' stale' : ''}">${ago(r.last_fix, now)}</td>`
-        + `<td class="next">${next ? `${esc(next.name)} <small>${eta(next.eta)}</small>`
-          : r.finished ? `finished <small>${when(toMs(r.finished))}</small>`
-          : r.eta_finish ? `Finish <small>${eta(r.eta_finish)}</small>` : '–'}</td>`
-        + '</tr>';
-    }).join('');
-    ui.standings.innerHTML = '<caption class="visually-hidden">Standings</caption><thead><tr><th scope="col">#</th>'
-      + '<th scope="col">Rider</th><th scope="col" class="num">Distance</th><th scope="col" class="num">Gap</th>'
-      + '<th scope="col">Status</th><th scope="col">Last fix</th><th scope="col">Next checkpoint, ETA</th></tr></thead>'
-      + `<tbody>${body}</tbody>`;
+    const present = new Set();
+    for (const r of rows) {
+      present.add(r.rider);
+      let row = shown.get(r.rider);
+      if (!row) {
+        const tr = document.createElement('tr');
+        tr.dataset.rider = r.rider;
+        tr.tabIndex = 0;
+        row = { tr, html: '' };
+        shown.set(r.rider, row);
+      }
+      const html = cells(r, now);
+      if (html !== row.html) {
+        row.tr.innerHTML = html;
+        row.html = html;
+      }
+      const fix = String(r.last_fix ?? '');
+      if (row.tr.dataset.fix !== fix) row.tr.dataset.fix = fix;
+      row.tr.classList.toggle('on', r.rider === selected);
+    }
+    for (const [rider, row] of shown) {
+      if (!present.has(rider)) {
+        row.tr.remove();
+        shown.delete(rider);
+      }
+    }
+    const current = rows.map((r) => r.rider).join('\n');
+    if (current !== order) {
+      tbody.append(...rows.map((r) => shown.get(r.rider).tr));
+      order = current;
+    }
     ui.asof.textContent = replay ? `Replay: as history held it at ${moment(replay)}` : asOf ? `As of ${moment(asOf)}` : '';
     ui.asof.classList.toggle('replaying', !!replay);
   }
@@ -107,8 +143,13 @@ export async function eventView(root, { config, query, hub, title }) {
       el('a', { href: `?${params}` }, 'follow this rider'));
   }
 
+  let painted = { selected: undefined, at: 0 };
+  let unranked = false;
   function paint() {
     dirty = false;
+    painted.at = performance.now();
+    if (unranked && !replay) rerank();
+    unranked = false;
     paintTable();
     paintSelected();
     paintCheckpoints();
@@ -118,16 +159,19 @@ export async function eventView(root, { config, query, hub, title }) {
       if (pos) map.dot(r.rider, pos, COLOURS[r.status] ?? '#999', `${r.name}: ${km(r.distance_m)}, ${label(r.status)}`, select);
       if (r.current_m != null) dots.push({ id: r.rider, m: r.current_m, colour: COLOURS[r.status] ?? '#999' });
     }
-    map.select(selected);
     prof.place(dots, selected);
-    flow.select(selected);
+    if (painted.selected !== selected) {
+      map.select(selected);
+      flow.select(selected);
+      painted.selected = selected;
+    }
   }
 
+  /** Live frames come by the hundred a second: the page is drawn again at most once a second. */
   const later = () => {
-    if (!dirty) {
-      dirty = true;
-      requestAnimationFrame(paint);
-    }
+    if (dirty) return;
+    dirty = true;
+    setTimeout(() => requestAnimationFrame(paint), Math.max(0, 1000 - (performance.now() - painted.at)));
   };
 
   ui.standings.addEventListener('click', (e) => {
@@ -177,9 +221,12 @@ export async function eventView(root, { config, query, hub, title }) {
   }
 
   async function loadFlow() {
+    // A point per pixel column for a few riders; for a thousand, lines of 300 points are
+    // already denser than the chart can show.
     const width = Math.max(100, Math.round(ui.flow.getBoundingClientRect().width));
+    const budget = Math.round(300_000 / Math.max(1, (info.entrants ?? []).length));
     const answer = await query.get(`/v1/events/${encodeURIComponent(id)}/flow`, {
-      from: firstStart, to: replay ?? undefined, max_points: Math.min(2000, width),
+      from: firstStart, to: replay ?? undefined, max_points: Math.max(50, Math.min(width, budget, 2000)),
     });
     flow.set(answer, info.length_m ?? line.properties.distances_m.at(-1));
   }
@@ -202,10 +249,14 @@ export async function eventView(root, { config, query, hub, title }) {
         current_m: f.current_m, distance_m: f.progress_m, to_go_m: f.to_go_m, off_course: f.off_course === 1,
         last_fix: time, status: STATUS[f.status] ?? r.status,
       });
+      const ms = (s) => (s == null ? null : s * 1000);
       if (r.next_checkpoint && f.eta_next_p50 != null) {
-        r.next_checkpoint.eta = { p10: f.eta_next_p10 * 1000, p50: f.eta_next_p50 * 1000, p90: f.eta_next_p90 * 1000 };
+        r.next_checkpoint.eta = { p10: ms(f.eta_next_p10), p50: ms(f.eta_next_p50), p90: ms(f.eta_next_p90) };
       }
-      rerank();
+      if (f.eta_finish_p50 != null) {
+        r.eta_finish = { p10: ms(f.eta_finish_p10), p50: ms(f.eta_finish_p50), p90: ms(f.eta_finish_p90) };
+      }
+      unranked = true;
     } else if (f.metric === 'course_status' && f.status !== 7) {
       r.status = STATUS[f.status] ?? r.status;
       r.status_since = time;

@@ -30,13 +30,13 @@ export const ago = (ms, now = Date.now()) => (ms == null ? '–' : `${duration(M
 const clock = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
 
-export const when = (ms) => (ms == null ? '–' : clock.format(new Date(ms)));
-export const moment = (ms) => (ms == null ? '–' : full.format(new Date(ms)));
+export const when = (ms) => (Number.isFinite(ms) ? clock.format(new Date(ms)) : '–');
+export const moment = (ms) => (Number.isFinite(ms) ? full.format(new Date(ms)) : '–');
 
 /** An ETA range, "Tue 14:05 (13:40–14:50)". */
 export function eta(e) {
-  if (!e || e.p50 == null) return '–';
-  const range = e.p10 != null && e.p90 != null ? ` (${when(e.p10)}–${when(e.p90)})` : '';
+  if (!Number.isFinite(e?.p50)) return '–';
+  const range = Number.isFinite(e.p10) && Number.isFinite(e.p90) ? ` (${when(e.p10)}–${when(e.p90)})` : '';
   return `${when(e.p50)}${range}`;
 }
 

@@ -62,10 +62,13 @@ export class Map {
       dot.addTo(this.map);
       this.dots.set(id, dot);
     } else {
-      dot.setLatLng(latlng);
-      dot.setTooltipContent(title);
+      const at = dot.getLatLng();
+      if (at.lat !== latlng[0] || at.lng !== latlng[1]) dot.setLatLng(latlng);
+      if (dot.title !== title) dot.setTooltipContent(title);
     }
-    dot.setStyle({ fillColor: colour });
+    dot.title = title;
+    // Each change redraws the canvas: only what changed is changed.
+    if (dot.options.fillColor !== colour) dot.setStyle({ fillColor: colour });
     return dot;
   }
 

@@ -75,9 +75,10 @@ export async function riderView(root, { config, query, hub, title }) {
   const setEta = (key, e, prefix = '') => {
     const node = ui.ride.querySelector(`b.${key}`);
     if (!node) return;
-    node.textContent = e?.p50 != null ? `${prefix}${when(e.p50)}` : '–';
-    node.title = e?.p10 != null ? `between ${when(e.p10)} and ${when(e.p90)}` : '';
-    node.nextElementSibling.textContent = `${key === 'eta-next' ? 'next checkpoint' : 'finish ETA'}${e?.p10 != null ? ` (${when(e.p10)}–${when(e.p90)})` : ''}`;
+    node.textContent = Number.isFinite(e?.p50) ? `${prefix}${when(e.p50)}` : '–';
+    const range = Number.isFinite(e?.p10) && Number.isFinite(e?.p90);
+    node.title = range ? `between ${when(e.p10)} and ${when(e.p90)}` : '';
+    node.nextElementSibling.textContent = `${key === 'eta-next' ? 'next checkpoint' : 'finish ETA'}${range ? ` (${when(e.p10)}–${when(e.p90)})` : ''}`;
   };
   let lastFix = null;
   let status = null;
@@ -169,7 +170,8 @@ export async function riderView(root, { config, query, hub, title }) {
       status = ['riding', 'stopped', 'resting', 'sleeping', 'no_signal', 'finished', 'scratched'][f.status];
       set('status', label(status));
       set('distance', km(f.progress_m));
-      if (f.eta_finish_p50) setEta('eta-finish', { p10: f.eta_finish_p10 * 1000, p50: f.eta_finish_p50 * 1000, p90: f.eta_finish_p90 * 1000 });
+      const ms = (s) => (s == null ? null : s * 1000);
+      if (f.eta_finish_p50) setEta('eta-finish', { p10: ms(f.eta_finish_p10), p50: ms(f.eta_finish_p50), p90: ms(f.eta_finish_p90) });
     }
   });
   hub.subscribe({ riders: [id], events: eventId ? [eventId] : [] });

@@ -1,7 +1,6 @@
 //! The platform as a whole: Prometheus's configuration and alert rules against promtool and
 //! against a real Prometheus scraping the real services.
 
-mod browser;
 mod deploy;
 mod grafana;
 mod helpers;

@@ -8,8 +8,8 @@ use velometry_collector::simulate::course::{ride, RideOptions, SimFix};
 use velometry_core::testkit::{courses, post_readings, wait_until, write_course_gpx, RidersToml};
 use velometry_core::time::{now_nanos, Nanos};
 
-use crate::browser::{Browser, Page, Screen};
 use crate::helpers::Stack;
+use velometry_core::testkit::browser::{Browser, Page, Screen};
 
 const S: Nanos = 1_000_000_000;
 const MINUTE: Nanos = 60 * S;
@@ -152,6 +152,11 @@ impl Race {
     }
 }
 
+/// Where the screenshots go, for review.
+fn screenshots() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+}
+
 /// Kilometres as the page writes them.
 fn km(m: f64) -> String {
     if m >= 100_000.0 {
@@ -226,7 +231,7 @@ async fn the_event_view_shows_the_race_live_and_back_in_time_on_a_phone_and_a_de
     assert!(page.eval("location.search").await.as_str().is_some_and(|s| s.contains("select=bob")));
     let findings = accessibility(&mut page).await;
     assert!(findings.is_empty(), "accessibility: {findings:#?}");
-    page.screenshot("event").await;
+    page.screenshot(&screenshots(), "event").await;
 
     // A fix reaches the page through the hub alone: the query service is down meanwhile.
     race.stack.query.kill().await;
@@ -246,6 +251,12 @@ async fn the_event_view_shows_the_race_live_and_back_in_time_on_a_phone_and_a_de
     .await;
     race.stack.query.restart().await.expect("the query service restarts");
 
+    // The start page lists what a visitor may follow, and nothing private.
+    page.goto(&race.page("")).await;
+    page.ready().await;
+    let listed = page.eval("[...document.querySelectorAll('#view li a')].map(a => a.textContent)").await;
+    assert_eq!(listed, json!(["The Tour", "Alice", "Bob", "Dave"]));
+
     // A viewer of Carol sees her too.
     page.goto(&race.page(&format!("event=tour&token={VIEWER}"))).await;
     page.ready().await;
@@ -264,7 +275,7 @@ async fn the_event_view_shows_the_race_live_and_back_in_time_on_a_phone_and_a_de
     .await;
     assert_eq!(shown(&mut page).await, expected(&answer));
     assert!(page.requests.iter().any(|u| u.contains(&format!("standings?at={then}"))), "{:?}", page.requests);
-    page.screenshot("replay").await;
+    page.screenshot(&screenshots(), "replay").await;
 
     // On a phone.
     let mut phone = browser.open(&race.page("event=tour&select=alice"), Screen::Phone).await;
@@ -274,7 +285,7 @@ async fn the_event_view_shows_the_race_live_and_back_in_time_on_a_phone_and_a_de
     assert_eq!(width, json!(360), "nothing wider than the phone's screen");
     let findings = accessibility(&mut phone).await;
     assert!(findings.is_empty(), "accessibility on a phone: {findings:#?}");
-    phone.screenshot("event").await;
+    phone.screenshot(&screenshots(), "event").await;
     assert!(page.errors.is_empty() && phone.errors.is_empty(), "{:?} {:?}", page.errors, phone.errors);
 }
 
@@ -335,7 +346,7 @@ async fn the_rider_view_shows_live_values_and_charts_that_ask_again_at_every_zoo
     assert!(page.eval("!!document.querySelector('.exports a[href*=\"export.gpx\"]')").await == json!(true));
     let findings = accessibility(&mut page).await;
     assert!(findings.is_empty(), "accessibility: {findings:#?}");
-    page.screenshot("rider").await;
+    page.screenshot(&screenshots(), "rider").await;
 
     // A solo ride has the rider view alone; a private rider needs the viewer's token.
     page.goto(&race.page("rider=dave")).await;
@@ -360,7 +371,7 @@ async fn the_rider_view_shows_live_values_and_charts_that_ask_again_at_every_zoo
         )
         .await;
     assert_eq!(phone.eval("document.documentElement.scrollWidth").await, json!(360));
-    phone.screenshot("rider").await;
+    phone.screenshot(&screenshots(), "rider").await;
     assert!(page.errors.is_empty() && phone.errors.is_empty(), "{:?} {:?}", page.errors, phone.errors);
 }
 

@@ -19,6 +19,11 @@ pub(super) struct Running {
 }
 
 impl Running {
+    /// Every entrant of the fleet's event.
+    pub(super) fn entrants(&self) -> Vec<String> {
+        self.stack.fleet.riders()
+    }
+
     /// Waits until the collector has stored everything it took and InfluxDB has gone quiet
     /// (its compactions done), so that a scenario does not pay for the one before it.
     pub(super) async fn settle(&self) {
@@ -77,7 +82,7 @@ pub(super) async fn start(args: &Args) -> anyhow::Result<(Target, Running)> {
         stack.collector.url, stack.query.url, stream, stack.influx.url
     );
     seed_history(&stack, args).await?;
-    if args.scenarios.iter().any(|s| matches!(s, Scenario::Standings | Scenario::All)) {
+    if args.scenarios.iter().any(|s| matches!(s, Scenario::Standings | Scenario::Page | Scenario::All)) {
         seed_progress(&stack).await?;
     }
     let live: Vec<String> = fleet.first_tokens().into_iter().take(args.live_riders).collect();

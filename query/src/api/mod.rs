@@ -112,6 +112,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/v1/events/{event}/riders/{rider}/stops", get(events::stops))
         .route("/openapi.json", get(openapi::document))
         .route("/healthz", get(|| async { "ok" }))
+        .layer(compression())
         // Exports stream for as long as they take; everything else has a deadline.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +125,25 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     velometry_core::server::with_request_metrics(router, crate::metrics::http_request)
         .layer(cors())
         .with_state(state)
+}
+
+/// JSON answers gzipped for every caller that takes it (a race flow of a thousand riders is
+/// megabytes of numbers, a fifth of that gzipped), unless the handler gzipped it already (the
+/// shared answers, [`Encoded`]). Exports stream as they are.
+fn compression() -> tower_http::compression::CompressionLayer<impl tower_http::compression::Predicate> {
+    use tower_http::compression::predicate::{Predicate, SizeAbove};
+    let json = |_: StatusCode, _: axum::http::Version, headers: &HeaderMap, _: &axum::http::Extensions| {
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.starts_with("application/geo+json"))
+    };
+    tower_http::compression::CompressionLayer::new()
+        .no_br()
+        .no_deflate()
+        .no_zstd()
+        .quality(tower_http::CompressionLevel::Fastest)
+        .compress_when(SizeAbove::new(1024).and(json))
 }
 
 /// Cross-origin reads: every answer may be read by a page of any origin (a spectator page,

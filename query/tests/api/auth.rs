@@ -108,3 +108,37 @@ async fn a_page_of_any_origin_may_read_with_a_viewer_token() {
         refused.headers()["access-control-expose-headers"].to_str().expect("ascii").to_ascii_lowercase();
     assert!(exposed.contains("retry-after"), "{exposed}");
 }
+
+#[tokio::test]
+async fn json_answers_are_gzipped_for_a_caller_that_takes_it_and_exports_stream_as_they_are() {
+    let influx = InfluxServer::start().await.expect("influxd");
+    let now = velometry_core::time::now_nanos();
+    let (lines, _) = heart_rate_walk("alice", now - HOUR, 3_000, 7);
+    influx.write(DB, &lines).await.expect("write");
+    let riders = riders_file();
+    let service = query(&influx, &riders, &[]).await;
+    // Without reqwest's own gunzipping, to see what the service sends.
+    let http = reqwest::Client::builder().no_gzip().build().expect("client");
+    let get = |path: &str, gzip: bool| {
+        let mut request = http.get(format!("{}{path}", service.url));
+        if gzip {
+            request = request.header("Accept-Encoding", "gzip");
+        }
+        request.send()
+    };
+    let series = "/v1/riders/alice/series/heart_rate?max_points=2000&method=lttb";
+    let gzipped = get(series, true).await.expect("answer");
+    assert_eq!(gzipped.status(), 200);
+    assert_eq!(
+        gzipped.headers().get("content-encoding").map(|v| v.to_str().unwrap_or_default()),
+        Some("gzip")
+    );
+    let compressed = gzipped.bytes().await.expect("body").len();
+    let plain = get(series, false).await.expect("answer");
+    assert!(plain.headers().get("content-encoding").is_none(), "{:?}", plain.headers());
+    let plain = plain.bytes().await.expect("body").len();
+    assert!(compressed * 2 < plain, "{compressed} gzipped of {plain} bytes");
+    let export = get("/v1/riders/alice/export.csv", true).await.expect("answer");
+    assert_eq!(export.status(), 200);
+    assert!(export.headers().get("content-encoding").is_none(), "an export streams as it is");
+}

@@ -2,9 +2,11 @@
 //! real services opened at a phone's or a desktop's size, scripts run in them, clicks and
 //! drags sent as a user's, the requests they make seen, screenshots saved for review.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use super::PATIENCE;
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -13,14 +15,15 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use velometry_core::testkit::PATIENCE;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A phone (360 × 740 CSS pixels, three device pixels each) and a desktop screen.
 #[derive(Debug, Clone, Copy)]
 pub enum Screen {
+    /// 360 × 740 CSS pixels, three device pixels each, touch.
     Phone,
+    /// 1440 × 900, one device pixel each.
     Desktop,
 }
 
@@ -32,6 +35,7 @@ impl Screen {
         }
     }
 
+    /// `phone` or `desktop`, for file names.
     pub fn name(self) -> &'static str {
         match self {
             Screen::Phone => "phone",
@@ -48,6 +52,10 @@ pub struct Browser {
 }
 
 impl Browser {
+    /// Starts Chromium headless, with a new profile and no background networking.
+    ///
+    /// # Panics
+    /// When Chromium is not installed or does not start: the test cannot run.
     pub async fn start() -> Browser {
         let chromium = ["chromium", "chromium-browser"]
             .into_iter()
@@ -95,6 +103,9 @@ impl Browser {
     }
 
     /// A new tab at `screen`'s size, opened on `url`.
+    ///
+    /// # Panics
+    /// When the tab cannot be opened.
     pub async fn open(&self, url: &str, screen: Screen) -> Page {
         let target: Value = reqwest::Client::new()
             .put(format!("{}/json/new?about:blank", self.http))
@@ -108,11 +119,20 @@ impl Browser {
             tokio_tungstenite::connect_async(target["webSocketDebuggerUrl"].as_str().expect("debugger URL"))
                 .await
                 .expect("DevTools connects");
-        let mut page = Page { socket, next_id: 0, requests: Vec::new(), errors: Vec::new(), screen };
+        let mut page = Page {
+            socket,
+            next_id: 0,
+            requests: Vec::new(),
+            errors: Vec::new(),
+            pending: HashMap::new(),
+            received: HashMap::new(),
+            screen,
+        };
         page.call("Emulation.setDeviceMetricsOverride", screen.metrics()).await;
         page.call("Network.enable", json!({})).await;
         page.call("Runtime.enable", json!({})).await;
         page.call("Page.enable", json!({})).await;
+        page.call("Performance.enable", json!({})).await;
         page.goto(url).await;
         page
     }
@@ -126,10 +146,18 @@ pub struct Page {
     pub requests: Vec<String>,
     /// Uncaught exceptions and console errors.
     pub errors: Vec<String>,
+    /// The host of each request not finished yet, by request id.
+    pending: HashMap<String, String>,
+    /// Bytes received over the network (compressed, headers included), by host.
+    pub received: HashMap<String, u64>,
     screen: Screen,
 }
 
 impl Page {
+    /// A DevTools method's result, noting the events read meanwhile.
+    ///
+    /// # Panics
+    /// When DevTools does not answer or answers with an error.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
@@ -145,8 +173,18 @@ impl Page {
             let answer: Value = serde_json::from_str(&text).expect("JSON");
             match answer["method"].as_str() {
                 Some("Network.requestWillBeSent") => {
-                    self.requests
-                        .push(answer["params"]["request"]["url"].as_str().unwrap_or_default().to_owned());
+                    let url = answer["params"]["request"]["url"].as_str().unwrap_or_default().to_owned();
+                    let host = url.split('/').nth(2).unwrap_or_default().to_owned();
+                    let id = answer["params"]["requestId"].as_str().unwrap_or_default().to_owned();
+                    self.pending.insert(id, host);
+                    self.requests.push(url);
+                }
+                Some("Network.loadingFinished") => {
+                    let id = answer["params"]["requestId"].as_str().unwrap_or_default();
+                    if let Some(host) = self.pending.remove(id) {
+                        let bytes = answer["params"]["encodedDataLength"].as_f64().unwrap_or(0.0) as u64;
+                        *self.received.entry(host).or_default() += bytes;
+                    }
                 }
                 Some("Runtime.exceptionThrown") => {
                     self.errors.push(answer["params"]["exceptionDetails"].to_string())
@@ -163,8 +201,10 @@ impl Page {
         }
     }
 
+    /// Navigates to `url`, forgetting the requests and bytes seen so far.
     pub async fn goto(&mut self, url: &str) {
         self.requests.clear();
+        self.received.clear();
         self.call("Page.navigate", json!({"url": url})).await;
     }
 
@@ -198,6 +238,18 @@ impl Page {
         }
     }
 
+    /// Chromium's own counters of the page (`Performance.getMetrics`): `TaskDuration` (s of
+    /// main-thread work), `ScriptDuration`, `JSHeapUsedSize` (bytes), …
+    pub async fn metrics(&mut self) -> HashMap<String, f64> {
+        let answer = self.call("Performance.getMetrics", json!({})).await;
+        answer["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["name"].as_str()?.to_owned(), m["value"].as_f64()?)))
+            .collect()
+    }
+
     /// The page once it has drawn its view (`body[data-ready]`), failing on an error view.
     pub async fn ready(&mut self) {
         let state = self.wait_for("the view to be drawn", "document.body.dataset.ready ?? null").await;
@@ -219,8 +271,8 @@ impl Page {
         self.call("Input.dispatchMouseEvent", event("mouseReleased", x2, 0)).await;
     }
 
-    /// Saves a screenshot of the whole page as `target/tmp/screenshots/<name>-<screen>.png`.
-    pub async fn screenshot(&mut self, name: &str) -> PathBuf {
+    /// Saves a screenshot of the whole page as `<dir>/<name>-<screen>.png`.
+    pub async fn screenshot(&mut self, dir: &Path, name: &str) -> PathBuf {
         self.eval("window.scrollTo(0, 0)").await;
         let size = self.call("Page.getLayoutMetrics", json!({})).await["cssContentSize"].clone();
         let clip = json!({"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1});
@@ -233,8 +285,7 @@ impl Page {
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().expect("data"))
             .expect("base64");
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-        std::fs::create_dir_all(&dir).expect("screenshot folder");
+        std::fs::create_dir_all(dir).expect("screenshot folder");
         let path = dir.join(format!("{name}-{}.png", self.screen.name()));
         std::fs::write(&path, png).expect("write the screenshot");
         println!("screenshot: {}", path.display());
