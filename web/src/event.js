@@ -122,7 +122,11 @@ export async function eventView(root, { config, query, hub, title }) {
     }
     const current = rows.map((r) => r.rider).join('\n');
     if (current !== order) {
-      tbody.append(...rows.map((r) => shown.get(r.rider).tr));
+      // Only the rows out of place move: riders passing each other are a few moves.
+      rows.forEach((r, i) => {
+        const tr = shown.get(r.rider).tr;
+        if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] ?? null);
+      });
       order = current;
     }
     ui.asof.textContent = replay ? `Replay: as history held it at ${moment(replay)}` : asOf ? `As of ${moment(asOf)}` : '';

@@ -24,8 +24,17 @@ export function duration(s) {
   return `${s}s`;
 }
 
-/** An age, "12s ago", or "just now". */
-export const ago = (ms, now = Date.now()) => (ms == null ? '–' : `${duration(Math.max(0, (now - ms) / 1000))} ago`);
+/**
+ * An age as a spectator reads it: "just now" within a minute, then minutes, hours and days.
+ * Coarse on purpose: a thousand riders' ages ticking every second would redraw every row.
+ */
+export function ago(ms, now = Date.now()) {
+  if (ms == null) return '–';
+  const s = Math.max(0, (now - ms) / 1000);
+  if (s < 60) return 'just now';
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${duration(Math.floor(s / 60) * 60)} ago`;
+}
 
 const clock = new Intl.DateTimeFormat(undefined, { weekday: 'short', hour: '2-digit', minute: '2-digit' });
 const full = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });

@@ -23,8 +23,8 @@ export class Map {
     // The page's layout settles after the map is made: keep Leaflet's idea of its size true,
     // and what it was fitted to in view.
     new ResizeObserver(() => {
-      this.map.invalidateSize();
-      if (this.bounds) this.map.fitBounds(this.bounds, { padding: [20, 20], maxZoom: 15 });
+      this.map.invalidateSize(false);
+      if (this.bounds) this.map.fitBounds(this.bounds, { padding: [20, 20], maxZoom: 15, animate: false });
     }).observe(node);
   }
 
