@@ -2,7 +2,7 @@
 // stops and ETAs when the rider is in an event; history charts that ask again at every zoom.
 import { Map, COLOURS } from './map.js';
 import { Series } from './charts.js';
-import { STALE_MS, ago, duration, el, km, label, moment, toMs, when } from './format.js';
+import { STATUS, STALE_MS, ago, duration, el, km, label, moment, toMs, when } from './format.js';
 import { view } from './api.js';
 
 const DAY = 86_400_000;
@@ -167,7 +167,7 @@ export async function riderView(root, { config, query, hub, title }) {
   hub.on('progress', (f) => {
     if (f.rider !== id || f.event !== eventId) return;
     if (f.metric === 'course_progress') {
-      status = ['riding', 'stopped', 'resting', 'sleeping', 'no_signal', 'finished', 'scratched'][f.status];
+      status = STATUS[f.status] ?? status;
       set('status', label(status));
       set('distance', km(f.progress_m));
       const ms = (s) => (s == null ? null : s * 1000);

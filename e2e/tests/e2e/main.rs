@@ -9,4 +9,3 @@ mod influxdb;
 mod k6;
 mod prometheus;
 mod roundtrip;
-mod web;

@@ -142,12 +142,17 @@ fn event_status_is_no_device_s_to_write() {
 }
 
 #[test]
-fn only_recent_gps_and_heart_rate_are_kept_for_live() {
-    let text = format!("gps lat=1,lon=2 {NOW}\npower watts=100 {NOW}\nheart_rate bpm=90 {}\n", NOW - 1000);
+fn only_recent_live_metrics_are_kept_for_live() {
+    let text = format!(
+        "gps lat=1,lon=2 {NOW}\npower watts=100 {NOW}\ntemperature celsius=20 {NOW}\nheart_rate bpm=90 {}\n",
+        NOW - 1000
+    );
     let parsed = run(&text, 1, Some(NOW - 10));
-    assert_eq!(parsed.count, 3);
-    assert_eq!(parsed.live.len(), 1);
+    assert_eq!(parsed.count, 4);
+    // The fresh gps and power; not the temperature (never live), nor the old heart rate.
+    assert_eq!(parsed.live.len(), 2);
     assert_eq!(parsed.live[0].float("lat"), Some(1.0));
+    assert_eq!(parsed.live[1].float("watts"), Some(100.0));
     assert!(run(&text, 1, None).live.is_empty(), "no NATS, nothing kept");
 }
 

@@ -2,13 +2,20 @@
 //! a simulated course (one of them private) and one on a solo ride, their fixes sent through
 //! the real collector, their progress derived by the real progress service, the page served
 //! by the real stream hub and reading the real query service.
+//!
+//! A test binary of its own: cargo runs test binaries one after another, so these two (each
+//! a whole stack and a Chromium) never share the machine with the dashboards' tests.
+
+#[path = "../e2e/helpers.rs"]
+#[allow(dead_code, reason = "shared with tests/e2e, which uses the rest")]
+mod helpers;
 
 use serde_json::{json, Value};
 use velometry_collector::simulate::course::{ride, RideOptions, SimFix};
 use velometry_core::testkit::{courses, post_readings, wait_until, write_course_gpx, RidersToml};
 use velometry_core::time::{now_nanos, Nanos};
 
-use crate::helpers::Stack;
+use helpers::Stack;
 use velometry_core::testkit::browser::{Browser, Page, Screen};
 
 const S: Nanos = 1_000_000_000;
