@@ -15,6 +15,22 @@ class Canvas {
     new ResizeObserver(() => this.redraw()).observe(node);
   }
 
+  /** Calls `onPick` with the id of the mark nearest a click, within 12 pixels: `marks()`
+   * gives `[id, x, y]` in the canvas's CSS pixels. */
+  pickOn(onPick, marks) {
+    this.canvas.addEventListener('click', (e) => {
+      if (!this.x) return;
+      const r = this.canvas.getBoundingClientRect();
+      const px = e.clientX - r.left, py = e.clientY - r.top;
+      let best = null, bestD = 12;
+      for (const [id, x, y] of marks()) {
+        const d = Math.hypot(x - px, y - py);
+        if (d < bestD) [best, bestD] = [id, d];
+      }
+      if (best) onPick(best);
+    });
+  }
+
   redraw() {
     const { width, height } = this.node.getBoundingClientRect();
     if (!width || !height) return;
@@ -81,7 +97,8 @@ export class Flow extends Canvas {
     super(node, 'race flow: distance along the course against time, every rider', (g, w, h) => this.paint(g, w, h));
     this.flows = [];
     this.selected = null;
-    this.canvas.addEventListener('click', (e) => this.pick(e, onPick));
+    // The rider whose line passes nearest the click.
+    this.pickOn(onPick, () => this.flows.flatMap((f) => f.points.map(([t, m]) => [f.rider, this.x(t), this.y(m)])));
   }
 
   set(flow, lengthM) {
@@ -118,21 +135,6 @@ export class Flow extends Canvas {
       line(chosen.points);
     }
   }
-
-  /** The rider whose line passes nearest the click. */
-  pick(e, onPick) {
-    if (!this.x) return;
-    const r = this.canvas.getBoundingClientRect();
-    const px = e.clientX - r.left, py = e.clientY - r.top;
-    let best = null, bestD = 12;
-    for (const f of this.flows) {
-      for (const [t, m] of f.points) {
-        const d = Math.hypot(this.x(t) - px, this.y(m) - py);
-        if (d < bestD) [best, bestD] = [f.rider, d];
-      }
-    }
-    if (best) onPick(best);
-  }
 }
 
 /** The course's elevation profile with every rider as a dot at their distance. */
@@ -141,7 +143,7 @@ export class Profile extends Canvas {
     super(node, 'elevation profile of the course with the riders along it', (g, w, h) => this.paint(g, w, h));
     this.points = [];
     this.riders = [];
-    this.canvas.addEventListener('click', (e) => this.pick(e, onPick));
+    this.pickOn(onPick, () => this.riders.map((r) => [r.id, this.x(r.m), this.y(this.elevation(r.m))]));
   }
 
   set(points) {
@@ -207,18 +209,6 @@ export class Profile extends Canvas {
       g.strokeStyle = on ? '#000' : '#fff';
       g.stroke();
     }
-  }
-
-  pick(e, onPick) {
-    if (!this.x) return;
-    const r = this.canvas.getBoundingClientRect();
-    const px = e.clientX - r.left, py = e.clientY - r.top;
-    let best = null, bestD = 12;
-    for (const rider of this.riders) {
-      const d = Math.hypot(this.x(rider.m) - px, this.y(this.elevation(rider.m)) - py);
-      if (d < bestD) [best, bestD] = [rider.id, d];
-    }
-    if (best) onPick(best);
   }
 }
 
