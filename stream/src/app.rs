@@ -32,6 +32,8 @@ pub struct Settings {
     pub feed: FeedSettings,
     /// Open WebSockets at most.
     pub max_connections: usize,
+    /// How often an event's followers get its entrants' new progress.
+    pub progress_every: Duration,
     /// Browser origins allowed to connect; every origin when `None`.
     pub allowed_origins: Option<Vec<String>>,
     /// Per-connection limits.
@@ -103,6 +105,8 @@ impl Application {
         ));
         let (feed_tx, feed_rx) = watch::channel(FeedState::Starting(None));
         let feed = tokio::spawn(feed::run(hub.clone(), settings.feed.clone(), feed_tx, stop_rx.clone()));
+        let progress =
+            tokio::spawn(crate::hub::send_progress(hub.clone(), settings.progress_every, stop_rx.clone()));
         let state = AppState {
             hub,
             permits: Arc::new(Semaphore::new(settings.max_connections)),
@@ -132,6 +136,7 @@ impl Application {
         )
         .await?;
         let _ = feed.await;
+        let _ = progress.await;
         let _ = reloads.await;
         let _ = metrics.await;
         Ok(())

@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// A client that sends nothing, not even a pong, for this long is closed (code 4001).
     #[arg(long, env = "VELOMETRY_STREAM_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// How often an event's followers get the new progress of its entrants, in one frame
+    /// (the spectator page draws at most once a second).
+    #[arg(long, env = "VELOMETRY_STREAM_PROGRESS_EVERY", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub progress_every: Duration,
     /// Largest message a client may send.
     #[arg(long, env = "VELOMETRY_STREAM_MAX_MESSAGE_BYTES", default_value_t = 4096)]
     pub max_message_bytes: usize,
@@ -116,6 +120,7 @@ impl ServeArgs {
                 replicas: usize::from(self.nats_replicas),
             },
             max_connections: self.max_connections,
+            progress_every: self.progress_every,
             allowed_origins: self.allowed_origins,
             limits: Limits {
                 queue: self.queue,

@@ -1,8 +1,10 @@
 //! The hub: what each rider is doing now (latest reading per metric, recent trail), who
 //! follows them and who follows each event, and the fan-out of each new reading to every
 //! follower's queue. An event's followers get the progress of its entrants (the progress
-//! service's `course_progress`, `course_status` and `checkpoint` readings) as `progress`
-//! frames, after a snapshot of the standings ranked from what the hub holds.
+//! service's `course_progress`, `course_status` and `checkpoint` readings) after a snapshot
+//! of the standings ranked from what the hub holds: gathered, and sent a few times a second
+//! as one `progress` frame of every entrant's new readings (see [`Hub::send_progress`]), so
+//! that a thousand entrants cost a spectator a frame, not a hundred, each second.
 //!
 //! Who may follow whom is asked of the riders file in force at each request, so a rider
 //! added to it mid-race can be followed as soon as the file is reloaded. A rider's state is
@@ -72,11 +74,10 @@ impl Reading {
         Ok(Reading { rider, metric, time, accepted_at_ms, position, event, frame: frame.into() })
     }
 
-    /// The frame with the event's code replaced by its id, and of type `kind`.
-    fn frame_of(&self, kind: &str, event: &EventId) -> Utf8Bytes {
+    /// The `reading` frame with the event's code replaced by its id.
+    fn frame_in(&self, event: &EventId) -> Utf8Bytes {
         let mut object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(self.frame.as_str()).unwrap_or_default();
-        object.insert("type".into(), kind.into());
         object.insert("event".into(), event.as_str().into());
         Utf8Bytes::from(serde_json::to_string(&object).unwrap_or_default())
     }
@@ -114,11 +115,21 @@ struct EventFollower {
     viewer: Option<Viewer>,
 }
 
+/// A reading of an entrant's progress, waiting for the event's next `progress` frame.
+struct Pending {
+    rider: RiderId,
+    /// The reading as an element of the frame's `readings` (no `type`, no `event`).
+    entry: Box<RawValue>,
+    accepted_at_ms: Option<i64>,
+}
+
 /// Every rider seen, with what they are doing now and who follows them.
 pub struct Hub {
     registry: SharedRegistry,
     riders: RwLock<HashMap<RiderId, Arc<RiderState>>>,
     events: Mutex<HashMap<EventId, HashMap<u64, EventFollower>>>,
+    /// Progress readings of followed events since the last `progress` frames, in order.
+    pending: Mutex<HashMap<EventId, Vec<Pending>>>,
     trail: Duration,
     next_id: AtomicU64,
 }
@@ -149,6 +160,7 @@ impl Hub {
             registry,
             riders: RwLock::default(),
             events: Mutex::default(),
+            pending: Mutex::default(),
             trail,
             next_id: AtomicU64::new(1),
         }
@@ -351,7 +363,7 @@ impl Hub {
             registry.events().iter().find(|e| event_code(&e.id) == code).map(|e| e.id.clone())
         });
         let frame = match &event {
-            Some(id) => reading.frame_of("reading", id),
+            Some(id) => reading.frame_in(id),
             None => reading.frame.clone(),
         };
         let state = self.rider(&reading.rider);
@@ -393,23 +405,76 @@ impl Hub {
         true
     }
 
-    /// Queues a reading of an event's progress for the event's followers who may see the
-    /// rider.
+    /// Keeps a reading of an event's progress for the event's next `progress` frame, if
+    /// anyone follows the event.
     fn publish_progress(&self, reading: &Reading, event: &EventId) {
-        let events = lock(&self.events);
-        let Some(followers) = events.get(event).filter(|f| !f.is_empty()) else { return };
+        if !lock(&self.events).get(event).is_some_and(|f| !f.is_empty()) {
+            return;
+        }
+        let mut object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(reading.frame.as_str()).unwrap_or_default();
+        object.remove("type");
+        object.remove("event");
+        let Ok(entry) = serde_json::value::to_raw_value(&object) else { return };
+        lock(&self.pending).entry(event.clone()).or_default().push(Pending {
+            rider: reading.rider.clone(),
+            entry,
+            accepted_at_ms: reading.accepted_at_ms,
+        });
+    }
+
+    /// Queues, for every follower of each event, one `progress` frame of the readings kept
+    /// since the last call that the follower may see. The frame is made once per kind of
+    /// follower (anonymous, or each viewer), whatever their number.
+    ///
+    /// In a queue that is full, an event's newer frame replaces the older one not yet sent:
+    /// a follower that slow misses progress, as a slow follower of a rider misses readings,
+    /// and the standings of their next subscribe bring them up to date.
+    pub fn send_progress(&self) {
+        let pending = std::mem::take(&mut *lock(&self.pending));
+        if pending.is_empty() {
+            return;
+        }
         let registry = self.registry.current();
-        let Some(rider) = registry.rider(&reading.rider) else { return };
-        let text = reading.frame_of("progress", event);
-        // Its own key: a client following the rider too gets both frames.
-        let key =
-            Key::Reading(Arc::from(format!("{event}/{}", reading.rider).as_str()), reading.metric.clone());
-        for follower in followers.values().filter(|f| registry.may_see(f.viewer.as_ref(), rider)) {
-            follower.queue.push(Queued {
-                key: key.clone(),
-                text: text.clone(),
-                accepted_at_ms: reading.accepted_at_ms,
-            });
+        let events = lock(&self.events);
+        for (event, entries) in &pending {
+            let Some(followers) = events.get(event) else { continue };
+            let key = Key::Reading(Arc::from(event.as_str()), Arc::from("progress"));
+            let mut made: HashMap<Option<&str>, Option<(Utf8Bytes, Option<i64>)>> = HashMap::new();
+            for follower in followers.values() {
+                let viewer = follower.viewer.as_ref();
+                let frame = made.entry(viewer.map(|v| v.name.as_str())).or_insert_with(|| {
+                    let seen: Vec<&Pending> = entries
+                        .iter()
+                        .filter(|p| registry.rider(&p.rider).is_some_and(|r| registry.may_see(viewer, r)))
+                        .collect();
+                    if seen.is_empty() {
+                        return None;
+                    }
+                    let readings: Vec<&RawValue> = seen.iter().map(|p| &*p.entry).collect();
+                    let text = Frame::Progress { event: event.as_str(), readings }.encode();
+                    Some((text, seen.iter().filter_map(|p| p.accepted_at_ms).min()))
+                });
+                if let Some((text, accepted_at_ms)) = frame {
+                    follower.queue.push(Queued {
+                        key: key.clone(),
+                        text: text.clone(),
+                        accepted_at_ms: *accepted_at_ms,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Sends the events' `progress` frames every `every` until `stop`.
+pub async fn send_progress(hub: Arc<Hub>, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => hub.send_progress(),
+            _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }
 }
@@ -515,6 +580,8 @@ id = "bob"
         hub.publish(&progress("alice", 2, 200.0));
         hub.publish(&progress("bob", 2, 400.0));
 
+        hub.send_progress();
+
         let frames = anonymous.take().await.expect("frames");
         let json = |f: &Queued| serde_json::from_str::<serde_json::Value>(f.text.as_str()).expect("json");
         let snapshot = json(&frames[0]);
@@ -524,10 +591,16 @@ id = "bob"
         assert_eq!((rows[0]["rider"].as_str(), rows[0]["rank"].as_i64()), (Some("alice"), Some(1)));
         assert_eq!(rows[0]["distance_m"], 100.0);
         assert!(rows[0].get("checkpoints_reached").is_none(), "the hub does not count them: {snapshot}");
-        assert_eq!(frames.len(), 2, "alice's progress only");
+        assert_eq!(frames.len(), 2, "the snapshot, then one frame of progress");
         let update = json(&frames[1]);
         assert_eq!((update["type"].as_str(), update["event"].as_str()), (Some("progress"), Some("race")));
-        assert_eq!((update["rider"].as_str(), update["progress_m"].as_f64()), (Some("alice"), Some(200.0)));
+        let readings = update["readings"].as_array().expect("readings");
+        assert_eq!(readings.len(), 1, "alice's progress only: {update}");
+        assert_eq!(
+            (readings[0]["rider"].as_str(), readings[0]["progress_m"].as_f64()),
+            (Some("alice"), Some(200.0))
+        );
+        assert!(readings[0].get("type").is_none() && readings[0].get("event").is_none(), "{update}");
 
         let frames = coached.take().await.expect("frames");
         let snapshot = json(&frames[0]);
@@ -539,7 +612,22 @@ id = "bob"
             .collect();
         assert_eq!(ranked, ["bob", "alice"]);
         assert_eq!(snapshot["standings"][1]["gap_m"], 200.0);
-        assert_eq!(frames.len(), 3, "both riders' progress");
+        assert_eq!(frames.len(), 2, "the snapshot, then one frame of progress");
+        let update = json(&frames[1]);
+        let riders: Vec<&str> = update["readings"]
+            .as_array()
+            .expect("readings")
+            .iter()
+            .filter_map(|r| r["rider"].as_str())
+            .collect();
+        assert_eq!(riders, ["alice", "bob"], "both riders' progress, in order");
+        hub.send_progress();
+        hub.publish(&progress("alice", 3, 300.0));
+        hub.send_progress();
+        hub.publish(&progress("alice", 4, 400.0));
+        hub.send_progress();
+        let frames = coached.take().await.expect("frames");
+        assert_eq!(frames.len(), 2, "a frame per call with something new: {}", frames.len());
 
         // A rider's own followers see the event by its id too.
         let alice = RiderId::parse("alice").expect("id");

@@ -103,6 +103,14 @@ pub enum Frame<'a> {
         /// The rows, in rank order.
         standings: &'a [velometry_core::event::standings::Standing],
     },
+    /// An event's progress: the readings of its entrants made since the last frame, in the
+    /// order they came, as `reading` frames have them but without `type` and `event`.
+    Progress {
+        /// Event id.
+        event: &'a str,
+        /// `course_progress`, `course_status` and `checkpoint` readings.
+        readings: Vec<&'a serde_json::value::RawValue>,
+    },
     /// Something the client asked for cannot be done.
     Error {
         /// What and why.

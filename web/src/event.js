@@ -57,6 +57,7 @@ export async function eventView(root, { config, query, hub, title }) {
   prof.set(profile.points);
 
   let rows = [];
+  let byRider = new globalThis.Map();
   let asOf = null;
   let selected = view.get('select');
   let replay = view.get('at') ? Number(view.get('at')) || toMs(view.get('at')) : null;
@@ -194,6 +195,7 @@ export async function eventView(root, { config, query, hub, title }) {
     const answer = await query.get(`/v1/events/${encodeURIComponent(id)}/standings`, { at: at ?? undefined });
     if (at !== replay) return;
     rows = answer.standings;
+    byRider = new globalThis.Map(rows.map((r) => [r.rider, r]));
     asOf = answer.as_of;
     paint();
   }
@@ -239,12 +241,19 @@ export async function eventView(root, { config, query, hub, title }) {
   hub.on('standings', (f) => {
     if (f.event !== id || replay) return;
     rows = f.standings;
+    byRider = new globalThis.Map(rows.map((r) => [r.rider, r]));
     asOf = f.as_of;
     later();
   });
-  hub.on('progress', (f) => {
-    if (f.event !== id || replay) return;
-    const r = rows.find((x) => x.rider === f.rider);
+  hub.on('progress', (frame) => {
+    if (frame.event !== id || replay) return;
+    for (const reading of frame.readings) progress(reading);
+    if (frame.readings.some((f) => f.metric === 'checkpoint')) loadCheckpoints().catch(() => {});
+    later();
+  });
+  /** One entrant's reading of progress, from the hub's `progress` frames. */
+  function progress(f) {
+    const r = byRider.get(f.rider);
     if (!r) return;
     const time = Date.parse(f.time);
     if (f.metric === 'course_progress') {
@@ -264,12 +273,9 @@ export async function eventView(root, { config, query, hub, title }) {
     } else if (f.metric === 'course_status' && f.status !== 7) {
       r.status = STATUS[f.status] ?? r.status;
       r.status_since = time;
-    } else if (f.metric === 'checkpoint') {
-      loadCheckpoints().catch(() => {});
     }
     asOf = Math.max(asOf ?? 0, time);
-    later();
-  });
+  }
   hub.subscribe({ events: [id] });
 
   /** Ranks as the hub's followers keep them: finishers first, then by distance. */

@@ -146,6 +146,13 @@ export async function riderView(root, { config, query, hub, title }) {
     } else if (frame.metric === 'cadence') {
       set('cadence', Math.round(frame.rpm));
       charts[3].chart.push(time, frame.rpm);
+    } else if (frame.metric === 'course_progress' && eventId && frame.event === eventId) {
+      // The rider's own progress comes with their readings: no need to follow the event.
+      status = STATUS[frame.status] ?? status;
+      set('status', label(status));
+      set('distance', km(frame.progress_m));
+      const ms = (s) => (s == null ? null : s * 1000);
+      if (frame.eta_finish_p50) setEta('eta-finish', { p10: ms(frame.eta_finish_p10), p50: ms(frame.eta_finish_p50), p90: ms(frame.eta_finish_p90) });
     }
   }
 
@@ -164,17 +171,7 @@ export async function riderView(root, { config, query, hub, title }) {
     addTrail(f.trail);
   });
   hub.on('reading', (f) => f.rider === id && live(f));
-  hub.on('progress', (f) => {
-    if (f.rider !== id || f.event !== eventId) return;
-    if (f.metric === 'course_progress') {
-      status = STATUS[f.status] ?? status;
-      set('status', label(status));
-      set('distance', km(f.progress_m));
-      const ms = (s) => (s == null ? null : s * 1000);
-      if (f.eta_finish_p50) setEta('eta-finish', { p10: ms(f.eta_finish_p10), p50: ms(f.eta_finish_p50), p90: ms(f.eta_finish_p90) });
-    }
-  });
-  hub.subscribe({ riders: [id], events: eventId ? [eventId] : [] });
+  hub.subscribe({ riders: [id] });
   setInterval(freshness, 5_000);
 
   // The track of the range, then live positions after it.
