@@ -408,7 +408,7 @@ impl Hub {
     /// Keeps a reading of an event's progress for the event's next `progress` frame, if
     /// anyone follows the event.
     fn publish_progress(&self, reading: &Reading, event: &EventId) {
-        if !lock(&self.events).get(event).is_some_and(|f| !f.is_empty()) {
+        if lock(&self.events).get(event).is_none_or(HashMap::is_empty) {
             return;
         }
         let mut object: serde_json::Map<String, serde_json::Value> =
