@@ -103,9 +103,23 @@ export class Flow extends Canvas {
 
   set(flow, lengthM) {
     this.flows = flow.riders;
+    this.byRider = new globalThis.Map(this.flows.map((f) => [f.rider, f]));
+    this.bucket = flow.bucket_ms;
     this.range = { min: flow.from, max: flow.to };
     this.length = lengthM;
     this.redraw();
+  }
+
+  /** Adds a rider's live progress to their line, a point per bucket of the answer at most
+   * (as dense as the history it extends), without drawing: says whether it grew. */
+  extend(rider, time, metres) {
+    const f = this.byRider?.get(rider);
+    if (!f || !this.range || time <= this.range.min) return false;
+    const last = f.points.at(-1);
+    if (last && (metres <= last[1] || time - last[0] < this.bucket)) return false;
+    f.points.push([time, metres]);
+    this.range.max = Math.max(this.range.max, time);
+    return true;
   }
 
   select(id) {

@@ -251,6 +251,7 @@ export async function eventView(root, { config, query, hub, title }) {
     if (frame.readings.some((f) => f.metric === 'checkpoint')) loadCheckpoints().catch(() => {});
     later();
   });
+  let flowGrew = false;
   /** One entrant's reading of progress, from the hub's `progress` frames. */
   function progress(f) {
     const r = byRider.get(f.rider);
@@ -270,6 +271,7 @@ export async function eventView(root, { config, query, hub, title }) {
         r.eta_finish = { p10: ms(f.eta_finish_p10), p50: ms(f.eta_finish_p50), p90: ms(f.eta_finish_p90) };
       }
       unranked = true;
+      flowGrew = flow.extend(f.rider, time, f.progress_m) || flowGrew;
     } else if (f.metric === 'course_status' && f.status !== 7) {
       r.status = STATUS[f.status] ?? r.status;
       r.status_since = time;
@@ -349,10 +351,16 @@ export async function eventView(root, { config, query, hub, title }) {
   setReplay(replay);
   await load(replay);
   await Promise.all([loadCheckpoints(), loadFlow()]).catch(report);
-  // The live standings' gaps and ETAs come from the history: asked again now and then.
+  // The live standings' gaps and ETAs come from the history: asked again now and then. The
+  // race flow grows from the live progress, drawn again as often (a thousand lines).
   setInterval(() => {
-    if (!replay) load(null).catch(report);
-    loadFlow().catch(report);
+    if (replay) {
+      loadFlow().catch(report);
+      return;
+    }
+    load(null).catch(report);
+    if (flowGrew) flow.redraw();
+    flowGrew = false;
   }, 30_000);
   setInterval(() => replay || paintTable(), 5_000);
 }

@@ -41,7 +41,8 @@ pub struct AppState {
     pub max_raw_points: usize,
     /// Readings one export may hold at most.
     pub max_export_points: i64,
-    /// Answers made for many callers at once (an event's standings), shared for a moment.
+    /// Answers made for many callers at once (an event's standings and race flow), shared
+    /// for a moment.
     pub answers: std::sync::Arc<crate::influx::shared::Shared<Encoded>>,
 }
 

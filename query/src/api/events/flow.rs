@@ -140,21 +140,37 @@ pub async fn flow(
     let since_start = (now_nanos() - first_start(event)).max(3_600_000_000_000);
     let range = params.range(Duration::from_nanos(since_start.unsigned_abs()))?;
     let max_points = params.max_points(500, 10)?;
-    let riders: Vec<&str> =
-        entrants(&registry, viewer, event).into_iter().map(|(r, _)| r.id.as_str()).collect();
-    let (bucket, tier, mut flows) =
-        flow_points(&state, event, &riders, range.from(), range.to(), max_points as i64).await?;
-    let series: Vec<Value> = riders
-        .iter()
-        .map(|r| {
-            let points: Vec<(i64, f64)> =
-                flows.remove(*r).unwrap_or_default().into_iter().map(|(t, d)| (millis(t), d)).collect();
-            json!({"rider": r, "points": points})
-        })
-        .collect();
-    let body = json!({
-        "event": event.id.as_str(), "tier": tier, "bucket_ms": millis(bucket),
-        "from": millis(range.from()), "to": millis(range.to()), "riders": series,
-    });
-    Ok(json_for(&body, viewer.is_none(), 5))
+    let read = || async {
+        let riders: Vec<&str> =
+            entrants(&registry, viewer, event).into_iter().map(|(r, _)| r.id.as_str()).collect();
+        let (bucket, tier, mut flows) =
+            flow_points(&state, event, &riders, range.from(), range.to(), max_points as i64).await?;
+        let series: Vec<Value> = riders
+            .iter()
+            .map(|r| {
+                let points: Vec<(i64, f64)> =
+                    flows.remove(*r).unwrap_or_default().into_iter().map(|(t, d)| (millis(t), d)).collect();
+                json!({"rider": r, "points": points})
+            })
+            .collect();
+        let body = json!({
+            "event": event.id.as_str(), "tier": tier, "bucket_ms": millis(bucket),
+            "from": millis(range.from()), "to": millis(range.to()), "riders": series,
+        });
+        Ok::<_, ApiError>(Encoded::new(&body))
+    };
+    // The flow up to now is what every spectator's page asks when it opens: callers with
+    // the same question share one answer a second (`to` is then up to a second old).
+    let body = if params.get("to").is_none() {
+        let key = format!(
+            "flow\u{0}{}\u{0}{}\u{0}{}\u{0}{max_points}",
+            event.id.as_str(),
+            viewer.map_or("", |v| v.name.as_str()),
+            params.get("from").unwrap_or_default(),
+        );
+        state.answers.get_or_stale(&key, read).await?.0
+    } else {
+        std::sync::Arc::new(read().await?)
+    };
+    Ok(body.respond(&headers, if viewer.is_none() { "public, max-age=5" } else { "private, max-age=5" }))
 }
