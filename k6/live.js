@@ -10,10 +10,10 @@ import http from 'k6/http';
 import ws from 'k6/ws';
 import { check } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
-import { stream, riders, summary, summaryTrendStats } from './lib/config.js';
+import { parseDuration, stream, riders, summary, summaryTrendStats } from './lib/config.js';
 
 const followers = Number(__ENV.FOLLOWERS || 100);
-const holdMs = parseDuration(__ENV.HOLD || '30s');
+const holdMs = parseDuration('HOLD', __ENV.HOLD || '30s');
 
 export const options = {
   summaryTrendStats,
@@ -39,14 +39,6 @@ export const received = new Counter('live_readings');
 // whether a visit failed (no page, no upgrade, or no snapshot within 5 s).
 export const visitDuration = new Trend('live_visit_duration', true);
 export const visitFailed = new Rate('live_visit_failed');
-
-function parseDuration(text) {
-  const m = /^(\d+)(ms|s|m)$/.exec(text);
-  if (!m) {
-    throw new Error(`HOLD=${text}: give a duration like 30s, 2m or 500ms`);
-  }
-  return Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[m[2]];
-}
 
 export function follow() {
   const url = `${stream.replace(/^http/, 'ws')}/v1/live`;

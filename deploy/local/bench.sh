@@ -11,7 +11,8 @@
 #   deploy/local/bench.sh live-ceiling      # most live followers at p99 < 100 ms
 #   deploy/local/bench.sh standings --riders 1000 --devices 1   # an event's standings: most requests/s at p99 < 50 ms
 #   deploy/local/bench.sh page --riders 1000 --devices 1   # the spectator page in Chromium: first render, weight, live main thread and heap
-#   deploy/local/bench.sh all               # all six, about an hour
+#   deploy/local/bench.sh spectators --riders 1000 --devices 1   # 10,000 spectators of that page (k6), every entrant riding
+#   deploy/local/bench.sh all               # all seven, over an hour
 #   deploy/local/bench.sh ingest-ceiling history-ceiling   # several, in order, on one stack
 #   deploy/local/bench.sh history-ceiling --influx-cache-snapshot 25m   # InfluxDB's default cache
 #   deploy/local/bench.sh requests --dry-run          # print, don't write BENCHMARKS.md

@@ -16,8 +16,17 @@ export const stream = __ENV.STREAM_URL || 'http://127.0.0.1:8090';
 export const tokens = (__ENV.TOKENS || '').split(',').filter((t) => t.length > 0);
 export const riders = (__ENV.RIDERS || 'demo').split(',').filter((r) => r.length > 0);
 
-/** The statistics every script's summary keeps of each trend (p(99) is not a default). */
-export const summaryTrendStats = ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max'];
+/** The statistics every script's summary keeps of each trend (p(99) and count are not defaults). */
+export const summaryTrendStats = ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max', 'count'];
+
+/** Milliseconds of a duration like 30s, 2m or 500ms; `name` is the setting, for the error. */
+export function parseDuration(name, text) {
+  const m = /^(\d+)(ms|s|m)$/.exec(text);
+  if (!m) {
+    throw new Error(`${name}=${text}: give a duration like 30s, 2m or 500ms`);
+  }
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[m[2]];
+}
 
 /** The token of the device this VU plays. */
 export function token() {
@@ -48,6 +57,7 @@ export function summary(data) {
     line('http_req_duration', 'p(99)'),
     line('live_latency', 'p(99)'),
     line('live_readings', 'count'),
+    line('spectator_progress_latency', 'p(99)'),
   ].join('\n');
   return { [__ENV.SUMMARY || 'summary.json']: JSON.stringify(data, null, 2), stdout: `${text}\n` };
 }

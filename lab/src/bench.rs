@@ -9,15 +9,18 @@
 //! - `standings`: the highest rate of an event's standings requests, beside the same search
 //!   against `/healthz`, the most this machine can measure;
 //! - `page`: the spectator page of the event in headless Chromium: first render, weight, and
-//!   the main thread and heap with every entrant's progress arriving live.
+//!   the main thread and heap with every entrant's progress arriving live;
+//! - `spectators`: thousands of spectators opening that page and keeping it open (k6).
 //!
 //! The stack is set up in [`setup`], the ceilings searched in [`ceiling`].
 
 mod ceiling;
+mod fleet;
 mod k6;
 mod page;
 mod report;
 mod setup;
+mod spectators;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -50,6 +53,9 @@ pub enum Scenario {
     /// Chromium: first render, weight, main-thread work and heap while progress arrives live
     /// for --page-live
     Page,
+    /// --spectators people opening the event's spectator page and keeping it open (its
+    /// requests and WebSocket, k6), every entrant's progress arriving every 10 s
+    Spectators,
     /// All of the above, one after the other, on one stack
     All,
 }
@@ -114,6 +120,15 @@ pub struct Args {
     /// How long the page scenario follows the event live
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     page_live: Duration,
+    /// Spectators of the spectators scenario, all connected at once by the end of the ramp
+    #[arg(long, default_value_t = 10_000)]
+    spectators: usize,
+    /// How long the spectators take to arrive
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    spectators_ramp: Duration,
+    /// How long they all stay once the last has arrived
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    spectators_hold: Duration,
     /// Use a running collector instead of starting a stack (with --query-url, --stream-url,
     /// --tokens-file and --rider)
     #[arg(long, requires_all = ["query_url", "stream_url", "tokens_file", "rider"])]
@@ -163,6 +178,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Scenario::LiveCeiling,
                 Scenario::Standings,
                 Scenario::Page,
+                Scenario::Spectators,
             ]
         }
         one => vec![one],
@@ -190,6 +206,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Scenario::Page => {
                 let riders = running.as_ref().map(|r| r.entrants()).unwrap_or_else(|| target.riders.clone());
                 ("page", "The spectator page of a race", page::page(&args, &target, &riders).await?)
+            }
+            Scenario::Spectators => {
+                let riders = running.as_ref().map(|r| r.entrants()).unwrap_or_else(|| target.riders.clone());
+                let processes = running.as_ref().map(|r| r.processes()).unwrap_or_default();
+                (
+                    "spectators",
+                    "Load: the spectators of a race",
+                    spectators::spectators(&args, &target, &riders, &processes).await?,
+                )
             }
             Scenario::All => unreachable!("expanded above"),
         };

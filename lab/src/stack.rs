@@ -154,7 +154,13 @@ impl Stack {
             ]),
         )
         .await?;
-        let query = start("query", serve(vec![format!("--influx-url={}", influx.url)])).await?;
+        // Thousands of spectators hold thousands of keep-alive connections (the spectators
+        // scenario); a deployment for them raises the cap the same way.
+        let query = start(
+            "query",
+            serve(vec![format!("--influx-url={}", influx.url), "--max-connections=16384".into()]),
+        )
+        .await?;
         let mut streams = Vec::new();
         for _ in 0..stream_replicas {
             let hub = start(

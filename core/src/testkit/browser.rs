@@ -25,6 +25,8 @@ pub enum Screen {
     Phone,
     /// 1440 × 900, one device pixel each.
     Desktop,
+    /// A 4K wall screen: 3840 × 2160, one device pixel each.
+    Wall,
 }
 
 impl Screen {
@@ -32,14 +34,16 @@ impl Screen {
         match self {
             Screen::Phone => json!({"width": 360, "height": 740, "deviceScaleFactor": 3, "mobile": true}),
             Screen::Desktop => json!({"width": 1440, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+            Screen::Wall => json!({"width": 3840, "height": 2160, "deviceScaleFactor": 1, "mobile": false}),
         }
     }
 
-    /// `phone` or `desktop`, for file names.
+    /// `phone`, `desktop` or `wall`, for file names.
     pub fn name(self) -> &'static str {
         match self {
             Screen::Phone => "phone",
             Screen::Desktop => "desktop",
+            Screen::Wall => "wall",
         }
     }
 }

@@ -294,6 +294,16 @@ async fn the_event_view_shows_the_race_live_and_back_in_time_on_a_phone_and_a_de
     assert!(findings.is_empty(), "accessibility on a phone: {findings:#?}");
     phone.screenshot(&screenshots(), "event").await;
     assert!(page.errors.is_empty() && phone.errors.is_empty(), "{:?} {:?}", page.errors, phone.errors);
+
+    // On a 4K wall screen: the same view, filling it.
+    let mut wall = browser.open(&race.page("event=tour&select=alice"), Screen::Wall).await;
+    wall.ready().await;
+    wall.wait_for("two rows", "document.querySelectorAll('#standings tbody tr').length === 2").await;
+    assert_eq!(wall.eval("document.documentElement.scrollWidth").await, json!(3840));
+    let map = wall.eval("document.getElementById('map').getBoundingClientRect().width").await;
+    assert!(map.as_f64().is_some_and(|w| w > 1_500.0), "the map uses the wall's width: {map}");
+    wall.screenshot(&screenshots(), "event").await;
+    assert!(wall.errors.is_empty(), "{:?}", wall.errors);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,6 +387,8 @@ async fn the_rider_view_shows_live_values_and_charts_that_ask_again_at_every_zoo
         )
         .await;
     assert_eq!(phone.eval("document.documentElement.scrollWidth").await, json!(360));
+    let findings = accessibility(&mut phone).await;
+    assert!(findings.is_empty(), "accessibility of the rider view on a phone: {findings:#?}");
     phone.screenshot(&screenshots(), "rider").await;
     assert!(page.errors.is_empty() && phone.errors.is_empty(), "{:?} {:?}", page.errors, phone.errors);
 }

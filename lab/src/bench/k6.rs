@@ -34,6 +34,23 @@ impl Summary {
         self.get("dropped_iterations", "count")
     }
 
+    /// The checks that failed at least once, with how often: `name ×count`, comma-separated,
+    /// or `none`.
+    pub fn failed_checks(&self) -> String {
+        let failed: Vec<String> = self.0["root_group"]["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["fails"].as_f64().is_some_and(|f| f > 0.0))
+            .map(|c| format!("{} ×{}", c["name"].as_str().unwrap_or("?"), c["fails"]))
+            .collect();
+        if failed.is_empty() {
+            "none".to_owned()
+        } else {
+            failed.join(", ")
+        }
+    }
+
     /// HTTP requests that failed (status ≥ 400 or no answer).
     pub fn http_failed(&self) -> f64 {
         self.get("http_req_failed", "passes")

@@ -8,13 +8,13 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use velometry_core::testkit::browser::{Browser, Page, Screen};
 
+use super::fleet::Fleet;
 use super::k6::Target;
 use super::{report, Args};
-use crate::stack::{EVENT, EVENT_STARTED_AGO, SERVICE_TOKEN};
+use crate::stack::EVENT;
 
 /// Loads measured per cache state.
 const LOADS: usize = 5;
@@ -30,24 +30,7 @@ async fn rendered(tab: &mut Page, rows: usize) -> f64 {
     tab.wait_for("the event view", &ready).await.as_f64().unwrap_or(f64::NAN)
 }
 
-/// A progress reading of an entrant `index` riding at their own speed, at `t` (s).
-fn progress(index: usize, t: i64, started: i64, code: f64) -> Value {
-    let speed = 5.0 + 5.0 * (index as f64 * 0.618_034).fract();
-    let along = (t - started) as f64 * speed;
-    json!([{
-        "metric": "course_progress", "time": t * 1_000, "event": code,
-        "current_m": along, "progress_m": along, "to_go_m": 1_000_000.0 - along,
-        "from_course_m": 5.0, "off_course": 0, "status": 0, "next_checkpoint": 0,
-        "eta_next_p50": t + ((250_000.0 - along) / speed) as i64,
-        "eta_finish_p50": t + ((1_000_000.0 - along) / speed * 1.4) as i64,
-    }])
-}
-
 pub(super) async fn page(args: &Args, target: &Target, riders: &[String]) -> anyhow::Result<String> {
-    let http = reqwest::Client::new();
-    let code = velometry_core::event::status::event_code(
-        &velometry_core::ids::EventId::parse(EVENT).context("the fleet's event id")?,
-    );
     let followed = riders.first().context("no entrants")?.clone();
     let url = format!("{}/?event={EVENT}&select={followed}", target.stream);
     println!("Opening {url} in Chromium …");
@@ -73,8 +56,7 @@ pub(super) async fn page(args: &Args, target: &Target, riders: &[String]) -> any
 
     // Live: every entrant's progress every 10 s, the followed one's every second.
     println!("Following {} entrants live for {} …", riders.len(), humantime::format_duration(args.page_live));
-    let now = velometry_core::time::now_nanos() / 1_000_000_000;
-    let started = now - EVENT_STARTED_AGO.as_secs() as i64;
+    let fleet = Fleet::new(target, riders)?;
     let row = format!("document.querySelector('#standings tr[data-rider=\"{followed}\"]')?.dataset.fix");
     let begin = Instant::now();
     let first = tab.metrics().await;
@@ -83,25 +65,7 @@ pub(super) async fn page(args: &Args, target: &Target, riders: &[String]) -> any
     let mut second = 0usize;
     while begin.elapsed() < args.page_live {
         let tick = Instant::now();
-        let t = velometry_core::time::now_nanos() / 1_000_000_000;
-        let share = riders.len().div_ceil(10);
-        let mut posts: Vec<(usize, &String)> = riders
-            .iter()
-            .enumerate()
-            .skip((second % 10) * share)
-            .take(share)
-            .filter(|(_, r)| **r != followed)
-            .collect();
-        posts.push((0, &followed));
-        let requests = posts.into_iter().map(|(index, rider)| {
-            let request = http
-                .post(format!("{}/v1/events/{EVENT}/riders/{rider}/derived", target.collector))
-                .header("Authorization", format!("Token {SERVICE_TOKEN}"))
-                .json(&progress(index, t, started, code));
-            async move { request.send().await.map(|r| r.status().is_success()).unwrap_or(false) }
-        });
-        let sent: Vec<bool> = futures::stream::iter(requests).buffer_unordered(16).collect().await;
-        anyhow::ensure!(sent.iter().all(|ok| *ok), "the collector refused progress");
+        let t = fleet.second(second, Some(&followed)).await?;
         if second % 10 == 5 {
             // How long the followed rider's reading took to reach the table.
             let want = json!((t * 1_000).to_string());

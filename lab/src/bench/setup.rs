@@ -24,6 +24,17 @@ impl Running {
         self.stack.fleet.riders()
     }
 
+    /// The started processes, named, for their CPU time.
+    pub(super) fn processes(&self) -> Vec<(&'static str, Option<u32>)> {
+        let mut all = vec![
+            ("InfluxDB", self.stack.influx.pid()),
+            ("collector", self.stack.collector.pid()),
+            ("query", self.stack.query.pid()),
+        ];
+        all.extend(self.stack.streams.iter().map(|s| ("hub", s.pid())));
+        all
+    }
+
     /// Waits until the collector has stored everything it took and InfluxDB has gone quiet
     /// (its compactions done), so that a scenario does not pay for the one before it.
     pub(super) async fn settle(&self) {
@@ -82,7 +93,11 @@ pub(super) async fn start(args: &Args) -> anyhow::Result<(Target, Running)> {
         stack.collector.url, stack.query.url, stream, stack.influx.url
     );
     seed_history(&stack, args).await?;
-    if args.scenarios.iter().any(|s| matches!(s, Scenario::Standings | Scenario::Page | Scenario::All)) {
+    if args
+        .scenarios
+        .iter()
+        .any(|s| matches!(s, Scenario::Standings | Scenario::Page | Scenario::Spectators | Scenario::All))
+    {
         seed_progress(&stack).await?;
     }
     let live: Vec<String> = fleet.first_tokens().into_iter().take(args.live_riders).collect();
