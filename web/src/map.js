@@ -41,13 +41,14 @@ export class Map {
         .bindTooltip(f.properties.name)
         .addTo(this.map);
     }
-    // The start and the finish: one mark when the course is a loop.
+    // The start and the finish, black in a white ring (checkpoints are white, riders coloured
+    // by status): one mark when the course ends where it starts.
     const [start, finish] = [latlngs[0], latlngs.at(-1)];
     const ends = this.map.distance(start, finish) < 50
-      ? [[start, 'Start and finish', '#2b8a3e']]
-      : [[start, 'Start', '#2b8a3e'], [finish, 'Finish', '#111']];
-    for (const [at, name, colour] of ends) {
-      L.circleMarker(at, { radius: 8, color: '#fff', weight: 3, fillColor: colour, fillOpacity: 1, renderer: this.renderer })
+      ? [[start, 'Start and finish']]
+      : [[start, 'Start'], [finish, 'Finish']];
+    for (const [at, name] of ends) {
+      L.circleMarker(at, { radius: 8, color: '#fff', weight: 3, fillColor: '#111', fillOpacity: 1, renderer: this.renderer })
         .bindTooltip(name)
         .addTo(this.map);
     }
